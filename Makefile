@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make serve` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test lint typecheck unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+serve: $(VENV)/.installed
+	$(BIN)/hookhub serve --database-url sqlite:///./hookhub.db
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check hookhub tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -W error
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,3 @@
+from hookhub.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The HTTP face of Hookhub: the REST API, the inbound receiver and operational endpoints."""

@@ -1,0 +1,25 @@
+"""FastAPI dependencies: the app's services and the API-key check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+
+from hookhub.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from hookhub.services import Services
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def require_api_key(request: Request) -> None:
+    get_services(request).keys.check(request.headers.get("authorization"))
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="next_cursor of the last page.")]
+DEFAULT_PAGE = DEFAULT_LIMIT

@@ -1,0 +1,98 @@
+"""/api/v1/contacts: create, upsert, read, patch, delete and list contacts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from starlette.responses import Response
+
+from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
+from hookhub.api.responses import JSON
+from hookhub.api.schemas import ContactCreate, ContactOut, ContactPatch, Id, PageOut
+from hookhub.core.contacts import normalize_email
+from hookhub.core.pagination import decode_cursor, encode_cursor
+from hookhub.crm.operations import UNSET
+
+router = APIRouter(prefix="/contacts", tags=["contacts"])
+Ref = Annotated[str, Path(max_length=320, description="The contact's id or email.")]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=ContactOut,
+    responses={200: {"description": "Updated (upsert)", "model": ContactOut}},
+)
+def create_contact(
+    body: ContactCreate,
+    services: ServicesDep,
+    upsert: Annotated[bool, Query(description="Update the contact if the email exists.")] = False,
+) -> Response:
+    with services.crm.transaction() as crm:
+        contact, created = crm.create_contact(
+            body.email,
+            ext_id=body.ext_id,
+            attributes=body.attributes,
+            list_ids=body.list_ids,
+            unsubscribed=body.unsubscribed,
+            upsert=upsert,
+        )
+    return JSON(contact.to_api(), status_code=201 if created else 200)
+
+
+@router.get("", response_model=PageOut[ContactOut])
+def list_contacts(
+    services: ServicesDep,
+    list_id: Annotated[Id | None, Query()] = None,
+    email: Annotated[str | None, Query(max_length=320)] = None,
+    ext_id: Annotated[str | None, Query(max_length=255)] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    after = decode_cursor(cursor)
+    with services.crm.reader() as crm:
+        if list_id is not None:
+            crm.require_lists([list_id])
+        items = crm.contacts.page(
+            after_id=after,
+            limit=limit,
+            list_id=list_id,
+            email=normalize_email(email) if email is not None else None,
+            ext_id=ext_id,
+        )
+        crm.contacts.attach_list_ids(items)
+    next_cursor = encode_cursor(items[-1].id) if len(items) == limit else None
+    return JSON({"data": [c.to_api() for c in items], "next_cursor": next_cursor})
+
+
+@router.get("/{ref}", response_model=ContactOut)
+def get_contact(ref: Ref, services: ServicesDep) -> Response:
+    with services.crm.reader() as crm:
+        contact = crm.find_contact(ref)
+        crm.contacts.attach_list_ids([contact])
+    return JSON(contact.to_api())
+
+
+@router.patch("/{ref}", response_model=ContactOut)
+def patch_contact(ref: Ref, body: ContactPatch, services: ServicesDep) -> Response:
+    given = body.model_fields_set
+    with services.crm.transaction() as crm:
+        contact = crm.find_contact(ref, lock=True)
+        contact = crm.update_contact(
+            contact,
+            email=body.email if "email" in given and body.email is not None else UNSET,
+            ext_id=body.ext_id if "ext_id" in given else UNSET,
+            attributes=body.attributes,
+            unsubscribed=body.unsubscribed,
+            add_list_ids=body.list_ids,
+            remove_list_ids=body.unlink_list_ids,
+        )
+    return JSON(contact.to_api())
+
+
+@router.delete("/{ref}", status_code=204)
+def delete_contact(ref: Ref, services: ServicesDep) -> Response:
+    with services.crm.transaction() as crm:
+        crm.delete_contact(crm.find_contact(ref, lock=True))
+    return Response(status_code=204)

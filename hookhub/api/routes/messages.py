@@ -1,0 +1,59 @@
+"""/api/v1/messages and /api/v1/event-types: what Hookhub has sent or will send."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Path, Query
+from sqlalchemy import Row
+from starlette.responses import Response
+
+from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
+from hookhub.api.responses import JSON
+from hookhub.api.schemas import MessageOut, PageOut
+from hookhub.core.catalog import EVENT_TYPES
+from hookhub.core.jsoncodec import isoformat
+from hookhub.core.pagination import decode_text_cursor, encode_cursor
+from hookhub.errors import NotFound
+from hookhub.store.messages import MessageStore
+
+router = APIRouter(tags=["messages"])
+
+
+def message_to_api(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        # The stored bytes, embedded verbatim: exactly what endpoints receive.
+        "payload": orjson.Fragment(row.payload),
+        "created_at": isoformat(row.created_at),
+    }
+
+
+@router.get("/messages", response_model=PageOut[MessageOut])
+def list_messages(
+    services: ServicesDep,
+    event_type: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Limit = DEFAULT_PAGE,
+    cursor: Cursor = None,
+) -> Response:
+    after = decode_text_cursor(cursor)
+    with services.db.read() as conn:
+        rows = MessageStore(conn).page(after_id=after, limit=limit, event_type=event_type)
+    next_cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
+    return JSON({"data": [message_to_api(r) for r in rows], "next_cursor": next_cursor})
+
+
+@router.get("/messages/{message_id}", response_model=MessageOut)
+def get_message(message_id: Annotated[str, Path(max_length=40)], services: ServicesDep) -> Response:
+    with services.db.read() as conn:
+        row = MessageStore(conn).get(message_id)
+    if row is None:
+        raise NotFound(f"No message {message_id!r}.")
+    return JSON(message_to_api(row))
+
+
+@router.get("/event-types")
+def list_event_types() -> Response:
+    return JSON({"data": [t.to_api() for t in EVENT_TYPES], "next_cursor": None})

@@ -1,0 +1,274 @@
+"""The ``hookhub`` command: serve, api, worker, migrate, keys, contacts import, ...
+
+Every option can also be set by the environment variable its ``--help`` names; the command
+line wins. Settings are built once here and passed down.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from hookhub import __version__
+from hookhub.config import Settings, load_settings
+from hookhub.logs import configure_logging
+from hookhub.services import Services, build_services
+from hookhub.store.migrate import migrate
+
+app = typer.Typer(
+    name="hookhub",
+    help="Hookhub: contacts platform built around inbound and outbound webhooks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+contacts_app = typer.Typer(help="Work with contacts.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(contacts_app, name="contacts")
+console = Console()
+err_console = Console(stderr=True)
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="HOOKHUB_DATABASE_URL",
+        show_envvar=True,
+        help="sqlite:///path or postgresql://user@host/db [default: sqlite:///./hookhub.db]",
+    ),
+]
+Host = Annotated[
+    str | None,
+    typer.Option(
+        "--host",
+        envvar="HOOKHUB_HOST",
+        show_envvar=True,
+        help="Address to bind [default: 127.0.0.1]",
+    ),
+]
+Port = Annotated[
+    int | None,
+    typer.Option(
+        "--port", envvar="HOOKHUB_PORT", show_envvar=True, help="Port to bind [default: 8080]"
+    ),
+]
+LogLevel = Annotated[
+    str | None,
+    typer.Option(
+        "--log-level",
+        envvar="HOOKHUB_LOG_LEVEL",
+        show_envvar=True,
+        help="DEBUG, INFO, WARNING or ERROR [default: INFO]",
+    ),
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except Exception as exc:  # pydantic's ValidationError, with every bad variable named
+        err_console.print(f"[red]Invalid configuration:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _services(settings: Settings, *, migrate_first: bool = True) -> Services:
+    services = build_services(settings)
+    if migrate_first:
+        migrate(services.db)
+    return services
+
+
+def _bootstrap_key(services: Services) -> None:
+    """HOOKHUB_API_KEY becomes an admin key; without one, the first start prints a new key."""
+    configured = services.settings.api_key
+    if configured is not None:
+        services.keys.adopt("HOOKHUB_API_KEY", configured.get_secret_value())
+        return
+    if not services.keys.has_any():
+        _info, key = services.keys.create("first start")
+        # Printed, never logged: this is the only time the key exists outside its hash.
+        print(f"Created an admin API key (shown once, store it now): {key}", flush=True)
+
+
+def _run_http(settings: Settings, *, workers: bool) -> None:
+    import uvicorn
+
+    from hookhub.api.app import create_app
+
+    configure_logging(settings.log_level, settings.log_format)
+    services = _services(settings)
+    _bootstrap_key(services)
+    application = create_app(services, run_workers=workers)
+    config = uvicorn.Config(
+        application,
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
+    )
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        services.close()
+
+
+@app.command()
+def serve(
+    host: Host = None,
+    port: Port = None,
+    database_url: DatabaseUrl = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Run everything in one process: API, inbound receiver, dashboard and delivery workers."""
+    settings = _settings(host=host, port=port, database_url=database_url, log_level=log_level)
+    _run_http(settings, workers=True)
+
+
+@app.command()
+def api(
+    host: Host = None,
+    port: Port = None,
+    database_url: DatabaseUrl = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Run the HTTP side only (API, receiver, dashboard), without delivery workers."""
+    settings = _settings(host=host, port=port, database_url=database_url, log_level=log_level)
+    _run_http(settings, workers=False)
+
+
+@app.command("migrate")
+def migrate_command(database_url: DatabaseUrl = None) -> None:
+    """Create or upgrade the database schema, then exit."""
+    settings = _settings(database_url=database_url)
+    services = _services(settings)
+    services.close()
+    console.print(f"Database is up to date ({services.db.backend}).")
+
+
+@app.command()
+def version() -> None:
+    """Print Hookhub's version."""
+    console.print(__version__)
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "cli",
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    services = _services(_settings(database_url=database_url))
+    info, key = services.keys.create(name)
+    services.close()
+    err_console.print(f"Created key {info.id} ({name}); it is shown once:")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list(database_url: DatabaseUrl = None) -> None:
+    """List API keys (their prefixes, never the keys)."""
+    services = _services(_settings(database_url=database_url))
+    table = Table("id", "name", "prefix", "created", "revoked")
+    for info in services.keys.list():
+        table.add_row(
+            str(info.id),
+            info.name,
+            info.prefix + "…",
+            info.created_at.isoformat(),
+            info.revoked_at.isoformat() if info.revoked_at else "",
+        )
+    services.close()
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The id shown by `hookhub keys list`.")],
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Revoke an API key; requests using it fail within seconds."""
+    from hookhub.errors import NotFound
+
+    services = _services(_settings(database_url=database_url))
+    try:
+        services.keys.revoke(key_id)
+    except NotFound as exc:
+        err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        services.close()
+    console.print(f"Revoked key {key_id}.")
+
+
+@contacts_app.command("import")
+def contacts_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="CSV with an 'email' column."
+        ),
+    ],
+    list_id: Annotated[
+        int | None, typer.Option("--list", help="Add every contact to this list.")
+    ] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Import (upsert) contacts from a CSV file of any size."""
+    from hookhub.crm.importer import ContactImporter
+    from hookhub.errors import HookhubError
+
+    services = _services(_settings(database_url=database_url))
+    size = file.stat().st_size
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    try:
+        with progress, file.open("rb") as source:
+            task = progress.add_task("importing", total=size)
+            report = ContactImporter(services.crm).run(
+                source, list_id=list_id, on_progress=lambda n: progress.advance(task, n)
+            )
+    except HookhubError as exc:
+        err_console.print(f"[red]Import refused:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    finally:
+        services.close()
+    console.print(
+        f"created: {report.created}  updated: {report.updated}  "
+        f"unchanged: {report.unchanged}  rejected: {report.rejected}"
+    )
+    if report.rejections:
+        table = Table("line", "reason", title="Rejected rows")
+        for line, reason in report.rejections:
+            table.add_row(str(line), reason)
+        console.print(table)
+        if report.rejected > len(report.rejections):
+            console.print(f"(and {report.rejected - len(report.rejections)} more)")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

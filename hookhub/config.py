@@ -1,0 +1,103 @@
+"""Hookhub's settings: one typed object, read from ``HOOKHUB_*`` environment variables.
+
+Build it with :func:`load_settings` and pass it down; nothing in Hookhub reads the environment
+on its own or creates settings at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
+"""Seconds after the first (immediate) attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h."""
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every knob Hookhub has. Field names map to ``HOOKHUB_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="HOOKHUB_", extra="ignore", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    database_url: str = "sqlite:///./hookhub.db"
+    public_url: str | None = None
+    """Base URL shown in inbound receive URLs; defaults to http://{host}:{port}."""
+
+    api_key: SecretStr | None = None
+    """Made an admin key at start, for scripts and tests."""
+
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body accepted by the API and the inbound receiver."""
+
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = "NORMAL"
+    """NORMAL survives a crash of the process; FULL also survives a power cut."""
+
+    db_pool_size: int = Field(default=10, ge=1)
+
+    # Outbound delivery.
+    retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    endpoint_disable_after: float = Field(default=5 * 24 * 3600, gt=0)
+    allow_private_destinations: Annotated[tuple[str, ...], NoDecode] = ()
+    delivery_timeout: float = Field(default=15.0, gt=0)
+    delivery_lease: float | None = Field(default=None, gt=0)
+    """How long a claimed delivery stays leased; default: 2 x timeout + 15 s."""
+    worker_concurrency: int = Field(default=256, ge=1)
+    endpoint_concurrency: int = Field(default=16, ge=1)
+    poll_interval: float = Field(default=0.5, gt=0)
+    batch_max_messages: int = Field(default=100, ge=1, le=10_000)
+    batch_window: float = Field(default=5.0, ge=0)
+    secret_rotation_overlap: float = Field(default=24 * 3600, ge=0)
+
+    @field_validator("retry_schedule", mode="before")
+    @classmethod
+    def _parse_schedule(cls, value: Any) -> Any:
+        value = _split_csv(value)
+        if isinstance(value, list | tuple) and any(float(v) < 0 for v in value):
+            raise ValueError("retry delays must be >= 0 seconds")
+        return value
+
+    @field_validator("allow_private_destinations", mode="before")
+    @classmethod
+    def _parse_cidrs(cls, value: Any) -> Any:
+        value = _split_csv(value)
+        if isinstance(value, list | tuple):
+            for cidr in value:
+                ipaddress.ip_network(cidr, strict=False)  # raises ValueError on nonsense
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:", "postgres:")):
+            raise ValueError("database_url must be sqlite:///path or postgresql://...")
+        return value
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.delivery_lease or 2 * self.delivery_timeout + 15
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit values (CLI options) taking precedence."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**given)

@@ -1,0 +1,262 @@
+"""The outbound event catalog: every type Hookhub can send, with its schema and an example.
+
+Every message body is ``{"type": ..., "timestamp": ..., "data": {...}}``; ``data`` names the
+contact (``contact_id``, ``email``) wherever there is one. ``GET /api/v1/event-types`` serves
+this table; ``POST /webhooks/{id}/test`` sends the example.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+_TS = {"type": "string", "format": "date-time"}
+_CONTACT_REF: dict[str, Any] = {
+    "contact_id": {"type": "integer"},
+    "email": {"type": "string", "format": "email"},
+}
+_CHANGE = {"type": "object", "properties": {"old": {}, "new": {}}, "required": ["old", "new"]}
+
+
+@dataclass(frozen=True, slots=True)
+class EventType:
+    name: str
+    description: str
+    properties: dict[str, Any]
+    required: tuple[str, ...]
+    example: dict[str, Any]
+    operational: bool = False
+
+    def data_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": self.properties,
+            "required": list(self.required),
+        }
+
+    def schema(self) -> dict[str, Any]:
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": self.name,
+            "type": "object",
+            "properties": {
+                "type": {"const": self.name},
+                "timestamp": _TS,
+                "data": self.data_schema(),
+            },
+            "required": ["type", "timestamp", "data"],
+        }
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "operational": self.operational,
+            "schema": self.schema(),
+            "example": {
+                "type": self.name,
+                "timestamp": "2026-01-15T09:30:00.000Z",
+                "data": self.example,
+            },
+        }
+
+
+def _contact_event(name: str, description: str, **extra: Any) -> EventType:
+    props = {**_CONTACT_REF, **extra.pop("properties", {})}
+    example = {"contact_id": 42, "email": "ada@example.com", **extra.pop("example", {})}
+    return EventType(
+        name=name,
+        description=description,
+        properties=props,
+        required=("contact_id", "email", *extra.pop("required", ())),
+        example=example,
+        **extra,
+    )
+
+
+_CONTACT_BODY = {
+    "ext_id": {"type": ["string", "null"]},
+    "attributes": {"type": "object"},
+    "list_ids": {"type": "array", "items": {"type": "integer"}},
+    "unsubscribed": {"type": "boolean"},
+    "created_at": _TS,
+}
+_EMAIL_BODY = {
+    "message_id": {"type": "string"},
+    "template_id": {"type": ["integer", "null"]},
+    "campaign_id": {"type": ["integer", "null"]},
+    "subject": {"type": "string"},
+}
+_EMAIL_EXAMPLE = {
+    "message_id": "em_01",
+    "template_id": 2,
+    "campaign_id": None,
+    "subject": "Welcome",
+}
+
+EVENT_TYPES: tuple[EventType, ...] = (
+    _contact_event(
+        "contact.created",
+        "A contact was created (API, import, inbound rule or custom event).",
+        properties=_CONTACT_BODY,
+        required=("attributes", "list_ids"),
+        example={
+            "ext_id": None,
+            "attributes": {"FIRSTNAME": "Ada"},
+            "list_ids": [3],
+            "unsubscribed": False,
+            "created_at": "2026-01-15T09:30:00.000Z",
+        },
+    ),
+    _contact_event(
+        "contact.updated",
+        "A contact's email, ext_id, attributes or subscription changed; `changes` holds each "
+        "changed field (attribute names are upper-case) with its old and new value.",
+        properties={
+            "changes": {"type": "object", "additionalProperties": _CHANGE},
+            "attributes": {"type": "object"},
+        },
+        required=("changes",),
+        example={
+            "changes": {"FIRSTNAME": {"old": "Ada", "new": "Augusta"}},
+            "attributes": {"FIRSTNAME": "Augusta"},
+        },
+    ),
+    _contact_event(
+        "contact.deleted",
+        "A contact was deleted, with the fields it had.",
+        properties={"ext_id": {"type": ["string", "null"]}, "attributes": {"type": "object"}},
+        example={"ext_id": None, "attributes": {"FIRSTNAME": "Ada"}},
+    ),
+    _contact_event(
+        "contact.unsubscribed",
+        "A contact unsubscribed from email (link in an email, or set through the API).",
+        properties={"source": {"type": "string"}},
+        example={"source": "api"},
+    ),
+    _contact_event(
+        "list.contact_added",
+        "A contact was added to a list.",
+        properties={"list_id": {"type": "integer"}, "list_name": {"type": "string"}},
+        required=("list_id",),
+        example={"list_id": 3, "list_name": "Newsletter"},
+    ),
+    _contact_event(
+        "list.contact_removed",
+        "A contact was removed from a list.",
+        properties={"list_id": {"type": "integer"}, "list_name": {"type": "string"}},
+        required=("list_id",),
+        example={"list_id": 3, "list_name": "Newsletter"},
+    ),
+    _contact_event(
+        "event.tracked",
+        "A custom event was recorded for a contact.",
+        properties={
+            "event_id": {"type": "integer"},
+            "event_name": {"type": "string"},
+            "event_properties": {"type": "object"},
+            "event_date": _TS,
+        },
+        required=("event_id", "event_name"),
+        example={
+            "event_id": 7,
+            "event_name": "order_placed",
+            "event_properties": {"total": 42.5, "currency": "EUR"},
+            "event_date": "2026-01-15T09:30:00.000Z",
+        },
+    ),
+    _contact_event(
+        "email.sent",
+        "An email was handed to the mail server.",
+        properties=_EMAIL_BODY,
+        example=_EMAIL_EXAMPLE,
+    ),
+    _contact_event(
+        "email.delivered",
+        "The mail server accepted an email for delivery.",
+        properties=_EMAIL_BODY,
+        example=_EMAIL_EXAMPLE,
+    ),
+    _contact_event(
+        "email.opened",
+        "A contact opened an email (tracking pixel loaded).",
+        properties=_EMAIL_BODY,
+        example=_EMAIL_EXAMPLE,
+    ),
+    _contact_event(
+        "email.clicked",
+        "A contact clicked a tracked link in an email.",
+        properties={**_EMAIL_BODY, "url": {"type": "string", "format": "uri"}},
+        required=("url",),
+        example={**_EMAIL_EXAMPLE, "url": "https://example.com/pricing"},
+    ),
+    _contact_event(
+        "email.bounced",
+        "An email bounced.",
+        properties={**_EMAIL_BODY, "reason": {"type": "string"}, "hard": {"type": "boolean"}},
+        example={**_EMAIL_EXAMPLE, "reason": "550 mailbox unavailable", "hard": True},
+    ),
+    EventType(
+        "inbound.failed",
+        "An inbound webhook request was accepted but its rules could not be applied.",
+        properties={
+            "inbound_webhook_id": {"type": "integer"},
+            "request_id": {"type": "integer"},
+            "error": {"type": "string"},
+            "expression": {"type": ["string", "null"]},
+            "rule": {"type": ["string", "null"]},
+        },
+        required=("inbound_webhook_id", "request_id", "error"),
+        example={
+            "inbound_webhook_id": 4,
+            "request_id": 1234,
+            "rule": "new customer",
+            "error": "contact.email resolved to null",
+            "expression": "data.object.email",
+        },
+        operational=True,
+    ),
+    EventType(
+        "webhook.disabled",
+        "An outbound webhook endpoint was disabled (410 Gone, or failing for too long).",
+        properties={
+            "webhook_id": {"type": "integer"},
+            "url": {"type": "string"},
+            "reason": {"type": "string"},
+        },
+        required=("webhook_id", "reason"),
+        example={
+            "webhook_id": 9,
+            "url": "https://hooks.example.com/in",
+            "reason": "failing since 2026-01-10T09:30:00.000Z",
+        },
+        operational=True,
+    ),
+    EventType(
+        "delivery.exhausted",
+        "A delivery used up its retry schedule without success.",
+        properties={
+            "webhook_id": {"type": "integer"},
+            "delivery_id": {"type": "integer"},
+            "message_id": {"type": "string"},
+            "event_type": {"type": "string"},
+            "attempts": {"type": "integer"},
+        },
+        required=("webhook_id", "delivery_id", "message_id"),
+        example={
+            "webhook_id": 9,
+            "delivery_id": 5512,
+            "message_id": "msg_01",
+            "event_type": "contact.created",
+            "attempts": 8,
+        },
+        operational=True,
+    ),
+)
+
+CATALOG: dict[str, EventType] = {event.name: event for event in EVENT_TYPES}
+WILDCARD = "*"
+
+
+def is_known(name: str) -> bool:
+    return name in CATALOG

@@ -1,0 +1,182 @@
+"""Rules for contact data: email normalisation, attribute names and typed attribute values.
+
+Attributes are typed (``string``, ``number``, ``boolean``, ``date``). Values written through the
+API must already have the attribute's type (:func:`check_value`); values mapped from inbound
+payloads or CSV files are converted where the conversion is unambiguous (:func:`coerce_value`).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from hookhub.errors import ValidationFailed
+
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+MAX_STRING_LENGTH = 10_000
+MAX_EXT_ID_LENGTH = 255
+_TRUE = {"true", "yes", "y", "1", "on"}
+_FALSE = {"false", "no", "n", "0", "off"}
+
+
+class AttributeType(StrEnum):
+    STRING = "string"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+
+
+def normalize_email(raw: object) -> str:
+    """Trimmed, lower-cased and syntactically valid, or ValidationFailed saying why."""
+    if not isinstance(raw, str):
+        raise ValidationFailed("email must be a string.", details={"field": "email"})
+    email = raw.strip().lower()
+    if not email:
+        raise ValidationFailed("email is required.", details={"field": "email"})
+    try:
+        result = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValidationFailed(
+            f"{email!r} is not a valid email address: {exc}", details={"field": "email"}
+        ) from exc
+    return result.normalized.lower()
+
+
+def normalize_ext_id(raw: object) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str | int) or isinstance(raw, bool):
+        raise ValidationFailed("ext_id must be a string.", details={"field": "ext_id"})
+    value = str(raw).strip()
+    if not value or len(value) > MAX_EXT_ID_LENGTH:
+        raise ValidationFailed(
+            f"ext_id must be 1 to {MAX_EXT_ID_LENGTH} characters.", details={"field": "ext_id"}
+        )
+    return value
+
+
+def normalize_attribute_name(raw: str) -> str:
+    """Attribute names are case-insensitive and kept upper-case (FIRSTNAME, PLAN, ...)."""
+    if not isinstance(raw, str) or not ATTRIBUTE_NAME.match(raw):
+        raise ValidationFailed(
+            f"Attribute name {raw!r} must start with a letter and contain only letters, digits "
+            "and underscores (at most 64).",
+            details={"attribute": raw},
+        )
+    return raw.upper()
+
+
+def check_event_name(raw: object) -> str:
+    if not isinstance(raw, str) or not EVENT_NAME.match(raw):
+        raise ValidationFailed(
+            "event_name must be 1 to 255 characters of letters, digits, '_' and '-'.",
+            details={"field": "event_name"},
+        )
+    return raw
+
+
+def infer_type(value: Any) -> AttributeType:
+    """The type an attribute gets when its first value arrives without a declaration."""
+    if isinstance(value, bool):
+        return AttributeType.BOOLEAN
+    if isinstance(value, int | float):
+        return AttributeType.NUMBER
+    if isinstance(value, str):
+        return AttributeType.STRING
+    raise _mismatch("?", "a string, number or boolean", value)
+
+
+def check_value(name: str, kind: AttributeType, value: Any) -> Any:
+    """The stored form of ``value`` if it has type ``kind``; None means 'remove'."""
+    if value is None:
+        return None
+    if kind is AttributeType.STRING:
+        if isinstance(value, str):
+            if len(value) > MAX_STRING_LENGTH:
+                raise ValidationFailed(
+                    f"Attribute {name} is longer than {MAX_STRING_LENGTH} characters.",
+                    details={"attribute": name},
+                )
+            return value
+        raise _mismatch(name, "a string", value)
+    if kind is AttributeType.NUMBER:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise _mismatch(name, "a finite number", value)
+            if isinstance(value, int) and abs(value) >= 2**63:
+                raise _mismatch(name, "a number within 64 bits", value)
+            return value
+        raise _mismatch(name, "a number", value)
+    if kind is AttributeType.BOOLEAN:
+        if isinstance(value, bool):
+            return value
+        raise _mismatch(name, "a boolean", value)
+    if isinstance(value, str):
+        parsed = _parse_date(value)
+        if parsed is not None:
+            return parsed
+    raise _mismatch(name, "a date (YYYY-MM-DD)", value)
+
+
+def coerce_value(name: str, kind: AttributeType, value: Any) -> Any:
+    """Like :func:`check_value`, converting unambiguous strings and numbers first."""
+    if isinstance(value, str):
+        text = value.strip()
+        if kind is AttributeType.NUMBER and text:
+            try:
+                number = float(text)
+            except ValueError:
+                raise _mismatch(name, "a number", value) from None
+            value = int(number) if number.is_integer() and "." not in text else number
+        elif kind is AttributeType.BOOLEAN:
+            if text.lower() in _TRUE:
+                value = True
+            elif text.lower() in _FALSE:
+                value = False
+        elif kind is AttributeType.STRING:
+            value = text
+    elif (
+        kind is AttributeType.STRING
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ):
+        value = str(value)
+    elif (
+        kind is AttributeType.DATE
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
+    ):
+        # Unix timestamps (Stripe's `created`, Calendly's epochs) become dates.
+        try:
+            value = datetime.fromtimestamp(value).date().isoformat()
+        except (OverflowError, OSError, ValueError):
+            raise _mismatch(name, "a date", value) from None
+    return check_value(name, kind, value)
+
+
+def _parse_date(text: str) -> str | None:
+    text = text.strip()
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        return None
+
+
+def _mismatch(name: str, expected: str, value: Any) -> ValidationFailed:
+    shown = repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return ValidationFailed(
+        f"Attribute {name} must be {expected}, got {shown}.",
+        details={"attribute": name, "expected": expected},
+    )

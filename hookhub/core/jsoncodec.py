@@ -1,0 +1,51 @@
+"""JSON in and out, the same way everywhere (orjson).
+
+Bodies Hookhub sends are serialized once with :func:`dumps` and stored; those bytes are what is
+signed and sent on every attempt. Anything JSON cannot represent exactly (integers beyond 64
+bits, NaN, infinities, nesting past orjson's limit) is refused here rather than altered.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from hookhub.errors import InvalidJSON, ValidationFailed
+
+_OPTIONS = orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS
+
+
+def loads(data: bytes | str) -> Any:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"The body is not valid JSON: {exc}") from exc
+
+
+def dumps(obj: Any) -> bytes:
+    try:
+        return orjson.dumps(obj, option=_OPTIONS)
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise ValidationFailed(f"The value cannot be stored as JSON: {exc}") from exc
+
+
+def check_finite(obj: Any, *, depth: int = 0) -> None:
+    """Refuse NaN and infinities anywhere in a parsed document (JSON has no such numbers)."""
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise ValidationFailed("Numbers must be finite (NaN and Infinity are not JSON).")
+    elif isinstance(obj, dict):
+        for value in obj.values():
+            check_finite(value, depth=depth + 1)
+    elif isinstance(obj, list):
+        for value in obj:
+            check_finite(value, depth=depth + 1)
+
+
+def isoformat(moment: datetime) -> str:
+    """ISO 8601 in UTC with millisecond precision and a Z: ``2026-11-28T03:22:28.123Z``."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -1,0 +1,1 @@
+"""Contacts, lists and custom events: services that change state and emit domain events."""

@@ -1,0 +1,31 @@
+"""Entry point to the contacts core for the API, the CLI and inbound rules.
+
+``transaction()`` gives a :class:`CrmTx` bound to one write transaction; ``reader()`` one bound
+to a read-only transaction (emitting from it is a bug and fails).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from hookhub.crm.operations import Clock, CrmTx, utcnow
+from hookhub.outbound.outbox import Outbox
+from hookhub.store.database import Database
+
+
+class CrmService:
+    def __init__(self, db: Database, outbox: Outbox, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.clock = clock
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[CrmTx]:
+        with self.db.write() as conn:
+            yield CrmTx(conn, self.outbox.writer(conn), self.clock())
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[CrmTx]:
+        with self.db.read() as conn:
+            yield CrmTx(conn, self.outbox.writer(conn), self.clock())

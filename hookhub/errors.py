@@ -1,0 +1,98 @@
+"""Hookhub's exceptions: one root, each subclass knowing its HTTP status and error code.
+
+Code anywhere in Hookhub raises these; ``hookhub.api.errors`` turns them into the JSON error
+shape ``{"error": {"code", "message", "details"}}`` in one place. Library errors are translated
+at the boundary with ``raise ... from exc``.
+
+    HookhubError                     500 internal_error (never shown with its message)
+    ├── BadRequest                   400 bad_request
+    │   └── InvalidJSON              400 invalid_json
+    ├── Unauthorized                 401 unauthorized
+    │   └── SignatureInvalid         401 invalid_signature
+    ├── NotFound                     404 not_found
+    ├── Conflict                     409 conflict
+    ├── PayloadTooLarge              413 payload_too_large
+    ├── ValidationFailed             422 validation_error
+    ├── RateLimited                  429 rate_limited (carries retry_after)
+    └── Unavailable                  503 unavailable
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class HookhubError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal error."
+
+    def __init__(self, message: str | None = None, *, details: Any = None) -> None:
+        self.message = message or self.default_message
+        self.details = details
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class BadRequest(HookhubError):
+    status = 400
+    code = "bad_request"
+    default_message = "The request is malformed."
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+    default_message = "The body is not valid JSON."
+
+
+class Unauthorized(HookhubError):
+    status = 401
+    code = "unauthorized"
+    default_message = "A valid API key is required (Authorization: Bearer <key>)."
+
+
+class SignatureInvalid(Unauthorized):
+    code = "invalid_signature"
+    default_message = "The signature is missing or does not verify."
+
+
+class NotFound(HookhubError):
+    status = 404
+    code = "not_found"
+    default_message = "Not found."
+
+
+class Conflict(HookhubError):
+    status = 409
+    code = "conflict"
+    default_message = "The request conflicts with the current state."
+
+
+class PayloadTooLarge(HookhubError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The body is larger than the configured limit."
+
+
+class ValidationFailed(HookhubError):
+    status = 422
+    code = "validation_error"
+    default_message = "The request is invalid."
+
+
+class RateLimited(HookhubError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests."
+
+    def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.retry_after = retry_after
+
+
+class Unavailable(HookhubError):
+    status = 503
+    code = "unavailable"
+    default_message = "A dependency is unavailable; try again shortly."

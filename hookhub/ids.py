@@ -1,0 +1,46 @@
+"""Identifiers and secrets: the one module that draws randomness for them.
+
+Message ids are time-ordered (48-bit millisecond timestamp + 80 random bits, Crockford base32,
+like ULID) so that listing messages by id lists them roughly by creation time.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import time
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _base32(value: int, length: int) -> str:
+    out = []
+    for _ in range(length):
+        value, rem = divmod(value, 32)
+        out.append(_CROCKFORD[rem])
+    return "".join(reversed(out))
+
+
+def sortable_id(prefix: str, now: float | None = None) -> str:
+    ms = int((time.time() if now is None else now) * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")
+    return f"{prefix}_{_base32(ms, 10)}{_base32(rand, 16)}"
+
+
+def message_id(now: float | None = None) -> str:
+    return sortable_id("msg", now)
+
+
+def url_token() -> str:
+    """An unguessable path segment (160 bits)."""
+    return secrets.token_urlsafe(20)
+
+
+def api_key() -> str:
+    return "hh_" + secrets.token_urlsafe(32)
+
+
+def webhook_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
+    return "whsec_" + base64.b64encode(os.urandom(32)).decode("ascii")

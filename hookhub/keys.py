@@ -1,0 +1,108 @@
+"""API keys: creation, revocation and the check every ``/api/v1`` request goes through.
+
+Keys are 256-bit random tokens, so a fast SHA-256 is the right hash (a slow password hash buys
+nothing against a key that cannot be guessed). Successful checks are remembered for a few
+seconds so that a busy API does not query the key table on every request; revocation takes
+effect within that time in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from hookhub import ids
+from hookhub.errors import NotFound, Unauthorized
+from hookhub.store.apikeys import ApiKeyStore
+from hookhub.store.database import Database
+
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKeys:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._valid: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def create(self, name: str) -> tuple[ApiKeyInfo, str]:
+        key = ids.api_key()
+        return self._store(name, key), key
+
+    def adopt(self, name: str, key: str) -> ApiKeyInfo | None:
+        """Make ``key`` (from HOOKHUB_API_KEY) valid; None if it already was stored."""
+        with self.db.read() as conn:
+            if ApiKeyStore(conn).find(hash_key(key)) is not None:
+                return None
+        return self._store(name, key)
+
+    def _store(self, name: str, key: str) -> ApiKeyInfo:
+        now = datetime.now(UTC)
+        with self.db.write() as conn:
+            key_id = ApiKeyStore(conn).insert(
+                name=name, prefix=key[:8], key_hash=hash_key(key), now=now
+            )
+        return ApiKeyInfo(id=key_id, name=name, prefix=key[:8], created_at=now, revoked_at=None)
+
+    def list(self) -> list[ApiKeyInfo]:
+        with self.db.read() as conn:
+            rows = ApiKeyStore(conn).all()
+        return [
+            ApiKeyInfo(
+                id=r.id,
+                name=r.name,
+                prefix=r.prefix,
+                created_at=r.created_at,
+                revoked_at=r.revoked_at,
+            )
+            for r in rows
+        ]
+
+    def has_any(self) -> bool:
+        with self.db.read() as conn:
+            return ApiKeyStore(conn).count_active() > 0
+
+    def revoke(self, key_id: int) -> None:
+        with self.db.write() as conn:
+            if not ApiKeyStore(conn).revoke(key_id, datetime.now(UTC)):
+                raise NotFound(f"No active API key {key_id}.")
+        with self._lock:
+            self._valid.clear()
+
+    def check(self, authorization: str | None) -> None:
+        """Raise Unauthorized unless the header is ``Bearer <active key>``."""
+        if not authorization:
+            raise Unauthorized()
+        scheme, _, key = authorization.partition(" ")
+        key = key.strip()
+        if scheme.lower() != "bearer" or not key or len(key) > 512:
+            raise Unauthorized()
+        digest = hash_key(key)
+        now = time.monotonic()
+        with self._lock:
+            expires = self._valid.get(digest)
+        if expires is not None and expires > now:
+            return
+        with self.db.read() as conn:
+            if ApiKeyStore(conn).find_active(digest) is None:
+                raise Unauthorized("The API key is unknown or revoked.")
+        with self._lock:
+            if len(self._valid) > 10_000:
+                self._valid.clear()
+            self._valid[digest] = now + CACHE_SECONDS

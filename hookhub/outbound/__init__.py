@@ -1,0 +1,1 @@
+"""Outbound webhooks: fan-out of outbox messages to endpoints and their delivery."""

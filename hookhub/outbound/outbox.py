@@ -1,0 +1,105 @@
+"""The transactional outbox: notifications are written in the transaction that caused them.
+
+A service changing state calls :meth:`OutboxWriter.emit` on the same connection; the message
+(its final body, serialized once) commits or rolls back with the change. What happens after the
+commit (waking delivery workers, counting metrics) is a listener of :class:`Outbox`.
+
+Never emit outside a write transaction, and never build a body twice: the stored bytes are the
+bytes signed and sent.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from hookhub import ids
+from hookhub.core import jsoncodec
+from hookhub.core.catalog import CATALOG
+from hookhub.store.database import after_commit
+from hookhub.store.messages import MessageStore
+
+CommitListener = Callable[[Counter[str]], None]
+"""Called after a commit with the number of messages written per type."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: str
+    type: str
+    payload: bytes
+    created_at: datetime
+
+
+def build_message(event_type: str, data: dict[str, Any], occurred_at: datetime) -> OutboxMessage:
+    if event_type not in CATALOG:
+        raise ValueError(f"{event_type!r} is not in the event catalog")
+    body = {"type": event_type, "timestamp": jsoncodec.isoformat(occurred_at), "data": data}
+    return OutboxMessage(
+        id=ids.message_id(occurred_at.timestamp()),
+        type=event_type,
+        payload=jsoncodec.dumps(body),
+        created_at=occurred_at,
+    )
+
+
+class Outbox:
+    """Process-wide: hands out per-transaction writers and tells listeners about commits."""
+
+    def __init__(self) -> None:
+        self._listeners: list[CommitListener] = []
+        self._fanouts: list[Callable[[Connection, list[OutboxMessage]], None]] = []
+
+    def add_listener(self, listener: CommitListener) -> None:
+        self._listeners.append(listener)
+
+    def add_fanout(self, fanout: Callable[[Connection, list[OutboxMessage]], None]) -> None:
+        """Register a step that runs in the writing transaction for every batch of messages."""
+        self._fanouts.append(fanout)
+
+    def writer(self, conn: Connection) -> OutboxWriter:
+        return OutboxWriter(self, conn)
+
+    def _committed(self, counts: Counter[str]) -> None:
+        for listener in self._listeners:
+            listener(counts)
+
+
+class OutboxWriter:
+    def __init__(self, outbox: Outbox, conn: Connection) -> None:
+        self._outbox = outbox
+        self._conn = conn
+        self._store = MessageStore(conn)
+        self._counts: Counter[str] = Counter()
+        self.written: list[OutboxMessage] = []
+
+    def emit(self, event_type: str, data: dict[str, Any], occurred_at: datetime) -> OutboxMessage:
+        message = build_message(event_type, data, occurred_at)
+        self.write([message])
+        return message
+
+    def write(self, batch: list[OutboxMessage]) -> None:
+        if not batch:
+            return
+        self._store.insert_many(
+            [
+                {
+                    "id": m.id,
+                    "type": m.type,
+                    "payload": m.payload.decode(),
+                    "created_at": m.created_at,
+                }
+                for m in batch
+            ]
+        )
+        for fanout in self._outbox._fanouts:
+            fanout(self._conn, batch)
+        if not self._counts:
+            after_commit(self._conn, lambda: self._outbox._committed(self._counts))
+        self._counts.update(m.type for m in batch)
+        self.written.extend(batch)

@@ -1,0 +1,219 @@
+"""Queries on contacts, their list memberships and attribute definitions.
+
+Managers own their SQL; services call them inside a transaction they opened. Nothing here
+decides policy (who may change what, which events fire): that is ``hookhub.crm``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hookhub.core import jsoncodec
+from hookhub.core.contacts import AttributeType
+from hookhub.crm.models import Contact
+from hookhub.store.schema import attribute_definitions, contacts, list_members
+
+_IN_CHUNK = 500  # keeps IN (...) lists under SQLite's bound-parameter limit
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+def row_to_contact(row: Row[Any]) -> Contact:
+    return Contact(
+        id=row.id,
+        email=row.email,
+        ext_id=row.ext_id,
+        attributes=jsoncodec.loads(row.attributes),
+        unsubscribed=bool(row.unsubscribed),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class ContactStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    def _select(self, *, lock: bool = False) -> Any:
+        query = select(contacts)
+        return query.with_for_update() if lock and self._pg else query
+
+    def get(self, contact_id: int, *, lock: bool = False) -> Contact | None:
+        row = self.conn.execute(self._select(lock=lock).where(contacts.c.id == contact_id)).first()
+        return row_to_contact(row) if row else None
+
+    def get_by_email(self, email: str, *, lock: bool = False) -> Contact | None:
+        row = self.conn.execute(self._select(lock=lock).where(contacts.c.email == email)).first()
+        return row_to_contact(row) if row else None
+
+    def get_by_ext_id(self, ext_id: str, *, lock: bool = False) -> Contact | None:
+        query = self._select(lock=lock).where(contacts.c.ext_id == ext_id)
+        row = self.conn.execute(query).first()
+        return row_to_contact(row) if row else None
+
+    def get_many_by_email(self, emails: Sequence[str], *, lock: bool = False) -> dict[str, Contact]:
+        found: dict[str, Contact] = {}
+        for chunk in _chunks(sorted(set(emails))):
+            query = self._select(lock=lock).where(contacts.c.email.in_(chunk))
+            for row in self.conn.execute(query):
+                found[row.email] = row_to_contact(row)
+        return found
+
+    def ext_id_owners(self, ext_ids: Sequence[str]) -> dict[str, int]:
+        owners: dict[str, int] = {}
+        for chunk in _chunks(sorted(set(ext_ids))):
+            query = select(contacts.c.ext_id, contacts.c.id).where(contacts.c.ext_id.in_(chunk))
+            owners.update({row.ext_id: row.id for row in self.conn.execute(query)})
+        return owners
+
+    def existing_ids(self, ids: Sequence[int]) -> set[int]:
+        found: set[int] = set()
+        for chunk in _chunks(sorted(set(ids))):
+            query = select(contacts.c.id).where(contacts.c.id.in_(chunk))
+            found.update(self.conn.execute(query).scalars())
+        return found
+
+    def insert(
+        self, *, email: str, ext_id: str | None, attributes: dict[str, Any], now: datetime
+    ) -> Contact | None:
+        """Insert, or return None when the email or ext_id is taken (a concurrent writer)."""
+        values = {
+            "email": email,
+            "ext_id": ext_id,
+            "attributes": jsoncodec.dumps(attributes).decode(),
+            "unsubscribed": False,
+            "created_at": now,
+            "updated_at": now,
+        }
+        dialect_insert = postgresql.insert if self._pg else sqlite.insert
+        statement = (
+            dialect_insert(contacts)
+            .values(values)
+            .on_conflict_do_nothing()
+            .returning(contacts.c.id)
+        )
+        new_id = self.conn.execute(statement).scalar()
+        if new_id is None:
+            return None
+        return Contact(
+            id=new_id,
+            email=email,
+            ext_id=ext_id,
+            attributes=attributes,
+            unsubscribed=False,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """Bulk insert for imports: rows hold email, ext_id, attributes (JSON text), times."""
+        if rows:
+            self.conn.execute(insert(contacts), rows)
+
+    def save(self, contact: Contact) -> None:
+        self.conn.execute(
+            update(contacts)
+            .where(contacts.c.id == contact.id)
+            .values(
+                email=contact.email,
+                ext_id=contact.ext_id,
+                attributes=jsoncodec.dumps(contact.attributes).decode(),
+                unsubscribed=contact.unsubscribed,
+                updated_at=contact.updated_at,
+            )
+        )
+
+    def save_many_attributes(self, rows: list[dict[str, Any]]) -> None:
+        """Bulk update for imports: rows hold b_id, attributes (JSON text), ext_id, updated_at."""
+        if rows:
+            statement = (
+                update(contacts)
+                .where(contacts.c.id == bindparam("b_id"))
+                .values(
+                    attributes=bindparam("b_attributes"),
+                    ext_id=bindparam("b_ext_id"),
+                    updated_at=bindparam("b_updated_at"),
+                )
+            )
+            self.conn.execute(statement, rows)
+
+    def delete(self, contact_id: int) -> None:
+        self.conn.execute(delete(contacts).where(contacts.c.id == contact_id))
+
+    def page(
+        self,
+        *,
+        after_id: int | None,
+        limit: int,
+        list_id: int | None = None,
+        email: str | None = None,
+        ext_id: str | None = None,
+    ) -> list[Contact]:
+        query = select(contacts).order_by(contacts.c.id).limit(limit)
+        if after_id is not None:
+            query = query.where(contacts.c.id > after_id)
+        if email is not None:
+            query = query.where(contacts.c.email == email)
+        if ext_id is not None:
+            query = query.where(contacts.c.ext_id == ext_id)
+        if list_id is not None:
+            query = query.where(
+                contacts.c.id.in_(
+                    select(list_members.c.contact_id).where(list_members.c.list_id == list_id)
+                )
+            )
+        return [row_to_contact(row) for row in self.conn.execute(query)]
+
+    def attach_list_ids(self, items: Sequence[Contact]) -> None:
+        """Fill ``list_ids`` of each contact with one query per 500 contacts."""
+        by_contact: dict[int, list[int]] = defaultdict(list)
+        for chunk in _chunks([c.id for c in items]):
+            query = (
+                select(list_members.c.contact_id, list_members.c.list_id)
+                .where(list_members.c.contact_id.in_(chunk))
+                .order_by(list_members.c.list_id)
+            )
+            for row in self.conn.execute(query):
+                by_contact[row.contact_id].append(row.list_id)
+        for contact in items:
+            contact.list_ids = by_contact.get(contact.id, [])
+
+    def count(self) -> int:
+        return int(self.conn.execute(select(func.count()).select_from(contacts)).scalar_one())
+
+
+class AttributeStore:
+    """Declared attribute types. An attribute's type is fixed by its first value or declaration."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    def all(self) -> dict[str, AttributeType]:
+        query = select(attribute_definitions.c.name, attribute_definitions.c.type)
+        return {row.name: AttributeType(row.type) for row in self.conn.execute(query)}
+
+    def listing(self) -> list[dict[str, Any]]:
+        query = select(attribute_definitions).order_by(attribute_definitions.c.name)
+        return [dict(row._mapping) for row in self.conn.execute(query)]
+
+    def define(self, name: str, kind: AttributeType, now: datetime) -> AttributeType:
+        """Declare ``name`` unless it exists; answers the type it has now."""
+        dialect_insert = postgresql.insert if self._pg else sqlite.insert
+        self.conn.execute(
+            dialect_insert(attribute_definitions)
+            .values(name=name, type=kind.value, created_at=now)
+            .on_conflict_do_nothing()
+        )
+        query = select(attribute_definitions.c.type).where(attribute_definitions.c.name == name)
+        return AttributeType(self.conn.execute(query).scalar_one())

@@ -1,0 +1,142 @@
+"""The database handle: one engine, short write transactions, the same API on both backends.
+
+``Database.write()`` opens a transaction that may write. On SQLite it starts with
+``BEGIN IMMEDIATE`` (so a transaction never fails half-way when it upgrades from reading to
+writing) and is serialized by an in-process lock, so threads of one process queue fairly instead
+of spinning in SQLite's busy handler; other processes wait on ``busy_timeout``. On PostgreSQL it is
+a plain ``READ COMMITTED`` transaction.
+
+Callbacks registered with :func:`after_commit` run once the transaction has committed (waking
+delivery workers, counting metrics); they never run for a rolled-back transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from hookhub.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+Backend = Literal["sqlite", "postgresql"]
+_AFTER_COMMIT = "hookhub.after_commit"
+_WRITE = "hookhub_write"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the public spellings (``postgresql://``, ``postgres://``) and pick our driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Database:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        sqlite_synchronous: str = "NORMAL",
+        echo: bool = False,
+    ) -> None:
+        self.url = normalize_url(url)
+        parsed = make_url(self.url)
+        self.backend: Backend = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql"
+        self._write_lock: threading.Lock | None = None
+        if self.backend == "sqlite":
+            if parsed.database in (None, "", ":memory:"):
+                raise ValueError("SQLite needs a file path (sqlite:///path/to/hookhub.db)")
+            self.engine: Engine = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size * 4,
+                echo=echo,
+                connect_args={"check_same_thread": False, "timeout": 30},
+            )
+            self._write_lock = threading.Lock()
+            _configure_sqlite(self.engine, sqlite_synchronous)
+        else:
+            self.engine = create_engine(
+                self.url,
+                pool_size=pool_size,
+                max_overflow=pool_size * 2,
+                pool_pre_ping=True,
+                echo=echo,
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.backend == "sqlite"
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        lock = self._write_lock or contextlib.nullcontext()
+        callbacks: list[Callable[[], Any]] = []
+        with lock, self._connect() as conn:
+            conn.info[_AFTER_COMMIT] = callbacks
+            try:
+                with conn.execution_options(**{_WRITE: True}).begin():
+                    yield conn
+            finally:
+                conn.info.pop(_AFTER_COMMIT, None)
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("after_commit.failed")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            conn = self.engine.connect()
+        except SQLAlchemyError as exc:
+            raise Unavailable("The database is unreachable.") from exc
+        with conn:
+            yield conn
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def after_commit(conn: Connection, callback: Callable[[], Any]) -> None:
+    """Run ``callback`` after the write transaction ``conn`` belongs to commits."""
+    callbacks: list[Callable[[], Any]] | None = conn.info.get(_AFTER_COMMIT)
+    if callbacks is None:
+        raise RuntimeError("after_commit() outside Database.write()")
+    callbacks.append(callback)
+
+
+def _configure_sqlite(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so that BEGIN is ours to choose.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

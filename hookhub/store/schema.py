@@ -1,0 +1,161 @@
+"""The database schema, as SQLAlchemy Core tables shared by SQLite and PostgreSQL.
+
+Conventions that keep both backends identical and the hot paths cheap:
+
+* JSON documents (attributes, properties, message bodies) are stored as text produced by
+  ``hookhub.core.jsoncodec``; message bodies are the exact bytes that are signed and sent.
+* User-visible moments are ``UTCDateTime`` (timezone-aware in, timezone-aware out).
+* Scheduling columns (``next_attempt_at``, ``leased_until``) are epoch seconds as floats: they are
+  compared on every claim and need no conversion.
+
+Alembic migrations in ``migrations/versions`` create exactly these tables; a test compares them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator
+
+naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=naming_convention)
+
+# SQLite only aliases the rowid for INTEGER PRIMARY KEY; BIGINT would not autoincrement.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both backends (SQLite stores naive UTC text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTCDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)  # stored as UTC by process_bind_param
+        return moment.astimezone(UTC)
+
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+attribute_definitions = Table(
+    "attribute_definitions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("ext_id", String(255), nullable=True, unique=True),
+    Column("attributes", Text, nullable=False, default="{}"),
+    Column("unsubscribed", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+lists = Table(
+    "lists",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+list_members = Table(
+    "list_members",
+    metadata,
+    Column("list_id", BigInteger, ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "contact_id",
+        BigInteger,
+        ForeignKey("contacts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("added_at", UTCDateTime, nullable=False),
+    Index(None, "contact_id"),
+)
+
+custom_events = Table(
+    "custom_events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("event_name", String(255), nullable=False),
+    Column(
+        "contact_id",
+        BigInteger,
+        ForeignKey("contacts.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("event_properties", Text, nullable=False, default="{}"),
+    Column("event_date", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "contact_id", "id"),
+    Index(None, "event_name", "id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "type", "id"),
+)
+
+__all__ = [
+    "UTCDateTime",
+    "api_keys",
+    "attribute_definitions",
+    "contacts",
+    "custom_events",
+    "list_members",
+    "lists",
+    "messages",
+    "metadata",
+]
