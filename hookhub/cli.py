@@ -6,6 +6,7 @@ line wins. Settings are built once here and passed down.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -150,6 +151,38 @@ def api(
     """Run the HTTP side only (API, receiver, dashboard), without delivery workers."""
     settings = _settings(host=host, port=port, database_url=database_url, log_level=log_level)
     _run_http(settings, workers=False)
+
+
+@app.command()
+def worker(
+    database_url: DatabaseUrl = None,
+    log_level: LogLevel = None,
+) -> None:
+    """Run delivery workers only; run as many as you like against PostgreSQL."""
+    import signal
+
+    import uvloop
+
+    from hookhub.services import build_worker
+
+    settings = _settings(database_url=database_url, log_level=log_level)
+    configure_logging(settings.log_level, settings.log_format)
+    services = _services(settings)
+
+    async def main() -> None:
+        delivery = build_worker(services)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, delivery.stop)
+        try:
+            await delivery.run()
+        finally:
+            await delivery.transport.close()
+
+    try:
+        uvloop.run(main())
+    finally:
+        services.close()
 
 
 @app.command("migrate")

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # Outbound delivery.
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    retry_min_backoff: float = Field(default=5.0, ge=0)
+    """Least delay before retrying after a timeout or a 429."""
     endpoint_disable_after: float = Field(default=5 * 24 * 3600, gt=0)
     allow_private_destinations: Annotated[tuple[str, ...], NoDecode] = ()
     delivery_timeout: float = Field(default=15.0, gt=0)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hookhub.config import Settings
 from hookhub.crm.service import CrmService
 from hookhub.keys import ApiKeys
 from hookhub.metrics import Metrics
+from hookhub.outbound.endpoints import EndpointService
+from hookhub.outbound.fanout import Fanout
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database
+
+if TYPE_CHECKING:
+    from hookhub.outbound.worker import DeliveryWorker
 
 
 @dataclass
@@ -20,6 +26,7 @@ class Services:
     crm: CrmService
     keys: ApiKeys
     metrics: Metrics
+    endpoints: EndpointService
 
     def close(self) -> None:
         self.db.dispose()
@@ -34,6 +41,7 @@ def build_services(settings: Settings) -> Services:
     outbox = Outbox()
     metrics = Metrics()
     outbox.add_listener(metrics.count_messages)
+    outbox.add_fanout(Fanout(batch_window=settings.batch_window))
     return Services(
         settings=settings,
         db=db,
@@ -41,4 +49,23 @@ def build_services(settings: Settings) -> Services:
         crm=CrmService(db, outbox),
         keys=ApiKeys(db),
         metrics=metrics,
+        endpoints=EndpointService(db, outbox, settings),
+    )
+
+
+def build_worker(services: Services) -> DeliveryWorker:
+    """A delivery worker with the real HTTP transport and the SSRF guard from settings."""
+    from hookhub import __version__
+    from hookhub.core.urlguard import DestinationPolicy
+    from hookhub.outbound.sender import AiohttpTransport
+    from hookhub.outbound.worker import DeliveryWorker
+
+    settings = services.settings
+    transport = AiohttpTransport(
+        policy=DestinationPolicy(settings.allow_private_destinations),
+        limit=settings.worker_concurrency * 2,
+        user_agent=f"hookhub/{__version__}",
+    )
+    return DeliveryWorker(
+        services.db, services.outbox, settings, transport, metrics=services.metrics
     )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
 from fastapi import APIRouter, Depends, FastAPI
 
 from hookhub import __version__
@@ -9,9 +13,9 @@ from hookhub.api.deps import require_api_key
 from hookhub.api.errors import install_error_handlers
 from hookhub.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from hookhub.api.responses import JSON
-from hookhub.api.routes import attributes, contacts, events, lists, messages, ops
+from hookhub.api.routes import attributes, contacts, events, lists, messages, ops, webhooks
 from hookhub.api.schemas import ErrorOut
-from hookhub.services import Services
+from hookhub.services import Services, build_worker
 
 API_PREFIX = "/api/v1"
 
@@ -26,6 +30,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
+        lifespan=_lifespan(services) if run_workers else None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -40,7 +45,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> FastAPI:
             422: {"model": ErrorOut, "description": "Invalid request"},
         },
     )
-    for module in (contacts, lists, events, attributes, messages):
+    for module in (contacts, lists, events, attributes, messages, webhooks):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
@@ -48,3 +53,22 @@ def create_app(services: Services, *, run_workers: bool = False) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     return app
+
+
+def _lifespan(
+    services: Services,
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """Runs a delivery worker beside the HTTP server (``hookhub serve``)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = build_worker(services)
+        task = asyncio.create_task(worker.run(), name="hookhub-delivery-worker")
+        try:
+            yield
+        finally:
+            worker.stop()
+            await task
+            await worker.transport.close()
+
+    return lifespan

@@ -9,14 +9,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
-def _no_nul(value: str) -> str:
+def _storable(value: str) -> str:
+    """Text both databases can store: PostgreSQL refuses NUL, and lone surrogates (which JSON's
+    \\uD800 escapes can produce) are not UTF-8 at all."""
     if "\x00" in value:
         raise ValueError("must not contain NUL characters")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no lone surrogates)") from None
     return value
 
 
@@ -27,8 +33,13 @@ def _utc(value: datetime) -> datetime:
         raise ValueError("date is out of range") from None
 
 
-Text = Annotated[str, AfterValidator(_no_nul)]
-Name = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_nul)]
+Text = Annotated[str, AfterValidator(_storable)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    AfterValidator(_storable),
+]
+"""A list's name: trimmed on create and rename alike, never blank."""
 UTCDate = Annotated[datetime, AfterValidator(_utc)]
 
 
@@ -146,3 +157,91 @@ class ErrorDetail(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorDetail
+
+
+class BearerAuth(Body):
+    type: Literal["bearer"]
+    token: str = Field(min_length=1, max_length=4096)
+
+
+class BasicAuth(Body):
+    type: Literal["basic"]
+    username: str = Field(min_length=1, max_length=1024)
+    password: str = Field(max_length=4096)
+
+
+class WebhookCreate(Body):
+    url: str = Field(max_length=2048)
+    events: list[str] = Field(min_length=1, max_length=100)
+    description: Text = Field(default="", max_length=1000)
+    headers: dict[str, str] | None = None
+    auth: Annotated[BearerAuth | BasicAuth, Field(discriminator="type")] | None = None
+    batched: bool = False
+    enabled: bool = True
+    rate_limit: float | None = Field(
+        default=None, gt=0, le=100_000, description="Messages per second, per worker."
+    )
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    secret: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Bring your own whsec_ secret (default: generated).",
+    )
+
+
+class WebhookPatch(Body):
+    url: str | None = Field(default=None, max_length=2048)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    description: Text | None = Field(default=None, max_length=1000)
+    headers: dict[str, str] | None = None
+    auth: Annotated[BearerAuth | BasicAuth, Field(discriminator="type")] | None = None
+    batched: bool | None = None
+    enabled: bool | None = None
+    rate_limit: float | None = Field(default=None, gt=0, le=100_000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+
+
+class WebhookOut(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    description: str
+    headers: dict[str, str]
+    auth: dict[str, Any] | None
+    batched: bool
+    enabled: bool
+    disabled_reason: str | None
+    created_at: str
+    secret: str | None = Field(default=None, description="Only in create and rotate answers.")
+
+
+class RotateSecret(Body):
+    secret: str | None = Field(default=None, max_length=128)
+
+
+class TestSend(Body):
+    event_type: str = Field(max_length=64)
+
+
+class Recover(Body):
+    since: UTCDate
+    until: UTCDate | None = None
+
+
+class AttemptOut(BaseModel):
+    at: str
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    error_detail: str | None
+    response_body: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    message_id: str
+    webhook_id: int
+    status: Literal["pending", "succeeded", "failed", "exhausted"]
+    attempt_count: int
+    next_attempt_at: str | None
+    attempts: list[AttemptOut]

@@ -260,3 +260,17 @@ WILDCARD = "*"
 
 def is_known(name: str) -> bool:
     return name in CATALOG
+
+
+def subscription_matches(patterns: list[str], event_type: str) -> bool:
+    """Whether an endpoint subscribed to ``patterns`` receives ``event_type``.
+
+    ``*`` is every business event and ``contact.*`` one family of them; operational events
+    (``webhook.disabled``, ``delivery.exhausted``, ``inbound.failed``) only by their name.
+    """
+    if event_type in patterns:
+        return True
+    kind = CATALOG.get(event_type)
+    if kind is None or kind.operational:
+        return False
+    return WILDCARD in patterns or event_type.split(".", 1)[0] + ".*" in patterns

@@ -25,6 +25,8 @@ from hookhub.store.database import after_commit
 from hookhub.store.messages import MessageStore
 
 CommitListener = Callable[[Counter[str]], None]
+Fanout = Callable[[Connection, list["OutboxMessage"], dict[str, Any]], None]
+"""Runs in the writing transaction for each batch; the dict is scratch space per transaction."""
 """Called after a commit with the number of messages written per type."""
 
 
@@ -34,9 +36,17 @@ class OutboxMessage:
     type: str
     payload: bytes
     created_at: datetime
+    about_endpoint: int | None = None
+    """For operational events: the endpoint they are about, which never receives them."""
 
 
-def build_message(event_type: str, data: dict[str, Any], occurred_at: datetime) -> OutboxMessage:
+def build_message(
+    event_type: str,
+    data: dict[str, Any],
+    occurred_at: datetime,
+    *,
+    about_endpoint: int | None = None,
+) -> OutboxMessage:
     if event_type not in CATALOG:
         raise ValueError(f"{event_type!r} is not in the event catalog")
     body = {"type": event_type, "timestamp": jsoncodec.isoformat(occurred_at), "data": data}
@@ -45,6 +55,7 @@ def build_message(event_type: str, data: dict[str, Any], occurred_at: datetime) 
         type=event_type,
         payload=jsoncodec.dumps(body),
         created_at=occurred_at,
+        about_endpoint=about_endpoint,
     )
 
 
@@ -53,19 +64,21 @@ class Outbox:
 
     def __init__(self) -> None:
         self._listeners: list[CommitListener] = []
-        self._fanouts: list[Callable[[Connection, list[OutboxMessage]], None]] = []
+        self._fanouts: list[Fanout] = []
 
     def add_listener(self, listener: CommitListener) -> None:
         self._listeners.append(listener)
 
-    def add_fanout(self, fanout: Callable[[Connection, list[OutboxMessage]], None]) -> None:
+    def add_fanout(self, fanout: Fanout) -> None:
         """Register a step that runs in the writing transaction for every batch of messages."""
         self._fanouts.append(fanout)
 
     def writer(self, conn: Connection) -> OutboxWriter:
         return OutboxWriter(self, conn)
 
-    def _committed(self, counts: Counter[str]) -> None:
+    def committed(self, counts: Counter[str] | None = None) -> None:
+        """Tell listeners that a transaction with messages or due deliveries committed."""
+        counts = counts if counts is not None else Counter()
         for listener in self._listeners:
             listener(counts)
 
@@ -76,14 +89,23 @@ class OutboxWriter:
         self._conn = conn
         self._store = MessageStore(conn)
         self._counts: Counter[str] = Counter()
+        self._scratch: dict[str, Any] = {}
         self.written: list[OutboxMessage] = []
 
-    def emit(self, event_type: str, data: dict[str, Any], occurred_at: datetime) -> OutboxMessage:
-        message = build_message(event_type, data, occurred_at)
+    def emit(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        occurred_at: datetime,
+        *,
+        about_endpoint: int | None = None,
+    ) -> OutboxMessage:
+        message = build_message(event_type, data, occurred_at, about_endpoint=about_endpoint)
         self.write([message])
         return message
 
-    def write(self, batch: list[OutboxMessage]) -> None:
+    def write(self, batch: list[OutboxMessage], *, fanout: bool = True) -> None:
+        """Store messages; ``fanout=False`` leaves their deliveries to the caller (test sends)."""
         if not batch:
             return
         self._store.insert_many(
@@ -97,9 +119,9 @@ class OutboxWriter:
                 for m in batch
             ]
         )
-        for fanout in self._outbox._fanouts:
-            fanout(self._conn, batch)
+        for step in self._outbox._fanouts if fanout else ():
+            step(self._conn, batch, self._scratch)
         if not self._counts:
-            after_commit(self._conn, lambda: self._outbox._committed(self._counts))
+            after_commit(self._conn, lambda: self._outbox.committed(self._counts))
         self._counts.update(m.type for m in batch)
         self.written.extend(batch)

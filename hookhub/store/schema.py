@@ -22,6 +22,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -148,12 +150,79 @@ messages = Table(
     Index(None, "type", "id"),
 )
 
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("event_types", Text, nullable=False),  # JSON list of catalog names or "*"
+    Column("headers", Text, nullable=False, default="{}"),  # JSON object
+    Column("auth", Text, nullable=True),  # JSON {type, token | username, password}
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128), nullable=True),
+    Column("previous_secret_until", Double, nullable=True),
+    Column("batched", Boolean, nullable=False, default=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_reason", Text, nullable=True),
+    Column("rate_limit", Double, nullable=True),  # messages per second, per worker
+    Column("max_concurrency", Integer, nullable=True),
+    Column("failing_since", Double, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "endpoint_id", BigInteger, ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("status", String(16), nullable=False),  # pending, succeeded, failed, exhausted
+    Column("attempt_count", Integer, nullable=False, default=0),
+    # When the next attempt is due; while leased, when the lease expires.
+    Column("next_attempt_at", Double, nullable=True),
+    Column("lease_owner", String(64), nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("created_at", Double, nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index(
+        "ix_deliveries_due",
+        "next_attempt_at",
+        sqlite_where=text("status IN ('pending', 'failed')"),
+        postgresql_where=text("status IN ('pending', 'failed')"),
+    ),
+    Index(None, "endpoint_id", "id"),
+    Index(None, "message_id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "delivery_id", BigInteger, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("attempted_at", Double, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("duration_ms", Double, nullable=False),
+    Column("error", String(64), nullable=True),
+    Column("error_detail", Text, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Index(None, "delivery_id", "id"),
+)
+
 __all__ = [
     "UTCDateTime",
     "api_keys",
     "attribute_definitions",
     "contacts",
     "custom_events",
+    "deliveries",
+    "delivery_attempts",
+    "endpoints",
     "list_members",
     "lists",
     "messages",

@@ -51,7 +51,8 @@ def get_message(message_id: Annotated[str, Path(max_length=40)], services: Servi
         row = MessageStore(conn).get(message_id)
     if row is None:
         raise NotFound(f"No message {message_id!r}.")
-    return JSON(message_to_api(row))
+    deliveries = services.endpoints.message_deliveries(message_id)
+    return JSON({**message_to_api(row), "deliveries": [d.to_api() for d in deliveries]})
 
 
 @router.get("/event-types")

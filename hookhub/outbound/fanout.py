@@ -1,0 +1,56 @@
+"""Fan-out: each outbox message becomes one delivery per subscribed, enabled endpoint.
+
+It runs inside the transaction that writes the message, so a message and its deliveries exist
+together or not at all: no crash can skip or double a fan-out, and an endpoint created later
+never receives older messages (unless asked to, by recover). On PostgreSQL it also queues a
+``NOTIFY`` that wakes delivery workers when the transaction commits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from hookhub.core.catalog import subscription_matches
+from hookhub.outbound.outbox import OutboxMessage
+from hookhub.store.deliveries import DeliveryStore
+from hookhub.store.endpoints import EndpointStore
+
+NOTIFY_CHANNEL = "hookhub_deliveries"
+_SUBSCRIPTIONS = "subscriptions"
+
+
+class Fanout:
+    def __init__(self, *, batch_window: float) -> None:
+        self.batch_window = batch_window
+
+    def __call__(
+        self, conn: Connection, batch: list[OutboxMessage], scratch: dict[str, Any]
+    ) -> None:
+        subscriptions = scratch.get(_SUBSCRIPTIONS)
+        if subscriptions is None:
+            subscriptions = scratch[_SUBSCRIPTIONS] = EndpointStore(conn).subscriptions()
+        if not subscriptions:
+            return
+        rows: list[dict[str, Any]] = []
+        for message in batch:
+            now = message.created_at.timestamp()
+            about = message.about_endpoint
+            for endpoint_id, patterns, batched in subscriptions:
+                if endpoint_id == about or not subscription_matches(patterns, message.type):
+                    continue
+                rows.append(
+                    {
+                        "message_id": message.id,
+                        "endpoint_id": endpoint_id,
+                        # Batched endpoints gather messages for up to the batch window.
+                        "next_attempt_at": now + self.batch_window if batched else now,
+                        "created_at": now,
+                    }
+                )
+        if rows:
+            DeliveryStore(conn).insert_many(rows)
+            if conn.dialect.name == "postgresql" and not scratch.get("notified"):
+                conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+                scratch["notified"] = True

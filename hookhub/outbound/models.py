@@ -1,0 +1,121 @@
+"""Outbound endpoints and deliveries as value objects, and their public JSON shapes.
+
+Secrets (the signing secret, auth tokens and passwords) are never part of ``to_api``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hookhub.core.catalog import subscription_matches
+from hookhub.core.jsoncodec import isoformat
+
+
+def _iso_epoch(value: float | None) -> str | None:
+    return None if value is None else isoformat(datetime.fromtimestamp(value, UTC))
+
+
+@dataclass(slots=True)
+class Endpoint:
+    id: int
+    url: str
+    description: str
+    event_types: list[str]
+    headers: dict[str, str]
+    auth: dict[str, str] | None
+    secret: str
+    previous_secret: str | None
+    previous_secret_until: float | None
+    batched: bool
+    enabled: bool
+    disabled_reason: str | None
+    rate_limit: float | None
+    max_concurrency: int | None
+    failing_since: float | None
+    created_at: datetime
+    updated_at: datetime
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return subscription_matches(self.event_types, event_type)
+
+    def signing_secrets(self, now: float) -> list[str]:
+        """The current secret, plus the previous one during its rotation overlap."""
+        secrets = [self.secret]
+        if self.previous_secret and (self.previous_secret_until or 0) > now:
+            secrets.append(self.previous_secret)
+        return secrets
+
+    def to_api(self) -> dict[str, Any]:
+        auth: dict[str, Any] | None = None
+        if self.auth is not None:
+            auth = {"type": self.auth["type"]}
+            if self.auth["type"] == "basic":
+                auth["username"] = self.auth.get("username")
+        return {
+            "id": self.id,
+            "url": self.url,
+            "events": self.event_types,
+            "description": self.description,
+            "headers": self.headers,
+            "auth": auth,
+            "batched": self.batched,
+            "enabled": self.enabled,
+            "disabled_reason": self.disabled_reason,
+            "rate_limit": self.rate_limit,
+            "max_concurrency": self.max_concurrency,
+            "failing_since": _iso_epoch(self.failing_since),
+            "created_at": isoformat(self.created_at),
+            "updated_at": isoformat(self.updated_at),
+        }
+
+
+@dataclass(slots=True)
+class Attempt:
+    at: float
+    status_code: int | None
+    duration_ms: float
+    error: str | None
+    error_detail: str | None
+    response_body: str | None
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "at": _iso_epoch(self.at),
+            "status_code": self.status_code,
+            "duration_ms": round(self.duration_ms, 3),
+            "error": self.error,
+            "error_detail": self.error_detail,
+            "response_body": self.response_body,
+        }
+
+
+@dataclass(slots=True)
+class Delivery:
+    id: int
+    message_id: str
+    endpoint_id: int
+    status: str
+    attempt_count: int
+    next_attempt_at: float | None
+    in_flight: bool
+    created_at: float
+    updated_at: float
+    attempts: list[Attempt] = field(default_factory=list)
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "message_id": self.message_id,
+            "webhook_id": self.endpoint_id,
+            "status": self.status,
+            "attempt_count": self.attempt_count,
+            "next_attempt_at": _iso_epoch(self.next_attempt_at)
+            if self.status in ("pending", "failed")
+            else None,
+            "in_flight": self.in_flight,
+            "created_at": _iso_epoch(self.created_at),
+            "updated_at": _iso_epoch(self.updated_at),
+            "attempts": [a.to_api() for a in self.attempts],
+        }

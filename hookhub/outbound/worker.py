@@ -1,0 +1,563 @@
+"""The delivery worker: claims due deliveries, signs and sends them, records every attempt.
+
+Flow: wake (a commit in this process, a PostgreSQL NOTIFY, or the polling backstop) -> claim a
+batch of due deliveries under a lease -> hand each to its endpoint's :class:`Lane` -> send with
+a fresh Standard Webhooks signature over the stored bytes -> buffer the outcome -> record
+outcomes in batches, in one transaction each, with the operational events they cause.
+
+Isolation: each endpoint has a lane with its own concurrency cap, optional rate limit and
+back-off. A lane accepts at most twice its cap; what it cannot take is given back to the queue
+unattempted, so one slow or black-holed endpoint never holds the others' work.
+
+What this module must never do: write SQL (``hookhub.store.deliveries`` owns it), send a body
+other than the stored bytes, or acknowledge a delivery whose lease it no longer holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from hookhub import __version__
+from hookhub.config import Settings
+from hookhub.core import jsoncodec, signing
+from hookhub.core.retry import Outcome, RetryPolicy, classify, parse_retry_after
+from hookhub.metrics import Metrics
+from hookhub.outbound.models import Endpoint
+from hookhub.outbound.outbox import Outbox, OutboxWriter
+from hookhub.outbound.sender import AttemptResult, Transport
+from hookhub.store.database import Database
+from hookhub.store.deliveries import ClaimedDelivery, DeliveryStore, DeliveryUpdate
+from hookhub.store.endpoints import EndpointStore
+
+log = logging.getLogger("hookhub.worker")
+
+CLAIM_BATCH = 256
+FLUSH_BATCH = 512
+RELEASE_DELAY = 0.25
+MAX_LANE_BLOCK = 60.0
+
+
+@dataclass(slots=True)
+class Job:
+    delivery_id: int
+    message_id: str
+    event_type: str
+    payload: bytes
+    created_at: float
+    attempt_count: int
+
+
+@dataclass(slots=True)
+class EndpointEffect:
+    """What this flush learned about an endpoint."""
+
+    succeeded: bool = False
+    failed_at: float | None = None
+    gone: bool = False
+
+
+@dataclass
+class Lane:
+    """One endpoint's share of this worker: cap, rate limit, back-off."""
+
+    endpoint: Endpoint
+    default_cap: int
+    queue: deque[Job] = field(default_factory=deque)
+    in_flight: int = 0
+    blocked_until: float = 0.0
+    consecutive_failures: int = 0
+    tokens: float = 0.0
+    refilled_at: float = 0.0
+
+    @property
+    def cap(self) -> int:
+        return self.endpoint.max_concurrency or self.default_cap
+
+    def room(self, batch_size: int) -> int:
+        per_send = batch_size if self.endpoint.batched else 1
+        return max(0, 2 * self.cap * per_send - self.in_flight * per_send - len(self.queue))
+
+    def blocked(self, now: float) -> bool:
+        return self.blocked_until > now
+
+    def take_token(self, now: float) -> float:
+        """0 when a send may start now, else seconds to wait (rate limit)."""
+        rate = self.endpoint.rate_limit
+        if not rate:
+            return 0.0
+        self.tokens = min(rate, self.tokens + (now - self.refilled_at) * rate)
+        self.refilled_at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / rate
+
+    def observe(self, outcome: Outcome, retry_after: float | None, now: float) -> None:
+        if outcome is Outcome.SUCCESS:
+            self.consecutive_failures = 0
+            self.blocked_until = 0.0
+            return
+        self.consecutive_failures += 1
+        if outcome is Outcome.THROTTLED:
+            wait = (
+                retry_after if retry_after is not None else 2.0 ** min(self.consecutive_failures, 5)
+            )
+            self.blocked_until = max(self.blocked_until, now + min(max(wait, 1.0), MAX_LANE_BLOCK))
+        elif self.consecutive_failures >= 3:
+            backoff = min(2.0 ** (self.consecutive_failures - 3), MAX_LANE_BLOCK)
+            self.blocked_until = max(self.blocked_until, now + backoff)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def batch_body(jobs: list[Job]) -> tuple[str, bytes]:
+    """The id and body of a batch: the same for the same members, on every attempt."""
+    digest = hashlib.sha256(",".join(j.message_id for j in jobs).encode()).digest()
+    batch_id = "msg_batch_" + base64.b32encode(digest[:15]).decode().lower()
+    stamp = jsoncodec.isoformat(datetime.fromtimestamp(min(j.created_at for j in jobs), UTC))
+    body = b"".join(
+        [
+            b'{"type":"batch","timestamp":"',
+            stamp.encode(),
+            b'","data":[',
+            b",".join(j.payload for j in jobs),
+            b"]}",
+        ]
+    )
+    return batch_id, body
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        settings: Settings,
+        transport: Transport,
+        *,
+        metrics: Metrics | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.settings = settings
+        self.transport = transport
+        self.metrics = metrics
+        self.worker_id = worker_id or default_worker_id()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.policy = RetryPolicy(
+            settings.retry_schedule,
+            jitter=settings.retry_jitter,
+            min_backoff=settings.retry_min_backoff,
+        )
+        self.lanes: dict[int, Lane] = {}
+        self._updates: list[tuple[DeliveryUpdate, int, Job, Outcome]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._flush_wake = asyncio.Event()
+        self._stopping = False
+        self._flushing_done = False
+        self._sends: set[asyncio.Task[None]] = set()
+        self._user_agent = f"hookhub/{__version__}"
+        self._listener: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def wake(self, *_args: Any) -> None:
+        """Thread-safe: something may be due now."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        """Deliver until :meth:`stop` is called."""
+        self._loop = asyncio.get_running_loop()
+        self.outbox.add_listener(self.wake)
+        self._start_listener()
+        flusher = asyncio.create_task(self._flush_loop(), name="hookhub-flush")
+        log.info("worker.started", extra={"worker_id": self.worker_id})
+        try:
+            while not self._stopping:
+                await self._claim_and_dispatch()
+                timeout = self._next_wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout)
+                self._wake.clear()
+        finally:
+            await self._drain()
+            self._flushing_done = True
+            self._flush_wake.set()
+            await flusher
+            await asyncio.to_thread(self._release_all)
+            log.info("worker.stopped", extra={"worker_id": self.worker_id})
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        """Give back what was not started; let in-flight attempts finish within a bound."""
+        queued = [(lane, job) for lane in self.lanes.values() for job in lane.queue]
+        for lane in self.lanes.values():
+            lane.queue.clear()
+        if queued:
+            now = self.clock()
+            await asyncio.to_thread(self._release, [job.delivery_id for _, job in queued], now)
+        if self._sends:
+            bound = self.settings.delivery_timeout + 2
+            _done, pending = await asyncio.wait(self._sends, timeout=bound)
+            for task in pending:
+                task.cancel()
+
+    def _next_wait(self) -> float:
+        wait = self.settings.poll_interval
+        now = self.clock()
+        for lane in self.lanes.values():
+            if lane.queue and lane.blocked_until > now:
+                wait = min(wait, lane.blocked_until - now)
+        return max(wait, 0.001)
+
+    def _start_listener(self) -> None:
+        if self.db.backend != "postgresql":
+            return
+        self._listener = threading.Thread(target=self._listen, name="hookhub-listen", daemon=True)
+        self._listener.start()
+
+    def _listen(self) -> None:
+        """PostgreSQL LISTEN in a thread of its own; any notification wakes the loop."""
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        from hookhub.outbound.fanout import NOTIFY_CHANNEL
+
+        conninfo = (
+            make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        )
+        while not self._stopping:
+            try:
+                with psycopg.connect(conninfo, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    while not self._stopping:
+                        for _ in conn.notifies(timeout=1.0, stop_after=1):
+                            self.wake()
+            except Exception as exc:  # reconnect; the polling backstop covers the gap
+                log.warning("worker.listen_failed", extra={"error": type(exc).__name__})
+                time.sleep(1.0)
+
+    # -- claiming --------------------------------------------------------------------------
+
+    async def _claim_and_dispatch(self) -> None:
+        capacity = self.settings.worker_concurrency * 2
+        while not self._stopping:
+            load = sum(lane.in_flight + len(lane.queue) for lane in self.lanes.values())
+            free = capacity - load
+            if free <= 0:
+                break
+            now = self.clock()
+            busy = [
+                eid
+                for eid, lane in self.lanes.items()
+                if lane.room(self.settings.batch_max_messages) == 0 and not lane.blocked(now)
+            ]
+            limit = min(free, CLAIM_BATCH)
+            jobs = await asyncio.to_thread(self._claim, now, limit, busy)
+            if jobs:
+                await self._dispatch(jobs)
+            self._pump()
+            if len(jobs) < limit:
+                break
+
+    def _claim(self, now: float, limit: int, busy: list[int]) -> list[tuple[Endpoint, Job]]:
+        lease_until = now + self.settings.lease_seconds
+        with self.db.write() as conn:
+            store = DeliveryStore(conn)
+            claimed = store.claim_due(
+                now=now,
+                lease_until=lease_until,
+                owner=self.worker_id,
+                limit=limit,
+                exclude_endpoints=busy,
+            )
+            if not claimed:
+                return []
+            endpoints = EndpointStore(conn).get_many([c.endpoint_id for c in claimed])
+            for endpoint in endpoints.values():
+                if endpoint.batched:  # fill the batch with fresh messages not yet due
+                    have = sum(1 for c in claimed if c.endpoint_id == endpoint.id)
+                    room = self.settings.batch_max_messages - have
+                    if room > 0:
+                        claimed.extend(
+                            store.claim_fresh(
+                                endpoint_id=endpoint.id,
+                                horizon=now + self.settings.batch_window,
+                                lease_until=lease_until,
+                                owner=self.worker_id,
+                                limit=room,
+                            )
+                        )
+            payloads = store.payloads([c.message_id for c in claimed])
+        return [
+            (endpoints[c.endpoint_id], self._job(c, payloads))
+            for c in claimed
+            if c.endpoint_id in endpoints and c.message_id in payloads
+        ]
+
+    @staticmethod
+    def _job(claimed: ClaimedDelivery, payloads: dict[str, tuple[str, bytes, float]]) -> Job:
+        event_type, payload, created_at = payloads[claimed.message_id]
+        return Job(
+            delivery_id=claimed.id,
+            message_id=claimed.message_id,
+            event_type=event_type,
+            payload=payload,
+            created_at=created_at,
+            attempt_count=claimed.attempt_count,
+        )
+
+    async def _dispatch(self, jobs: list[tuple[Endpoint, Job]]) -> None:
+        now = self.clock()
+        give_back: dict[float, list[int]] = {}
+        for endpoint, job in jobs:
+            lane = self.lanes.get(endpoint.id)
+            if lane is None:
+                lane = self.lanes[endpoint.id] = Lane(endpoint, self.settings.endpoint_concurrency)
+                lane.refilled_at = now
+                lane.tokens = min(1.0, endpoint.rate_limit or 0.0)
+            lane.endpoint = endpoint  # the newest configuration (secret, url, headers)
+            if lane.blocked(now) or lane.room(self.settings.batch_max_messages) <= 0:
+                when = lane.blocked_until if lane.blocked(now) else now + RELEASE_DELAY
+                give_back.setdefault(round(when, 3), []).append(job.delivery_id)
+            else:
+                lane.queue.append(job)
+        for when, ids in give_back.items():
+            await asyncio.to_thread(self._release, ids, when)
+
+    def _release(self, ids: list[int], when: float) -> None:
+        with self.db.write() as conn:
+            DeliveryStore(conn).release(ids, owner=self.worker_id, next_attempt_at=when)
+
+    def _release_all(self) -> None:
+        with self.db.write() as conn:
+            released = DeliveryStore(conn).release_owner(
+                self.worker_id, next_attempt_at=self.clock()
+            )
+        if released:
+            log.info("worker.released", extra={"worker_id": self.worker_id, "count": released})
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Start as many sends as lanes allow."""
+        now = self.clock()
+        for lane in self.lanes.values():
+            if lane.blocked(now) and lane.queue:
+                jobs = list(lane.queue)
+                lane.queue.clear()
+                task = asyncio.create_task(
+                    asyncio.to_thread(
+                        self._release, [j.delivery_id for j in jobs], lane.blocked_until
+                    )
+                )
+                self._track(task)
+                continue
+            per_send = self.settings.batch_max_messages if lane.endpoint.batched else 1
+            while lane.queue and lane.in_flight < lane.cap:
+                wait = lane.take_token(now)
+                if wait > 0:
+                    self._loop_call_later(wait)
+                    break
+                group = [lane.queue.popleft() for _ in range(min(per_send, len(lane.queue)))]
+                lane.in_flight += 1
+                self._track(asyncio.create_task(self._send(lane, group)))
+
+    def _loop_call_later(self, delay: float) -> None:
+        if self._loop is not None:
+            self._loop.call_later(delay, self._wake.set)
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _send(self, lane: Lane, jobs: list[Job]) -> None:
+        endpoint = lane.endpoint
+        if self.metrics:
+            self.metrics.deliveries_in_flight.inc()
+        try:
+            if endpoint.batched:
+                msg_id, body = batch_body(jobs)
+            else:
+                msg_id, body = jobs[0].message_id, jobs[0].payload
+            started = self.clock()
+            headers = self._headers(endpoint, msg_id, body, started)
+            result = await self.transport.post(
+                endpoint.url, body, headers, self.settings.delivery_timeout
+            )
+            self._settle(lane, jobs, result, started)
+        except Exception:  # a bug must not lose the deliveries: their lease will expire
+            log.exception("worker.send_failed", extra={"webhook_id": endpoint.id})
+        finally:
+            lane.in_flight -= 1
+            if self.metrics:
+                self.metrics.deliveries_in_flight.dec()
+            self._wake.set()
+
+    def _headers(self, endpoint: Endpoint, msg_id: str, body: bytes, now: float) -> dict[str, str]:
+        headers = dict(endpoint.headers)
+        headers.update(signing.headers(endpoint.signing_secrets(now), msg_id, int(now), body))
+        headers["content-type"] = "application/json"
+        headers["user-agent"] = self._user_agent
+        auth = endpoint.auth
+        if auth is not None and auth["type"] == "bearer":
+            headers["authorization"] = f"Bearer {auth['token']}"
+        elif auth is not None and auth["type"] == "basic":
+            pair = f"{auth['username']}:{auth['password']}".encode()
+            headers["authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return headers
+
+    def _settle(self, lane: Lane, jobs: list[Job], result: AttemptResult, started: float) -> None:
+        now = self.clock()
+        outcome = classify(result.status_code, result.error)
+        retry_after = parse_retry_after(result.retry_after, datetime.fromtimestamp(now, UTC))
+        lane.observe(outcome, retry_after, now)
+        if self.metrics:
+            self.metrics.delivery_attempts.labels(outcome=outcome.value).inc(len(jobs))
+            self.metrics.delivery_latency.observe(result.duration_ms / 1000)
+        for job in jobs:
+            attempts = job.attempt_count + 1
+            if outcome is Outcome.SUCCESS:
+                status, next_at = "succeeded", None
+            else:
+                delay = self.policy.next_delay(
+                    attempts,
+                    self.rng,
+                    status=result.status_code,
+                    retry_after=retry_after,
+                    timed_out=result.error == "timeout",
+                )
+                status, next_at = ("exhausted", None) if delay is None else ("failed", now + delay)
+            update = DeliveryUpdate(
+                delivery_id=job.delivery_id,
+                status=status,
+                attempt_count=attempts,
+                next_attempt_at=next_at,
+                status_code=result.status_code,
+                attempted_at=started,
+                duration_ms=result.duration_ms,
+                error=result.error,
+                error_detail=result.error_detail,
+                response_body=result.response_body,
+            )
+            self._updates.append((update, lane.endpoint.id, job, outcome))
+        self._flush_wake.set()
+
+    # -- recording -------------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        """Group commit: each flush records everything that finished while the last one ran."""
+        while not (self._flushing_done and not self._updates):
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._updates:
+            batch, self._updates = self._updates[:FLUSH_BATCH], self._updates[FLUSH_BATCH:]
+            try:
+                await asyncio.to_thread(self._record, batch)
+            except Exception:
+                # The leases are still ours until they expire; the attempts are lost from the
+                # log but the deliveries are not: they will be retried.
+                log.exception("worker.record_failed", extra={"count": len(batch)})
+                await asyncio.sleep(0.5)
+        self._wake.set()
+
+    def _record(self, batch: list[tuple[DeliveryUpdate, int, Job, Outcome]]) -> None:
+        now = self.clock()
+        effects: dict[int, EndpointEffect] = {}
+        for update, endpoint_id, _job, outcome in batch:
+            effect = effects.setdefault(endpoint_id, EndpointEffect())
+            if outcome is Outcome.SUCCESS:
+                effect.succeeded, effect.failed_at = True, None
+            else:
+                effect.failed_at = effect.failed_at or update.attempted_at
+                effect.gone = effect.gone or outcome is Outcome.GONE
+        with self.db.write() as conn:
+            owned = DeliveryStore(conn).record(
+                [u for u, *_ in batch], owner=self.worker_id, now=now
+            )
+            writer = self.outbox.writer(conn)
+            occurred = datetime.fromtimestamp(now, UTC)
+            for update, endpoint_id, job, _outcome in batch:
+                if update.status == "exhausted" and update.delivery_id in owned:
+                    writer.emit(
+                        "delivery.exhausted",
+                        {
+                            "webhook_id": endpoint_id,
+                            "delivery_id": update.delivery_id,
+                            "message_id": job.message_id,
+                            "event_type": job.event_type,
+                            "attempts": update.attempt_count,
+                        },
+                        occurred,
+                        about_endpoint=endpoint_id,
+                    )
+            self._apply_effects(conn, effects, writer, now, occurred)
+
+    def _apply_effects(
+        self,
+        conn: Connection,
+        effects: dict[int, EndpointEffect],
+        writer: OutboxWriter,
+        now: float,
+        occurred: datetime,
+    ) -> None:
+        store = EndpointStore(conn)
+        for endpoint_id, effect in effects.items():
+            reason: str | None = None
+            if effect.gone:
+                reason = "the endpoint answered 410 Gone"
+            elif effect.failed_at is None:
+                store.set_failing(endpoint_id, None)
+                continue
+            else:
+                store.set_failing(endpoint_id, effect.failed_at)
+                endpoint = store.get(endpoint_id)
+                since = endpoint.failing_since if endpoint else None
+                if since is not None and now - since >= self.settings.endpoint_disable_after:
+                    reason = "failing since " + jsoncodec.isoformat(
+                        datetime.fromtimestamp(since, UTC)
+                    )
+            if reason is not None and store.disable(endpoint_id, reason):
+                endpoint = store.get(endpoint_id)
+                log.warning("webhook.disabled", extra={"webhook_id": endpoint_id, "reason": reason})
+                writer.emit(
+                    "webhook.disabled",
+                    {
+                        "webhook_id": endpoint_id,
+                        "url": endpoint.url if endpoint else None,
+                        "reason": reason,
+                    },
+                    occurred,
+                    about_endpoint=endpoint_id,
+                )

@@ -1,0 +1,349 @@
+"""The delivery queue: every query that claims, acknowledges or inspects deliveries.
+
+A delivery is *due* when its status is ``pending`` or ``failed`` and ``next_attempt_at`` has
+passed. Claiming leases it: ``lease_owner`` names the worker and ``next_attempt_at`` becomes the
+lease's expiry, so a worker that dies leaves a delivery that simply falls due again. Only the
+lease owner's acknowledgement is applied. On PostgreSQL claims use ``FOR UPDATE SKIP LOCKED`` so
+that concurrent workers never claim the same row; on SQLite the claim is one ``UPDATE`` inside a
+``BEGIN IMMEDIATE`` transaction, which other processes wait for.
+
+The claim SQL lives here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
+
+from hookhub.outbound.models import Attempt, Delivery
+from hookhub.store.schema import deliveries, delivery_attempts, endpoints, messages
+
+# Literal, not bound: SQLite only uses a partial index when the query repeats its condition.
+_DUE_STATUS = text("deliveries.status IN ('pending', 'failed')")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    id: int
+    endpoint_id: int
+    message_id: str
+    attempt_count: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    """What one attempt decided for its delivery."""
+
+    delivery_id: int
+    status: str  # succeeded, failed, exhausted
+    attempt_count: int
+    next_attempt_at: float | None
+    status_code: int | None
+    attempted_at: float
+    duration_ms: float
+    error: str | None
+    error_detail: str | None
+    response_body: str | None
+
+
+def _row_to_delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        id=row.id,
+        message_id=row.message_id,
+        endpoint_id=row.endpoint_id,
+        status=row.status,
+        attempt_count=row.attempt_count,
+        next_attempt_at=row.next_attempt_at,
+        in_flight=row.lease_owner is not None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class DeliveryStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    # -- writing the queue -----------------------------------------------------------------
+
+    def insert_many(self, rows: list[dict[str, Any]]) -> None:
+        """rows: message_id, endpoint_id, next_attempt_at, created_at."""
+        if rows:
+            for row in rows:
+                row.setdefault("status", "pending")
+                row.setdefault("attempt_count", 0)
+                row.setdefault("updated_at", row["created_at"])
+            self.conn.execute(insert(deliveries), rows)
+
+    def claim_due(
+        self,
+        *,
+        now: float,
+        lease_until: float,
+        owner: str,
+        limit: int,
+        exclude_endpoints: Sequence[int] = (),
+    ) -> list[ClaimedDelivery]:
+        due = (
+            select(deliveries.c.id)
+            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+            .where(_DUE_STATUS, deliveries.c.next_attempt_at <= now, endpoints.c.enabled.is_(True))
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(limit)
+        )
+        if exclude_endpoints:
+            due = due.where(deliveries.c.endpoint_id.not_in(list(exclude_endpoints)))
+        return self._lease(due, lease_until, owner)
+
+    def claim_fresh(
+        self,
+        *,
+        endpoint_id: int,
+        horizon: float,
+        lease_until: float,
+        owner: str,
+        limit: int,
+    ) -> list[ClaimedDelivery]:
+        """First attempts for ``endpoint_id`` due before ``horizon``: the rest of a batch."""
+        due = (
+            select(deliveries.c.id)
+            .where(
+                _DUE_STATUS,
+                deliveries.c.endpoint_id == endpoint_id,
+                deliveries.c.attempt_count == 0,
+                deliveries.c.lease_owner.is_(None),
+                deliveries.c.next_attempt_at <= horizon,
+            )
+            .order_by(deliveries.c.next_attempt_at)
+            .limit(limit)
+        )
+        return self._lease(due, lease_until, owner)
+
+    def _lease(self, due: Any, lease_until: float, owner: str) -> list[ClaimedDelivery]:
+        if self._pg:
+            due = due.with_for_update(of=deliveries, skip_locked=True)
+        statement = (
+            update(deliveries)
+            .where(deliveries.c.id.in_(due.scalar_subquery()))
+            .values(lease_owner=owner, next_attempt_at=lease_until)
+            .returning(
+                deliveries.c.id,
+                deliveries.c.endpoint_id,
+                deliveries.c.message_id,
+                deliveries.c.attempt_count,
+                deliveries.c.status,
+            )
+        )
+        claimed = [
+            ClaimedDelivery(r.id, r.endpoint_id, r.message_id, r.attempt_count, r.status)
+            for r in self.conn.execute(statement)
+        ]
+        claimed.sort(key=lambda c: c.id)
+        return claimed
+
+    def release(self, ids: Sequence[int], *, owner: str, next_attempt_at: float) -> None:
+        """Give claimed deliveries back unattempted, due again at ``next_attempt_at``."""
+        if ids:
+            self.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id.in_(list(ids)), deliveries.c.lease_owner == owner)
+                .values(lease_owner=None, next_attempt_at=next_attempt_at)
+            )
+
+    def release_owner(self, owner: str, *, next_attempt_at: float) -> int:
+        result = self.conn.execute(
+            update(deliveries)
+            .where(deliveries.c.lease_owner == owner)
+            .values(lease_owner=None, next_attempt_at=next_attempt_at)
+        )
+        return int(result.rowcount)
+
+    def record(self, updates: Sequence[DeliveryUpdate], *, owner: str, now: float) -> set[int]:
+        """Store attempts and apply updates; answers the ids whose lease was still ours."""
+        if not updates:
+            return set()
+        self.conn.execute(
+            insert(delivery_attempts),
+            [
+                {
+                    "delivery_id": o.delivery_id,
+                    "attempted_at": o.attempted_at,
+                    "status_code": o.status_code,
+                    "duration_ms": o.duration_ms,
+                    "error": o.error,
+                    "error_detail": o.error_detail,
+                    "response_body": o.response_body,
+                }
+                for o in updates
+            ],
+        )
+        ids = [o.delivery_id for o in updates]
+        owned: set[int] = set()
+        for start in range(0, len(ids), 500):
+            query = select(deliveries.c.id).where(
+                deliveries.c.id.in_(ids[start : start + 500]), deliveries.c.lease_owner == owner
+            )
+            owned.update(self.conn.execute(query).scalars())
+        rows = [
+            {
+                "b_id": o.delivery_id,
+                "b_status": o.status,
+                "b_attempts": o.attempt_count,
+                "b_next": o.next_attempt_at,
+                "b_code": o.status_code,
+                "b_now": now,
+            }
+            for o in updates
+            if o.delivery_id in owned
+        ]
+        if rows:
+            self.conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("b_status"),
+                    attempt_count=bindparam("b_attempts"),
+                    next_attempt_at=bindparam("b_next"),
+                    last_status_code=bindparam("b_code"),
+                    lease_owner=None,
+                    updated_at=bindparam("b_now"),
+                ),
+                rows,
+            )
+        return owned
+
+    def requeue(self, delivery_id: int, now: float) -> bool:
+        result = self.conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .values(status="pending", next_attempt_at=now, lease_owner=None, updated_at=now)
+        )
+        return bool(result.rowcount)
+
+    def requeue_failed(self, endpoint_id: int, since: float, until: float, now: float) -> int:
+        result = self.conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.endpoint_id == endpoint_id,
+                deliveries.c.status.in_(("failed", "exhausted")),
+                deliveries.c.lease_owner.is_(None),
+                deliveries.c.created_at >= since,
+                deliveries.c.created_at < until,
+            )
+            .values(status="pending", next_attempt_at=now, updated_at=now)
+        )
+        return int(result.rowcount)
+
+    def backfill(
+        self,
+        endpoint_id: int,
+        *,
+        message_ids: Sequence[str],
+        now: float,
+    ) -> int:
+        """Deliveries to ``endpoint_id`` for messages it never had one for."""
+        if not message_ids:
+            return 0
+        have: set[str] = set()
+        for start in range(0, len(message_ids), 500):
+            query = select(deliveries.c.message_id).where(
+                deliveries.c.endpoint_id == endpoint_id,
+                deliveries.c.message_id.in_(message_ids[start : start + 500]),
+            )
+            have.update(self.conn.execute(query).scalars())
+        missing = [m for m in message_ids if m not in have]
+        self.insert_many(
+            [
+                {
+                    "message_id": m,
+                    "endpoint_id": endpoint_id,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+                for m in missing
+            ]
+        )
+        return len(missing)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def payloads(self, message_ids: Sequence[str]) -> dict[str, tuple[str, bytes, float]]:
+        """Type, stored body and creation time (epoch seconds) of each message."""
+        found: dict[str, tuple[str, bytes, float]] = {}
+        ids = sorted(set(message_ids))
+        for start in range(0, len(ids), 500):
+            query = select(
+                messages.c.id, messages.c.type, messages.c.payload, messages.c.created_at
+            ).where(messages.c.id.in_(ids[start : start + 500]))
+            for row in self.conn.execute(query):
+                found[row.id] = (row.type, row.payload.encode(), row.created_at.timestamp())
+        return found
+
+    def get(self, delivery_id: int) -> Delivery | None:
+        row = self.conn.execute(select(deliveries).where(deliveries.c.id == delivery_id)).first()
+        if row is None:
+            return None
+        delivery = _row_to_delivery(row)
+        self.attach_attempts([delivery])
+        return delivery
+
+    def page(
+        self,
+        *,
+        endpoint_id: int | None = None,
+        message_id: str | None = None,
+        status: str | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Delivery]:
+        query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
+        if endpoint_id is not None:
+            query = query.where(deliveries.c.endpoint_id == endpoint_id)
+        if message_id is not None:
+            query = query.where(deliveries.c.message_id == message_id)
+        if status is not None:
+            query = query.where(deliveries.c.status == status)
+        if after_id is not None:
+            query = query.where(deliveries.c.id < after_id)
+        items = [_row_to_delivery(row) for row in self.conn.execute(query)]
+        self.attach_attempts(items)
+        return items
+
+    def attach_attempts(self, items: Sequence[Delivery]) -> None:
+        by_id: dict[int, list[Attempt]] = defaultdict(list)
+        ids = [d.id for d in items]
+        for start in range(0, len(ids), 500):
+            query = (
+                select(delivery_attempts)
+                .where(delivery_attempts.c.delivery_id.in_(ids[start : start + 500]))
+                .order_by(delivery_attempts.c.id)
+            )
+            for row in self.conn.execute(query):
+                by_id[row.delivery_id].append(
+                    Attempt(
+                        at=row.attempted_at,
+                        status_code=row.status_code,
+                        duration_ms=row.duration_ms,
+                        error=row.error,
+                        error_detail=row.error_detail,
+                        response_body=row.response_body,
+                    )
+                )
+        for delivery in items:
+            delivery.attempts = by_id.get(delivery.id, [])
+
+    def counts_by_status(self, endpoint_id: int | None = None) -> dict[str, int]:
+        query = select(deliveries.c.status, func.count()).group_by(deliveries.c.status)
+        if endpoint_id is not None:
+            query = query.where(deliveries.c.endpoint_id == endpoint_id)
+        return {row[0]: int(row[1]) for row in self.conn.execute(query)}
+
+    def leased_count(self) -> int:
+        query = select(func.count()).where(deliveries.c.lease_owner.is_not(None))
+        return int(self.conn.execute(query).scalar_one())

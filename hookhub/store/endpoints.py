@@ -1,0 +1,130 @@
+"""Queries on outbound endpoints (``/api/v1/webhooks``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+
+from hookhub.core import jsoncodec
+from hookhub.outbound.models import Endpoint
+from hookhub.store.schema import endpoints
+
+
+def row_to_endpoint(row: Row[Any]) -> Endpoint:
+    return Endpoint(
+        id=row.id,
+        url=row.url,
+        description=row.description,
+        event_types=jsoncodec.loads(row.event_types),
+        headers=jsoncodec.loads(row.headers),
+        auth=jsoncodec.loads(row.auth) if row.auth else None,
+        secret=row.secret,
+        previous_secret=row.previous_secret,
+        previous_secret_until=row.previous_secret_until,
+        batched=bool(row.batched),
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+        rate_limit=row.rate_limit,
+        max_concurrency=row.max_concurrency,
+        failing_since=row.failing_since,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def endpoint_values(endpoint: Endpoint) -> dict[str, Any]:
+    return {
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "event_types": jsoncodec.dumps(endpoint.event_types).decode(),
+        "headers": jsoncodec.dumps(endpoint.headers).decode(),
+        "auth": jsoncodec.dumps(endpoint.auth).decode() if endpoint.auth else None,
+        "secret": endpoint.secret,
+        "previous_secret": endpoint.previous_secret,
+        "previous_secret_until": endpoint.previous_secret_until,
+        "batched": endpoint.batched,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "rate_limit": endpoint.rate_limit,
+        "max_concurrency": endpoint.max_concurrency,
+        "failing_since": endpoint.failing_since,
+        "created_at": endpoint.created_at,
+        "updated_at": endpoint.updated_at,
+    }
+
+
+class EndpointStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    def insert(self, endpoint: Endpoint) -> int:
+        statement = insert(endpoints).values(endpoint_values(endpoint)).returning(endpoints.c.id)
+        return int(self.conn.execute(statement).scalar_one())
+
+    def get(self, endpoint_id: int, *, lock: bool = False) -> Endpoint | None:
+        query = select(endpoints).where(endpoints.c.id == endpoint_id)
+        if lock and self._pg:
+            query = query.with_for_update()
+        row = self.conn.execute(query).first()
+        return row_to_endpoint(row) if row else None
+
+    def get_many(self, ids: Sequence[int]) -> dict[int, Endpoint]:
+        if not ids:
+            return {}
+        query = select(endpoints).where(endpoints.c.id.in_(sorted(set(ids))))
+        return {row.id: row_to_endpoint(row) for row in self.conn.execute(query)}
+
+    def save(self, endpoint: Endpoint) -> None:
+        values = endpoint_values(endpoint)
+        values.pop("created_at")
+        self.conn.execute(update(endpoints).where(endpoints.c.id == endpoint.id).values(values))
+
+    def delete(self, endpoint_id: int) -> bool:
+        return bool(
+            self.conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id)).rowcount
+        )
+
+    def page(self, *, after_id: int | None, limit: int) -> list[Endpoint]:
+        query = select(endpoints).order_by(endpoints.c.id).limit(limit)
+        if after_id is not None:
+            query = query.where(endpoints.c.id > after_id)
+        return [row_to_endpoint(row) for row in self.conn.execute(query)]
+
+    def subscriptions(self) -> list[tuple[int, list[str], bool]]:
+        """(id, event types, batched) of every enabled endpoint: what fan-out needs."""
+        query = select(endpoints.c.id, endpoints.c.event_types, endpoints.c.batched).where(
+            endpoints.c.enabled.is_(True)
+        )
+        return [
+            (row.id, jsoncodec.loads(row.event_types), bool(row.batched))
+            for row in self.conn.execute(query)
+        ]
+
+    def set_failing(self, endpoint_id: int, since: float | None) -> None:
+        """Start (keeping an earlier start) or clear the endpoint's failing streak."""
+        column = endpoints.c.failing_since
+        if since is None:
+            statement = (
+                update(endpoints)
+                .where(endpoints.c.id == endpoint_id, column.is_not(None))
+                .values(failing_since=None)
+            )
+        else:
+            statement = (
+                update(endpoints)
+                .where(endpoints.c.id == endpoint_id, column.is_(None))
+                .values(failing_since=since)
+            )
+        self.conn.execute(statement)
+
+    def disable(self, endpoint_id: int, reason: str) -> bool:
+        """Disable an enabled endpoint; False if it was already disabled."""
+        result = self.conn.execute(
+            update(endpoints)
+            .where(endpoints.c.id == endpoint_id, endpoints.c.enabled.is_(True))
+            .values(enabled=False, disabled_reason=reason)
+        )
+        return bool(result.rowcount)
