@@ -185,6 +185,24 @@ def worker(
         services.close()
 
 
+@app.command()
+def listen(
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 9000,
+    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    secret: Annotated[
+        list[str] | None,
+        typer.Option("--secret", help="whsec_ secret to verify signatures with (repeatable)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Answer 401 when a signature does not verify.")
+    ] = False,
+) -> None:
+    """Print every webhook POSTed to a local port, and whether its signature verifies."""
+    from hookhub.outbound.listen import listen as run_listen
+
+    run_listen(host, port, secret or [], console, strict=strict)
+
+
 @app.command("migrate")
 def migrate_command(database_url: DatabaseUrl = None) -> None:
     """Create or upgrade the database schema, then exit."""

@@ -51,6 +51,8 @@ CLAIM_BATCH = 256
 FLUSH_BATCH = 512
 RELEASE_DELAY = 0.25
 MAX_LANE_BLOCK = 60.0
+BREAKER_SAMPLE = 10
+BREAKER_RATE = 0.8
 
 
 @dataclass(slots=True)
@@ -74,14 +76,23 @@ class EndpointEffect:
 
 @dataclass
 class Lane:
-    """One endpoint's share of this worker: cap, rate limit, back-off."""
+    """One endpoint's share of this worker: cap, rate limit, circuit breaker.
+
+    The breaker opens when at least ``BREAKER_SAMPLE`` recent attempts failed at a rate of
+    ``BREAKER_RATE`` or more (a dead or black-holed endpoint, not a flaky one). While open, the
+    lane sends nothing and its deliveries go back to the queue, due when it closes; each time
+    it opens again without a success in between, it stays open twice as long (up to a minute).
+    Results of attempts started before the breaker opened are not counted twice.
+    """
 
     endpoint: Endpoint
     default_cap: int
     queue: deque[Job] = field(default_factory=deque)
     in_flight: int = 0
     blocked_until: float = 0.0
-    consecutive_failures: int = 0
+    blocked_at: float = 0.0
+    backoff: float = 0.0
+    recent: deque[bool] = field(default_factory=lambda: deque(maxlen=BREAKER_SAMPLE * 2))
     tokens: float = 0.0
     refilled_at: float = 0.0
 
@@ -108,20 +119,31 @@ class Lane:
             return 0.0
         return (1 - self.tokens) / rate
 
-    def observe(self, outcome: Outcome, retry_after: float | None, now: float) -> None:
+    def observe(
+        self, outcome: Outcome, retry_after: float | None, started: float, now: float
+    ) -> None:
         if outcome is Outcome.SUCCESS:
-            self.consecutive_failures = 0
-            self.blocked_until = 0.0
+            self.recent.append(True)
+            self.backoff = 0.0
+            self.blocked_until = 0.0  # it answers: whatever blocked it is over
             return
-        self.consecutive_failures += 1
-        if outcome is Outcome.THROTTLED:
-            wait = (
-                retry_after if retry_after is not None else 2.0 ** min(self.consecutive_failures, 5)
-            )
-            self.blocked_until = max(self.blocked_until, now + min(max(wait, 1.0), MAX_LANE_BLOCK))
-        elif self.consecutive_failures >= 3:
-            backoff = min(2.0 ** (self.consecutive_failures - 3), MAX_LANE_BLOCK)
-            self.blocked_until = max(self.blocked_until, now + backoff)
+        if outcome is Outcome.THROTTLED and retry_after is not None:
+            self._open(now, min(max(retry_after, 1.0), MAX_LANE_BLOCK))
+            return
+        if started < self.blocked_at:
+            return  # sent before the breaker opened: already accounted for
+        self.recent.append(False)
+        failures = self.recent.count(False)
+        if outcome is Outcome.THROTTLED or (
+            len(self.recent) >= BREAKER_SAMPLE and failures >= BREAKER_RATE * len(self.recent)
+        ):
+            self._open(now, min(max(1.0, self.backoff * 2), MAX_LANE_BLOCK))
+
+    def _open(self, now: float, duration: float) -> None:
+        self.backoff = duration
+        self.blocked_at = now
+        self.blocked_until = max(self.blocked_until, now + duration)
+        self.recent.clear()
 
 
 def default_worker_id() -> str:
@@ -439,7 +461,7 @@ class DeliveryWorker:
         now = self.clock()
         outcome = classify(result.status_code, result.error)
         retry_after = parse_retry_after(result.retry_after, datetime.fromtimestamp(now, UTC))
-        lane.observe(outcome, retry_after, now)
+        lane.observe(outcome, retry_after, started, now)
         if self.metrics:
             self.metrics.delivery_attempts.labels(outcome=outcome.value).inc(len(jobs))
             self.metrics.delivery_latency.observe(result.duration_ms / 1000)

@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook
 
 from hookhub.outbound.worker import DeliveryWorker
 from hookhub.services import Services, build_worker
-from tests.support.receiver import Receiver, running_receiver
+from tests.support.receiver import running_receiver
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,1 @@
+"""Inbound webhooks: receiver, one adapter module per provider, rule engine."""

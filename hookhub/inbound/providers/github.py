@@ -1,0 +1,85 @@
+"""GitHub: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>``.
+
+No timestamp is signed, so there is no replay window; ``X-GitHub-Delivery`` (a GUID, the same
+on redelivery) dedupes. The event type is ``X-GitHub-Event`` plus ``.<action>`` when the payload
+has one (``push``, ``issues.opened``). Bodies are JSON, or a form whose ``payload`` field is the
+JSON (the "application/x-www-form-urlencoded" content type of GitHub's hook settings).
+Signing options: ``event`` (default ``push``), ``delivery`` (generated when absent).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from hookhub.errors import InvalidJSON, SignatureInvalid
+from hookhub.inbound.providers.base import (
+    FORM,
+    NO_OPTIONS,
+    Provider,
+    RawRequest,
+    decode_hex,
+    form_fields,
+    header_key,
+    hmac_digest,
+    json_object,
+    matches_any,
+    signature_value,
+    text_field,
+)
+
+HEADER = "X-Hub-Signature-256"
+PREFIX = "sha256="
+
+
+class GitHubProvider(Provider):
+    name: ClassVar[str] = "github"
+    signature_headers: ClassVar[tuple[str, ...]] = (HEADER,)
+    replay_window: ClassVar[float | None] = None
+
+    def verify(
+        self, request: RawRequest, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> None:
+        value = signature_value(request, HEADER)
+        if not value.startswith(PREFIX):
+            raise SignatureInvalid(f"The {HEADER} header must start with {PREFIX!r}.")
+        signature = decode_hex(value.removeprefix(PREFIX))
+        if signature is None:
+            raise SignatureInvalid(f"The {HEADER} header is not hexadecimal.")
+        if not matches_any(hmac_digest(secret, request.body), [signature]):
+            raise SignatureInvalid(f"The {HEADER} signature does not match the secret.")
+
+    def parse(self, request: RawRequest) -> Any:
+        if request.media_type != FORM:
+            return json_object(request.body)
+        payloads = [value for key, value in form_fields(request.body) if key == "payload"]
+        if len(payloads) != 1:
+            raise InvalidJSON("A form-encoded GitHub body needs exactly one 'payload' field.")
+        return json_object(payloads[0].encode("utf-8"))
+
+    def dedupe_key(
+        self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> str | None:
+        return header_key(request, "X-GitHub-Delivery")
+
+    def event_type(
+        self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> str | None:
+        event = (request.header("X-GitHub-Event") or "").strip()
+        if not event:
+            return None
+        action = text_field(payload, "action")
+        return f"{event}.{action}" if action else event
+
+    def sign(
+        self, body: bytes, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> dict[str, str]:
+        legacy = hmac_digest(secret, body, "sha1").hex()
+        return {
+            "Content-Type": "application/json",
+            "X-GitHub-Event": str(options.get("event", "push")),
+            "X-GitHub-Delivery": str(options.get("delivery") or uuid.uuid4()),
+            "X-Hub-Signature": f"sha1={legacy}",
+            HEADER: PREFIX + hmac_digest(secret, body).hex(),
+        }

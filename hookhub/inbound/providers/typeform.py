@@ -1,0 +1,61 @@
+"""Typeform: ``Typeform-Signature: sha256=<base64 HMAC-SHA256 of the body>``.
+
+No timestamp is signed, so there is no replay window; each response carries an ``event_id`` in
+the body, which dedupes retries. The event type is the body's ``event_type`` (``form_response``).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from hookhub.errors import SignatureInvalid
+from hookhub.inbound.providers.base import (
+    NO_OPTIONS,
+    Provider,
+    RawRequest,
+    bounded_key,
+    decode_base64,
+    hmac_digest,
+    matches_any,
+    signature_value,
+    text_field,
+)
+
+HEADER = "Typeform-Signature"
+PREFIX = "sha256="
+
+
+class TypeformProvider(Provider):
+    name: ClassVar[str] = "typeform"
+    signature_headers: ClassVar[tuple[str, ...]] = (HEADER,)
+    replay_window: ClassVar[float | None] = None
+
+    def verify(
+        self, request: RawRequest, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> None:
+        value = signature_value(request, HEADER)
+        if not value.startswith(PREFIX):
+            raise SignatureInvalid(f"The {HEADER} header must start with {PREFIX!r}.")
+        signature = decode_base64(value.removeprefix(PREFIX))
+        if signature is None:
+            raise SignatureInvalid(f"The {HEADER} header is not base64.")
+        if not matches_any(hmac_digest(secret, request.body), [signature]):
+            raise SignatureInvalid(f"The {HEADER} signature does not match the secret.")
+
+    def dedupe_key(
+        self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> str | None:
+        return bounded_key(text_field(payload, "event_id"))
+
+    def event_type(
+        self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> str | None:
+        return text_field(payload, "event_type")
+
+    def sign(
+        self, body: bytes, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> dict[str, str]:
+        digest = base64.b64encode(hmac_digest(secret, body)).decode("ascii")
+        return {"Content-Type": "application/json", HEADER: PREFIX + digest}

@@ -1,0 +1,318 @@
+"""The HTTP sender: one POST of one signed body to one endpoint, reported as an ``AttemptResult``.
+
+``Transport`` is the seam the delivery worker talks to; ``AiohttpTransport`` is the real one
+(keep-alive pools, bounded reads, redirects never followed) and ``hookhub.outbound.testing``
+has an in-memory one. The SSRF guard lives in the connector: the resolver drops forbidden
+addresses and the socket factory refuses any forbidden address before a socket connects.
+
+It must never raise for a network problem, never send a byte to a refused address, never read
+an unbounded response, and never put URLs, headers or secrets into an error detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Protocol, Self
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+
+from hookhub.core.urlguard import DestinationPolicy, IPAddress
+
+__all__ = [
+    "MAX_RESPONSE_BODY",
+    "AiohttpTransport",
+    "AttemptResult",
+    "DestinationRefused",
+    "GuardedResolver",
+    "Transport",
+]
+
+MAX_RESPONSE_BODY = 64 * 1024
+"""Bytes of a response body that are read and kept; the rest is never read."""
+
+_MAX_DETAIL = 500
+_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What one delivery attempt produced."""
+
+    status_code: int | None
+    """The receiver's HTTP status; None when no response arrived."""
+    duration_ms: float
+    error: str | None
+    """Error class: "timeout", "connect_error", "dns_error", "tls_error", "destination_refused",
+    "connection_reset", "invalid_response", "invalid_url", "network_error". A 3xx is a status,
+    not an error."""
+    error_detail: str | None
+    """A human message; never contains the URL's path or query, headers or secrets."""
+    response_body: str | None
+    """The start of the response body (at most 64 KiB, undecodable bytes replaced)."""
+    retry_after: str | None
+    """The raw ``Retry-After`` header, if the receiver sent one."""
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx received in full within the timeout."""
+        return self.status_code is not None and 200 <= self.status_code < 300 and not self.error
+
+
+class Transport(Protocol):
+    """Sends one POST; never raises for network problems."""
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+    ) -> AttemptResult: ...
+
+    async def close(self) -> None: ...
+
+
+class DestinationRefused(OSError):
+    """Raised inside the connector for an address the destination policy forbids."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        super().__init__(f"refused to connect to {target}: {reason}")
+        self.target = target
+        self.reason = reason
+
+
+def _parse_ip(host: str) -> IPAddress:
+    return ipaddress.ip_address(host.split("%", 1)[0])  # resolvers append %zone to link-local
+
+
+class GuardedResolver(AbstractResolver):
+    """Wraps a resolver and drops the addresses the policy forbids.
+
+    A name with no allowed address at all is refused outright, so the refusal reads as such
+    instead of as a DNS failure. Literal IPs never reach a resolver: the socket factory of
+    :class:`AiohttpTransport` judges those (and, again, every address really dialled).
+    """
+
+    def __init__(self, inner: AbstractResolver, policy: DestinationPolicy) -> None:
+        self._inner = inner
+        self._policy = policy
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        allowed: list[ResolveResult] = []
+        refused: list[str] = []
+        for result in results:
+            try:
+                reason = self._policy.refusal(_parse_ip(result["host"]))
+            except ValueError:
+                reason = "not an IP address"
+            if reason is None:
+                allowed.append(result)
+            else:
+                refused.append(f"{result['host']} ({reason})")
+        if not allowed and refused:
+            raise DestinationRefused(host, "resolves to " + ", ".join(refused[:4]))
+        return allowed
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class AiohttpTransport:
+    """The real transport: one keep-alive ``aiohttp.ClientSession`` per transport.
+
+    The session is created on first use inside the running loop (asyncio or uvloop), so
+    constructing a transport is free and needs no loop. ``resolver`` replaces the system
+    resolver (``ThreadedResolver``), e.g. to map test names to loopback addresses; it is
+    always wrapped by the destination policy.
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: DestinationPolicy,
+        limit: int = 1024,
+        limit_per_host: int = 0,
+        user_agent: str,
+        resolver: AbstractResolver | None = None,
+    ) -> None:
+        self._policy = policy
+        self._limit = limit
+        self._limit_per_host = limit_per_host
+        self._user_agent = user_agent
+        self._resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
+        self._guarded: GuardedResolver | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _socket_factory(self, addr_info: aiohttp.AddrInfoType) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        host = str(sockaddr[0])
+        reason = self._policy.refusal(_parse_ip(host))
+        if reason is not None:
+            raise DestinationRefused(host, reason)
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    def _client(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if self._closed:
+            raise RuntimeError("AiohttpTransport is closed")
+        if self._session is None:
+            self._guarded = GuardedResolver(self._resolver or ThreadedResolver(), self._policy)
+            connector = aiohttp.TCPConnector(
+                limit=self._limit,
+                limit_per_host=self._limit_per_host,
+                resolver=self._guarded,
+                socket_factory=self._socket_factory,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
+                cookie_jar=aiohttp.DummyCookieJar(),  # endpoints must not share state
+                auto_decompress=False,  # a small compressed body must not expand unbounded
+                trust_env=False,  # an environment proxy would bypass the destination guard
+            )
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError("AiohttpTransport is bound to another event loop")
+        return self._session
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
+    ) -> AttemptResult:
+        session = self._client()
+        started = time.perf_counter()
+        status: int | None = None
+        retry_after: str | None = None
+        response_body: str | None = None
+
+        def result(error: str | None = None, detail: str | None = None) -> AttemptResult:
+            return AttemptResult(
+                status_code=status,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                error=error,
+                error_detail=detail[:_MAX_DETAIL] if detail else detail,
+                response_body=response_body,
+                retry_after=retry_after,
+            )
+
+        try:
+            async with session.post(
+                url,
+                data=body,
+                headers=dict(headers),
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+                raw = await _read_bounded(response.content, MAX_RESPONSE_BODY)
+                response_body = _decode(raw, response.charset)
+        except TimeoutError:
+            stage = "reading the response" if status is not None else "waiting for a response"
+            return result("timeout", f"no complete response within {timeout:g} s ({stage})")
+        except aiohttp.ClientConnectorError as exc:
+            refused = _refusal_in(exc)
+            if refused is not None:
+                return result("destination_refused", str(refused))
+            return _connector_failure(exc, result)
+        except aiohttp.ServerDisconnectedError:
+            return result("connection_reset", "the server closed the connection without a response")
+        except aiohttp.ClientOSError as exc:
+            if exc.errno in _RESET_ERRNOS:
+                return result("connection_reset", _os_message(exc))
+            return result("network_error", _os_message(exc))
+        except aiohttp.ClientPayloadError as exc:
+            return result("invalid_response", f"the response body is malformed: {exc}")
+        except aiohttp.ClientResponseError as exc:
+            return result("invalid_response", f"the response is not valid HTTP: {exc.message}")
+        except aiohttp.InvalidURL:
+            return result("invalid_url", "the URL cannot be requested")
+        except (aiohttp.ClientError, OSError, RuntimeError, ValueError) as exc:
+            # uvloop raises RuntimeError for some socket failures; never let one escape.
+            return result("network_error", type(exc).__name__)
+        return result()
+
+    async def close(self) -> None:
+        """Close pooled connections; idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        guarded, self._guarded = self._guarded, None
+        if session is not None:
+            await session.close()
+        if guarded is not None:
+            await guarded.close()
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = await stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    # Unread bytes stay unread: the connection is then closed instead of reused.
+    return b"".join(chunks)
+
+
+def _decode(raw: bytes, charset: str | None) -> str:
+    if charset:
+        try:
+            return raw.decode(charset, errors="replace")
+        except LookupError:  # unknown, or not a text encoding at all (e.g. "rot13")
+            pass
+    return raw.decode("utf-8", errors="replace")
+
+
+def _refusal_in(exc: BaseException) -> DestinationRefused | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DestinationRefused):
+            return current
+        if isinstance(current, aiohttp.ClientConnectorError) and isinstance(
+            current.os_error, DestinationRefused
+        ):
+            return current.os_error
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _os_message(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _connector_failure(exc: aiohttp.ClientConnectorError, result: _ResultFactory) -> AttemptResult:
+    target = f"{exc.host}:{exc.port}"
+    cause = _os_message(exc.os_error)
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return result("dns_error", f"cannot resolve {exc.host}: {cause}")
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return result("tls_error", f"TLS handshake with {target} failed: {exc.os_error}")
+    return result("connect_error", f"cannot connect to {target}: {cause}")
+
+
+class _ResultFactory(Protocol):
+    def __call__(self, error: str | None = None, detail: str | None = None) -> AttemptResult: ...
