@@ -47,6 +47,11 @@ class Settings(BaseSettings):
 
     db_pool_size: int = Field(default=10, ge=1)
 
+    # Inbound webhooks.
+    inbound_rate_limit: float | None = Field(default=500.0, ge=0)
+    """Requests per second per inbound webhook and process, unless the webhook sets its own;
+    0 turns the default limit off."""
+
     # Outbound delivery.
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hookhub.config import Settings
+from hookhub.crm.operations import CrmTx
 from hookhub.crm.service import CrmService
+from hookhub.inbound.service import InboundService
 from hookhub.keys import ApiKeys
 from hookhub.metrics import Metrics
 from hookhub.outbound.endpoints import EndpointService
@@ -27,6 +29,7 @@ class Services:
     keys: ApiKeys
     metrics: Metrics
     endpoints: EndpointService
+    inbound: InboundService
 
     def close(self) -> None:
         self.db.dispose()
@@ -50,6 +53,12 @@ def build_services(settings: Settings) -> Services:
         keys=ApiKeys(db),
         metrics=metrics,
         endpoints=EndpointService(db, outbox, settings),
+        inbound=InboundService(
+            db,
+            outbox,
+            settings,
+            crm_factory=lambda conn, now: CrmTx(conn, outbox.writer(conn), now),
+        ),
     )
 
 

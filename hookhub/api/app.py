@@ -1,4 +1,9 @@
-"""Builds the ASGI application: REST API, operational endpoints, and (later) receiver and UI."""
+"""Builds the ASGI application: the inbound receiver, the REST API and operational endpoints.
+
+``POST /in/{token}`` goes straight to the bare-ASGI receiver (providers time out, so it skips
+the framework); everything else is the FastAPI app. With ``run_workers`` (``hookhub serve``)
+the app's lifespan also runs a delivery worker and the inbound rules processor.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,60 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import APIRouter, Depends, FastAPI
+from starlette.types import Receive, Scope, Send
 
 from hookhub import __version__
 from hookhub.api.deps import require_api_key
 from hookhub.api.errors import install_error_handlers
 from hookhub.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from hookhub.api.responses import JSON
-from hookhub.api.routes import attributes, contacts, events, lists, messages, ops, webhooks
+from hookhub.api.routes import (
+    attributes,
+    contacts,
+    events,
+    inbound,
+    lists,
+    messages,
+    ops,
+    webhooks,
+)
 from hookhub.api.schemas import ErrorOut
+from hookhub.inbound.processor import InboundProcessor
+from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import Services, build_worker
 
 API_PREFIX = "/api/v1"
 
 
-def create_app(services: Services, *, run_workers: bool = False) -> FastAPI:
-    """The whole HTTP app; with ``run_workers`` its lifespan also runs the delivery workers."""
+class HookhubApp:
+    """The ASGI entry point: routes the receive path around the framework."""
+
+    def __init__(self, api: FastAPI, receiver: InboundReceiver) -> None:
+        self.api = api
+        self.receiver = receiver
+        self.state = api.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            await self.receiver(scope, receive, send)
+        else:
+            await self.api(scope, receive, send)
+
+
+def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
+    settings = services.settings
+    processor = (
+        InboundProcessor(services.inbound, poll_interval=settings.poll_interval)
+        if run_workers
+        else None
+    )
+    receiver = InboundReceiver(
+        services.inbound,
+        max_body=settings.max_body_bytes,
+        default_rate_limit=settings.inbound_rate_limit or None,
+        metrics=services.metrics,
+        on_received=processor.wake if processor else lambda: None,
+    )
     app = FastAPI(
         title="Hookhub",
         version=__version__,
@@ -30,7 +74,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> FastAPI:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        lifespan=_lifespan(services) if run_workers else None,
+        lifespan=_lifespan(services, processor) if processor else None,
     )
     app.state.services = services
     install_error_handlers(app)
@@ -45,30 +89,34 @@ def create_app(services: Services, *, run_workers: bool = False) -> FastAPI:
             422: {"model": ErrorOut, "description": "Invalid request"},
         },
     )
-    for module in (contacts, lists, events, attributes, messages, webhooks):
+    for module in (contacts, lists, events, attributes, messages, webhooks, inbound):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=services.settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
-    return app
+    return HookhubApp(app, receiver)
 
 
 def _lifespan(
-    services: Services,
+    services: Services, processor: InboundProcessor
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """Runs a delivery worker beside the HTTP server (``hookhub serve``)."""
+    """Runs a delivery worker and the inbound processor beside the HTTP server."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = build_worker(services)
-        task = asyncio.create_task(worker.run(), name="hookhub-delivery-worker")
+        tasks = [
+            asyncio.create_task(worker.run(), name="hookhub-delivery-worker"),
+            asyncio.create_task(processor.run(), name="hookhub-inbound-processor"),
+        ]
         try:
             yield
         finally:
+            processor.stop()
             worker.stop()
-            await task
+            await asyncio.gather(*tasks)
             await worker.transport.close()
 
     return lifespan

@@ -245,3 +245,47 @@ class DeliveryOut(BaseModel):
     attempt_count: int
     next_attempt_at: str | None
     attempts: list[AttemptOut]
+
+
+class InboundCreate(Body):
+    name: Text = Field(default="", max_length=255)
+    source: Literal["stripe", "shopify", "calendly", "typeform", "github", "standard", "generic"]
+    secret: Text | None = Field(default=None, min_length=1, max_length=1024)
+    rules: list[Any] | None = Field(default=None, description="Default: the source's presets.")
+    options: dict[str, Any] | None = None
+    rate_limit: float | None = Field(default=None, gt=0, le=1_000_000)
+    enabled: bool = True
+
+
+class InboundPatch(Body):
+    name: Text | None = Field(default=None, min_length=1, max_length=255)
+    secret: Text | None = Field(default=None, min_length=1, max_length=1024)
+    rules: list[Any] | None = None
+    options: dict[str, Any] | None = None
+    rate_limit: float | None = Field(default=None, gt=0, le=1_000_000)
+    enabled: bool | None = None
+
+
+class InboundOut(BaseModel):
+    id: int
+    name: str
+    source: str
+    url: str
+    rules: list[Any]
+    created_at: str
+    secret: str | None = Field(default=None, description="Only in the answer to create.")
+
+
+class InboundPreview(Body):
+    body: Any = Field(description="The payload: a JSON value, or a string sent as-is.")
+    headers: dict[str, str] | None = None
+
+
+class InboundRequestOut(BaseModel):
+    id: int
+    received_at: str
+    status: Literal["received", "processed", "failed", "rejected", "duplicate"]
+    headers: dict[str, str]
+    body: str | None
+    error: str | None
+    actions: list[Any] | None

@@ -95,6 +95,19 @@ class Database:
                 log.exception("after_commit.failed")
 
     @contextlib.contextmanager
+    def dry_run(self) -> Iterator[Connection]:
+        """A write transaction that is always rolled back (previews); no callbacks run."""
+        lock = self._write_lock or contextlib.nullcontext()
+        with lock, self._connect() as conn:
+            conn.info[_AFTER_COMMIT] = []
+            transaction = conn.execution_options(**{_WRITE: True}).begin()
+            try:
+                yield conn
+            finally:
+                transaction.rollback()
+                conn.info.pop(_AFTER_COMMIT, None)
+
+    @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         with self._connect() as conn, conn.begin():
             yield conn

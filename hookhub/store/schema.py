@@ -26,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -214,6 +215,69 @@ delivery_attempts = Table(
     Index(None, "delivery_id", "id"),
 )
 
+inbound_webhooks = Table(
+    "inbound_webhooks",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("token", String(64), nullable=False, unique=True),
+    Column("secret", Text, nullable=True),
+    Column("options", Text, nullable=False, default="{}"),  # JSON: the provider's options
+    Column("rules", Text, nullable=False, default="[]"),  # JSON: the rules as saved
+    Column("rate_limit", Double, nullable=True),  # requests per second, per process
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+inbound_requests = Table(
+    "inbound_requests",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "webhook_id",
+        BigInteger,
+        ForeignKey("inbound_webhooks.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("received_at", Double, nullable=False),
+    # received (acknowledged, rules not yet run), processed, failed, rejected, duplicate
+    Column("status", String(16), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("headers", Text, nullable=False),  # JSON list of [name, value], secrets redacted
+    Column("body", LargeBinary, nullable=True),  # the exact bytes (up to the size limit)
+    Column("event_type", String(255), nullable=True),
+    Column("dedupe_key", String(255), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("error_expression", Text, nullable=True),
+    Column("actions", Text, nullable=True),  # JSON: what the rules did
+    Column("processed_at", Double, nullable=True),
+    Index(None, "webhook_id", "id"),
+    Index(
+        "ix_inbound_requests_pending",
+        "webhook_id",
+        "id",
+        sqlite_where=text("status = 'received'"),
+        postgresql_where=text("status = 'received'"),
+    ),
+)
+
+inbound_dedupe = Table(
+    "inbound_dedupe",
+    metadata,
+    Column(
+        "webhook_id",
+        BigInteger,
+        ForeignKey("inbound_webhooks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("dedupe_key", String(255), primary_key=True),
+    Column("request_id", BigInteger, nullable=False),
+    Column("received_at", Double, nullable=False),
+    Index(None, "received_at"),
+)
+
 __all__ = [
     "UTCDateTime",
     "api_keys",
@@ -223,6 +287,9 @@ __all__ = [
     "deliveries",
     "delivery_attempts",
     "endpoints",
+    "inbound_dedupe",
+    "inbound_requests",
+    "inbound_webhooks",
     "list_members",
     "lists",
     "messages",

@@ -85,6 +85,8 @@ class Provider(ABC):
     name: ClassVar[str]
     signature_headers: ClassVar[tuple[str, ...]]
     replay_window: ClassVar[float | None]
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = ()
+    """Rules a new inbound webhook of this source starts with (DESIGN.md rule format)."""
 
     @abstractmethod
     def verify(

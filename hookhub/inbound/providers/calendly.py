@@ -23,6 +23,48 @@ from hookhub.inbound.providers.base import (
 
 class CalendlyProvider(TimestampedHexScheme):
     name: ClassVar[str] = "calendly"
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "meeting booked",
+            "when": "event == 'invitee.created'",
+            "contact": {
+                "email": "payload.email",
+                "attributes": {
+                    "FIRSTNAME": "payload.first_name || split(payload.name, ' ')[0]",
+                    "LASTNAME": "payload.last_name",
+                },
+                "mode": "upsert",
+            },
+            "event": {
+                "name": "meeting_booked",
+                "properties": {
+                    "meeting": "payload.scheduled_event.name",
+                    "start_time": "payload.scheduled_event.start_time",
+                    "end_time": "payload.scheduled_event.end_time",
+                    "invitee": "payload.uri",
+                    "timezone": "payload.timezone",
+                    "utm_source": "payload.tracking.utm_source",
+                    "utm_campaign": "payload.tracking.utm_campaign",
+                },
+                "date": "payload.created_at",
+            },
+        },
+        {
+            "name": "meeting canceled",
+            "when": "event == 'invitee.canceled'",
+            "contact": {"email": "payload.email", "mode": "upsert"},
+            "event": {
+                "name": "meeting_canceled",
+                "properties": {
+                    "meeting": "payload.scheduled_event.name",
+                    "start_time": "payload.scheduled_event.start_time",
+                    "invitee": "payload.uri",
+                    "reason": "payload.cancellation.reason",
+                },
+                "date": "payload.updated_at",
+            },
+        },
+    )
     header_name: ClassVar[str] = "Calendly-Webhook-Signature"
     signature_headers: ClassVar[tuple[str, ...]] = ("Calendly-Webhook-Signature",)
     replay_window: ClassVar[float | None] = 180.0

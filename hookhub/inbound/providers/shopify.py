@@ -33,6 +33,48 @@ HEADER = "X-Shopify-Hmac-Sha256"
 
 class ShopifyProvider(Provider):
     name: ClassVar[str] = "shopify"
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "order placed",
+            "event_types": ["orders/create"],
+            "contact": {
+                "email": "email || customer.email || contact_email",
+                "attributes": {
+                    "FIRSTNAME": "customer.first_name || billing_address.first_name",
+                    "LASTNAME": "customer.last_name || billing_address.last_name",
+                    "SMS": "phone || customer.phone",
+                    "SHOPIFY_CUSTOMER_ID": "customer.id",
+                },
+                "mode": "upsert",
+            },
+            "event": {
+                "name": "order_placed",
+                "properties": {
+                    "order_id": "id",
+                    "order_number": "order_number",
+                    "total": "to_number(total_price)",
+                    "currency": "currency",
+                    "items": "line_items[].{title: title, quantity: quantity, "
+                    "price: to_number(price), sku: sku, product_id: product_id}",
+                },
+                "date": "created_at",
+            },
+        },
+        {
+            "name": "customer created",
+            "event_types": ["customers/create"],
+            "contact": {
+                "email": "email",
+                "attributes": {
+                    "FIRSTNAME": "first_name",
+                    "LASTNAME": "last_name",
+                    "SMS": "phone",
+                    "SHOPIFY_CUSTOMER_ID": "id",
+                },
+                "mode": "upsert",
+            },
+        },
+    )
     signature_headers: ClassVar[tuple[str, ...]] = (HEADER,)
     replay_window: ClassVar[float | None] = None
 

@@ -19,9 +19,65 @@ from hookhub.inbound.providers.base import (
     text_field,
 )
 
+_CUSTOMER = {
+    "email": "data.object.email",
+    "attributes": {
+        "FIRSTNAME": "split(data.object.name, ' ')[0]",
+        "LASTNAME": "join(' ', split(data.object.name, ' ')[1:])",
+        "SMS": "data.object.phone",
+        "STRIPE_CUSTOMER_ID": "data.object.id",
+    },
+    "mode": "upsert",
+}
+
 
 class StripeProvider(TimestampedHexScheme):
     name: ClassVar[str] = "stripe"
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "customer created",
+            "when": "type == 'customer.created'",
+            "contact": _CUSTOMER,
+            "event": {
+                "name": "stripe_customer_created",
+                "properties": {"customer": "data.object.id", "livemode": "livemode"},
+                "date": "created",
+            },
+        },
+        {
+            "name": "customer updated",
+            "when": "type == 'customer.updated'",
+            "contact": _CUSTOMER,
+            "event": {
+                "name": "stripe_customer_updated",
+                "properties": {"customer": "data.object.id", "livemode": "livemode"},
+                "date": "created",
+            },
+        },
+        {
+            "name": "checkout completed",
+            "when": "type == 'checkout.session.completed'",
+            "contact": {
+                "email": "data.object.customer_details.email || data.object.customer_email",
+                "attributes": {
+                    "FIRSTNAME": "split(data.object.customer_details.name, ' ')[0]",
+                    "LASTNAME": "join(' ', split(data.object.customer_details.name, ' ')[1:])",
+                    "STRIPE_CUSTOMER_ID": "data.object.customer",
+                },
+                "mode": "upsert",
+            },
+            "event": {
+                "name": "checkout_completed",
+                "properties": {
+                    "session": "data.object.id",
+                    "amount_total": "data.object.amount_total",
+                    "currency": "data.object.currency",
+                    "payment_status": "data.object.payment_status",
+                },
+                "date": "created",
+            },
+        },
+    )
     header_name: ClassVar[str] = "Stripe-Signature"
     signature_headers: ClassVar[tuple[str, ...]] = ("Stripe-Signature",)
     replay_window: ClassVar[float | None] = 300.0

@@ -29,6 +29,33 @@ PREFIX = "sha256="
 
 class TypeformProvider(Provider):
     name: ClassVar[str] = "typeform"
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "form answered",
+            "when": "event_type == 'form_response'",
+            "contact": {
+                "email": "form_response.answers[?type=='email'].email | [0]",
+                # Every answer becomes an attribute named after its field's ref, and every
+                # hidden field after its name; refs that are not valid names are skipped.
+                "attributes_from": [
+                    "from_items(form_response.answers[].[field.ref, text || email || number "
+                    "|| date || choice.label || join(', ', choices.labels || `[]`) || url "
+                    "|| phone_number || boolean])",
+                    "form_response.hidden",
+                ],
+                "mode": "upsert",
+            },
+            "event": {
+                "name": "form_submitted",
+                "properties": {
+                    "form_id": "form_response.form_id",
+                    "form_title": "form_response.definition.title",
+                    "response": "form_response.token",
+                },
+                "date": "form_response.submitted_at",
+            },
+        },
+    )
     signature_headers: ClassVar[tuple[str, ...]] = (HEADER,)
     replay_window: ClassVar[float | None] = None
 

@@ -1,0 +1,118 @@
+"""Carrying out resolved rule plans on the contacts core, inside the caller's transaction.
+
+A failure (no email, a value of the wrong type, a list that no longer exists) raises
+:class:`RuleError` naming the rule and the expression at fault; the caller rolls the request's
+changes back and records the failure, so the request can be replayed once the rule is fixed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hookhub.crm.models import Contact
+from hookhub.crm.operations import UNSET, CrmTx
+from hookhub.errors import HookhubError, NotFound
+from hookhub.inbound.rules import Plan, RuleError
+
+
+def apply_plans(crm: CrmTx, plans: list[Plan]) -> list[dict[str, Any]]:
+    """Perform every plan in order; answers what was done, one entry per rule."""
+    return [_apply(crm, plan) for plan in plans]
+
+
+def _apply(crm: CrmTx, plan: Plan) -> dict[str, Any]:
+    action: dict[str, Any] = {"rule": plan.rule}
+    try:
+        contact, outcome = _contact(crm, plan)
+    except RuleError:
+        raise
+    except HookhubError as exc:
+        raise _blame(plan, exc) from exc
+    action["contact"] = outcome
+    if contact is None:
+        return action
+    action["contact_id"] = contact.id
+    action["email"] = contact.email
+    if plan.skipped_attributes:
+        action["skipped_attributes"] = plan.skipped_attributes
+    try:
+        if plan.add_to_lists:
+            before = set(contact.list_ids)
+            contact = crm.update_contact(contact, add_list_ids=plan.add_to_lists)
+            action["lists_added"] = sorted(set(contact.list_ids) - before)
+        if plan.event_name:
+            event, _ = crm.track_event(
+                plan.event_name,
+                identifiers={"contact_id": contact.id},
+                event_properties=plan.event_properties,
+                event_date=plan.event_date,
+            )
+            action["event_id"] = event.id
+    except HookhubError as exc:
+        raise _blame(plan, exc) from exc
+    return action
+
+
+def _contact(crm: CrmTx, plan: Plan) -> tuple[Contact | None, str]:
+    existing = _find(crm, plan)
+    if plan.mode == "update_only":
+        if existing is None:
+            return None, "skipped: no such contact (update_only)"
+        return _update(crm, existing, plan)
+    if existing is not None:
+        if plan.mode == "create_only":
+            crm.contacts.attach_list_ids([existing])
+            return existing, "unchanged: exists (create_only)"
+        return _update(crm, existing, plan)
+    if plan.email is None:
+        raise RuleError(
+            f"No contact has ext_id {plan.ext_id!r} and the rule maps no email.",
+            expression=plan.expressions.get("ext_id"),
+            rule=plan.rule,
+        )
+    contact, _created = crm.create_contact(
+        plan.email, ext_id=plan.ext_id, attributes=plan.attributes, upsert=True, coerce=True
+    )
+    return contact, "created"
+
+
+def _find(crm: CrmTx, plan: Plan) -> Contact | None:
+    if plan.ext_id is not None:
+        found = crm.contacts.get_by_ext_id(str(plan.ext_id), lock=True)
+        if found is not None:
+            return found
+    if plan.email is not None:
+        if not isinstance(plan.email, str):
+            raise RuleError(
+                f"contact.email resolved to {type(plan.email).__name__}, not a string",
+                expression=plan.expressions.get("email"),
+                rule=plan.rule,
+            )
+        return crm.contacts.get_by_email(plan.email.strip().lower(), lock=True)
+    return None
+
+
+def _update(crm: CrmTx, contact: Contact, plan: Plan) -> tuple[Contact, str]:
+    before = crm.outbox.written[:]
+    updated = crm.update_contact(
+        contact,
+        attributes=plan.attributes,
+        ext_id=plan.ext_id if plan.ext_id is not None else UNSET,
+        coerce=True,
+    )
+    changed = len(crm.outbox.written) > len(before)
+    return updated, "updated" if changed else "unchanged"
+
+
+def _blame(plan: Plan, exc: HookhubError) -> RuleError:
+    """The same error, pointing at the expression that produced the faulty value."""
+    details = exc.details if isinstance(exc.details, dict) else {}
+    attribute = details.get("attribute")
+    field = details.get("field")
+    expression = plan.expressions.get(str(attribute)) if attribute else None
+    if expression is None and field in ("email", "ext_id"):
+        expression = plan.expressions.get(str(field))
+    message = exc.message
+    if isinstance(exc, NotFound) and "list_ids" in details:
+        message = f"add_to_lists: {exc.message}"
+    return RuleError(message, expression=expression, rule=plan.rule)

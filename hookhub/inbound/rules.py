@@ -1,0 +1,393 @@
+"""Inbound rules: compile them when saved, resolve them against a payload without side effects.
+
+A rule (DESIGN.md, "Rules") says when it applies (``when``: a JMESPath condition; optionally
+``event_types``: the provider's event types) and what to do: upsert a contact from mapped
+values, add it to lists, record a custom event. Every mapping value is a JMESPath expression
+over the payload; write literals in JMESPath's own syntax (``'text'``, `` `42` ``).
+
+:func:`compile_rules` refuses a rule set with a clear error pointing at the faulty path, so a
+broken expression is caught when saved, not when a provider calls. :func:`resolve` turns a
+payload into :class:`Plan` objects; applying them to the database is ``actions.py``'s job.
+Evaluation errors name the rule and the expression at fault.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import jmespath
+from jmespath import functions as jp_functions
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from hookhub.core.contacts import EVENT_NAME
+from hookhub.errors import ValidationFailed
+
+MAX_RULES = 50
+MAX_EXPRESSION = 1000
+MAX_MAPPINGS = 100
+ContactMode = Literal["upsert", "update_only", "create_only"]
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+_RULE_KEYS = frozenset(
+    {
+        "name",
+        "when",
+        "event_types",
+        "contact",
+        "add_to_lists",
+        "event",
+        "send_email",
+        "start_automation",
+    }
+)
+_CONTACT_KEYS = frozenset({"email", "ext_id", "attributes", "attributes_from", "mode"})
+_EVENT_KEYS = frozenset({"name", "properties", "date"})
+NOT_YET = {
+    "send_email": "send_email needs email sending, which this version of Hookhub does not have.",
+    "start_automation": "start_automation needs automations, which this version of Hookhub "
+    "does not have.",
+}
+
+
+class _Functions(jp_functions.Functions):
+    """JMESPath's built-ins plus a few that mapping payloads keeps asking for."""
+
+    @jp_functions.signature({"types": ["array"]})
+    def _func_from_items(self, items: list[Any]) -> dict[str, Any]:
+        """``[[key, value], ...]`` -> object (pairs with a non-string key are skipped)."""
+        return {
+            pair[0]: pair[1]
+            for pair in items
+            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+        }
+
+    @jp_functions.signature({"types": ["string"]}, {"types": ["string"]})
+    def _func_split(self, text: str, separator: str) -> list[str]:
+        return text.split(separator) if separator else list(text)
+
+    @jp_functions.signature({"types": ["string"]})
+    def _func_lower(self, text: str) -> str:
+        return text.lower()
+
+    @jp_functions.signature({"types": ["string"]})
+    def _func_upper(self, text: str) -> str:
+        return text.upper()
+
+
+_OPTIONS = jmespath.Options(custom_functions=_Functions())
+
+
+@dataclass(frozen=True, slots=True)
+class Expression:
+    """A compiled JMESPath expression and where it stands in the rule set."""
+
+    source: str
+    where: str
+    parsed: ParsedResult
+
+    def search(self, payload: Any) -> Any:
+        try:
+            return self.parsed.search(payload, options=_OPTIONS)
+        except JMESPathError as exc:
+            raise RuleError(f"{self.where}: {exc}", expression=self.source) from exc
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise RuleError(
+                f"{self.where}: cannot evaluate ({exc})", expression=self.source
+            ) from exc
+
+
+class RuleError(ValidationFailed):
+    """A rule could not be applied to a payload; carries the expression at fault."""
+
+    def __init__(
+        self, message: str, *, expression: str | None = None, rule: str | None = None
+    ) -> None:
+        super().__init__(message, details={"expression": expression, "rule": rule})
+        self.expression = expression
+        self.rule = rule
+
+
+@dataclass(frozen=True, slots=True)
+class ContactSpec:
+    email: Expression | None
+    ext_id: Expression | None
+    attributes: dict[str, Expression]
+    attributes_from: tuple[Expression, ...]
+    mode: ContactMode
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    name: str
+    properties: dict[str, Expression]
+    date: Expression | None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    name: str
+    when: Expression | None
+    event_types: tuple[str, ...]
+    contact: ContactSpec | None
+    add_to_lists: tuple[int, ...]
+    event: EventSpec | None
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one matching rule resolved to for one payload (no database involved)."""
+
+    rule: str
+    email: Any = None
+    ext_id: Any = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    skipped_attributes: list[str] = field(default_factory=list)
+    mode: ContactMode = "upsert"
+    add_to_lists: tuple[int, ...] = ()
+    event_name: str | None = None
+    event_properties: dict[str, Any] = field(default_factory=dict)
+    event_date: datetime | None = None
+    expressions: dict[str, str] = field(default_factory=dict)
+
+    def to_api(self) -> dict[str, Any]:
+        plan: dict[str, Any] = {"rule": self.rule}
+        if self.email is not None or self.ext_id is not None:
+            plan["contact"] = {
+                "email": self.email,
+                "ext_id": self.ext_id,
+                "mode": self.mode,
+                "attributes": self.attributes,
+            }
+            if self.skipped_attributes:
+                plan["contact"]["skipped_attributes"] = self.skipped_attributes
+        if self.add_to_lists:
+            plan["add_to_lists"] = list(self.add_to_lists)
+        if self.event_name:
+            plan["event"] = {
+                "name": self.event_name,
+                "properties": self.event_properties,
+                "date": self.event_date.isoformat() if self.event_date else None,
+            }
+        return plan
+
+
+# -- compiling ----------------------------------------------------------------------------------
+
+
+def _fail(where: str, message: str) -> ValidationFailed:
+    return ValidationFailed(f"{where}: {message}", details={"path": where})
+
+
+def _expression(value: Any, where: str) -> Expression:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(where, "must be a JMESPath expression (a non-empty string)")
+    if len(value) > MAX_EXPRESSION:
+        raise _fail(where, f"is longer than {MAX_EXPRESSION} characters")
+    try:
+        parsed = jmespath.compile(value)
+    except JMESPathError as exc:
+        raise ValidationFailed(
+            f"{where}: {value!r} is not a valid JMESPath expression: {exc}",
+            details={"path": where, "expression": value},
+        ) from exc
+    except (RecursionError, ValueError, TypeError) as exc:
+        raise _fail(where, f"cannot be parsed ({type(exc).__name__})") from exc
+    return Expression(value, where, parsed)
+
+
+def _mapping(value: Any, where: str, *, names: bool) -> dict[str, Expression]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or len(value) > MAX_MAPPINGS:
+        raise _fail(where, f"must be an object of at most {MAX_MAPPINGS} expressions")
+    out: dict[str, Expression] = {}
+    for key, expr in value.items():
+        if not isinstance(key, str) or not key or len(key) > 255:
+            raise _fail(where, f"{key!r} is not a valid name")
+        if names and not _ATTRIBUTE_NAME.match(key):
+            raise _fail(f"{where}.{key}", "attribute names are letters, digits and _")
+        out[key.upper() if names else key] = _expression(expr, f"{where}.{key}")
+    return out
+
+
+def _contact(value: Any, where: str) -> ContactSpec:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "must be an object")
+    extra = set(value) - _CONTACT_KEYS
+    if extra:
+        raise _fail(where, f"unknown keys {sorted(map(str, extra))}")
+    mode = value.get("mode", "upsert")
+    if mode not in ("upsert", "update_only", "create_only"):
+        raise _fail(f"{where}.mode", "must be upsert, update_only or create_only")
+    email = _expression(value["email"], f"{where}.email") if "email" in value else None
+    ext_id = _expression(value["ext_id"], f"{where}.ext_id") if "ext_id" in value else None
+    if email is None and ext_id is None:
+        raise _fail(where, "needs an email (or ext_id) expression")
+    sources = value.get("attributes_from", [])
+    if isinstance(sources, str):
+        sources = [sources]
+    if not isinstance(sources, list) or len(sources) > 10:
+        raise _fail(f"{where}.attributes_from", "must be a list of at most 10 expressions")
+    return ContactSpec(
+        email=email,
+        ext_id=ext_id,
+        attributes=_mapping(value.get("attributes"), f"{where}.attributes", names=True),
+        attributes_from=tuple(
+            _expression(s, f"{where}.attributes_from[{i}]") for i, s in enumerate(sources)
+        ),
+        mode=mode,
+    )
+
+
+def _event(value: Any, where: str) -> EventSpec:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "must be an object")
+    extra = set(value) - _EVENT_KEYS
+    if extra:
+        raise _fail(where, f"unknown keys {sorted(map(str, extra))}")
+    name = value.get("name")
+    if not isinstance(name, str) or not EVENT_NAME.match(name):
+        raise _fail(f"{where}.name", "must be 1 to 255 letters, digits, '_' or '-'")
+    date = _expression(value["date"], f"{where}.date") if value.get("date") else None
+    return EventSpec(
+        name=name,
+        properties=_mapping(value.get("properties"), f"{where}.properties", names=False),
+        date=date,
+    )
+
+
+def compile_rule(raw: Any, index: int) -> Rule:
+    where = f"rules[{index}]"
+    if not isinstance(raw, Mapping):
+        raise _fail(where, "must be an object")
+    extra = set(raw) - _RULE_KEYS
+    if extra:
+        raise _fail(where, f"unknown keys {sorted(map(str, extra))}")
+    for key, reason in NOT_YET.items():
+        if raw.get(key) is not None:
+            raise _fail(f"{where}.{key}", reason)
+    name = raw.get("name", f"rule {index + 1}")
+    if not isinstance(name, str) or len(name) > 255:
+        raise _fail(f"{where}.name", "must be a string of at most 255 characters")
+    event_types = raw.get("event_types", [])
+    if not isinstance(event_types, list) or not all(
+        isinstance(t, str) and 0 < len(t) <= 255 for t in event_types
+    ):
+        raise _fail(f"{where}.event_types", "must be a list of event type names")
+    lists = raw.get("add_to_lists", [])
+    if not isinstance(lists, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**63 for i in lists
+    ):
+        raise _fail(f"{where}.add_to_lists", "must be a list of list ids")
+    contact = _contact(raw["contact"], f"{where}.contact") if raw.get("contact") else None
+    event = _event(raw["event"], f"{where}.event") if raw.get("event") else None
+    if contact is None and (lists or event is not None):
+        raise _fail(where, "add_to_lists and event need a contact to act on")
+    return Rule(
+        name=name,
+        when=_expression(raw["when"], f"{where}.when") if raw.get("when") else None,
+        event_types=tuple(event_types),
+        contact=contact,
+        add_to_lists=tuple(lists),
+        event=event,
+    )
+
+
+def compile_rules(raw: Any) -> list[Rule]:
+    if not isinstance(raw, list):
+        raise ValidationFailed("rules must be a list.", details={"path": "rules"})
+    if len(raw) > MAX_RULES:
+        raise ValidationFailed(f"At most {MAX_RULES} rules.", details={"path": "rules"})
+    return [compile_rule(rule, index) for index, rule in enumerate(raw)]
+
+
+# -- resolving ----------------------------------------------------------------------------------
+
+
+def matches(rule: Rule, payload: Any, event_type: str | None) -> bool:
+    if rule.event_types and event_type not in rule.event_types:
+        return False
+    if rule.when is None:
+        return True
+    result = rule.when.search(payload)
+    return result not in (None, False, "", [], {})
+
+
+def resolve(rules: list[Rule], payload: Any, event_type: str | None) -> list[Plan]:
+    """The plans of the rules that match; RuleError (with the rule's name) on the first fault."""
+    plans = []
+    for rule in rules:
+        try:
+            if matches(rule, payload, event_type):
+                plans.append(_plan(rule, payload))
+        except RuleError as exc:
+            exc.rule = rule.name
+            exc.details = {"expression": exc.expression, "rule": rule.name}
+            raise
+    return plans
+
+
+def _plan(rule: Rule, payload: Any) -> Plan:
+    plan = Plan(rule=rule.name, add_to_lists=rule.add_to_lists)
+    contact = rule.contact
+    if contact is not None:
+        plan.mode = contact.mode
+        if contact.email is not None:
+            plan.email = contact.email.search(payload)
+            plan.expressions["email"] = contact.email.source
+        if contact.ext_id is not None:
+            plan.ext_id = contact.ext_id.search(payload)
+            plan.expressions["ext_id"] = contact.ext_id.source
+        if plan.email is None and plan.ext_id is None:
+            source = contact.email or contact.ext_id
+            assert source is not None
+            raise RuleError(
+                f"{source.where} resolved to null: no contact to act on", expression=source.source
+            )
+        for source in contact.attributes_from:
+            found = source.search(payload)
+            if found is None:
+                continue
+            if not isinstance(found, dict):
+                raise RuleError(
+                    f"{source.where} must give an object of attributes", expression=source.source
+                )
+            for key, value in found.items():
+                name = str(key)
+                if not _ATTRIBUTE_NAME.match(name) or name.upper() in ("EMAIL", "EXT_ID"):
+                    plan.skipped_attributes.append(name)
+                elif value is not None and not isinstance(value, dict | list):
+                    plan.attributes[name.upper()] = value
+                    plan.expressions[name.upper()] = source.source
+        for name, expr in contact.attributes.items():
+            value = expr.search(payload)
+            if value is not None:  # a field missing from this payload changes nothing
+                plan.attributes[name] = value
+                plan.expressions[name] = expr.source
+    if rule.event is not None:
+        plan.event_name = rule.event.name
+        plan.event_properties = {
+            key: expr.search(payload) for key, expr in rule.event.properties.items()
+        }
+        if rule.event.date is not None:
+            plan.event_date = _moment(rule.event.date.search(payload), rule.event.date)
+    return plan
+
+
+def _moment(value: Any, expr: Expression) -> datetime | None:
+    """An event date from an ISO 8601 string or Unix seconds; None when missing."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise RuleError(f"{expr.where} is not a date: {str(value)[:60]!r}", expression=expr.source)
