@@ -35,9 +35,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+inbound_app = typer.Typer(help="Work with inbound webhooks.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Work with contacts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(inbound_app, name="inbound")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -158,11 +160,12 @@ def worker(
     database_url: DatabaseUrl = None,
     log_level: LogLevel = None,
 ) -> None:
-    """Run delivery workers only; run as many as you like against PostgreSQL."""
+    """Run the background work only (deliveries, inbound rules); run many against PostgreSQL."""
     import signal
 
     import uvloop
 
+    from hookhub.inbound.processor import InboundProcessor
     from hookhub.services import build_worker
 
     settings = _settings(database_url=database_url, log_level=log_level)
@@ -171,11 +174,17 @@ def worker(
 
     async def main() -> None:
         delivery = build_worker(services)
+        processor = InboundProcessor(services.inbound, poll_interval=settings.poll_interval)
+
+        def stop() -> None:
+            delivery.stop()
+            processor.stop()
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, delivery.stop)
+            loop.add_signal_handler(signum, stop)
         try:
-            await delivery.run()
+            await asyncio.gather(delivery.run(), processor.run())
         finally:
             await delivery.transport.close()
 
@@ -316,6 +325,64 @@ def contacts_import(
         console.print(table)
         if report.rejected > len(report.rejections):
             console.print(f"(and {report.rejected - len(report.rejections)} more)")
+
+
+@inbound_app.command("send")
+def inbound_send(
+    url: Annotated[str, typer.Argument(help="The inbound webhook's receive URL.")],
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source", help="stripe, shopify, calendly, typeform, github, standard or generic."
+        ),
+    ],
+    file: Annotated[
+        Path,
+        typer.Option("--file", exists=True, dir_okay=False, help="The payload to send, as-is."),
+    ],
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret",
+            envvar="HOOKHUB_INBOUND_SECRET",
+            show_envvar=True,
+            help="The webhook's secret.",
+        ),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", help="A provider option as key=value (e.g. topic=orders/create)."),
+    ] = None,
+) -> None:
+    """Sign a payload the way the provider does and POST it: test your setup end to end."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from hookhub.errors import HookhubError
+    from hookhub.inbound.providers import get_provider
+
+    options = dict(item.split("=", 1) for item in option or [] if "=" in item)
+    body = file.read_bytes()
+    try:
+        headers = get_provider(source).sign(body, secret or "", time.time(), options)
+    except HookhubError as exc:
+        err_console.print(f"[red]Cannot sign:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    headers.setdefault("Content-Type", "application/json")
+    headers["User-Agent"] = f"hookhub-cli/{__version__}"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            status, answer = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, answer = exc.code, exc.read()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        err_console.print(f"[red]Could not send:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{status} {answer.decode('utf-8', errors='replace')}")
+    if status >= 400:
+        raise typer.Exit(1)
 
 
 def main() -> None:
