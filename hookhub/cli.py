@@ -174,7 +174,11 @@ def worker(
 
     async def main() -> None:
         delivery = build_worker(services)
-        processor = InboundProcessor(services.inbound, poll_interval=settings.poll_interval)
+        processor = InboundProcessor(
+            services.inbound,
+            poll_interval=settings.poll_interval,
+            dedupe_retention=settings.dedupe_retention,
+        )
 
         def stop() -> None:
             delivery.stop()

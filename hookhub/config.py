@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     """Requests per second per inbound webhook and process, unless the webhook sets its own;
     0 turns the default limit off."""
 
+    dedupe_retention: float = Field(default=30 * 24 * 3600, ge=3600)
+    """How long a provider's event id is remembered to drop its duplicates (seconds)."""
+
     # Outbound delivery.
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)

@@ -55,7 +55,11 @@ class HookhubApp:
 def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
     settings = services.settings
     processor = (
-        InboundProcessor(services.inbound, poll_interval=settings.poll_interval)
+        InboundProcessor(
+            services.inbound,
+            poll_interval=settings.poll_interval,
+            dedupe_retention=settings.dedupe_retention,
+        )
         if run_workers
         else None
     )

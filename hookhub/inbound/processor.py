@@ -2,7 +2,8 @@
 
 Woken by the receiver of this process after each group commit, and by polling otherwise (for
 requests received by other processes), so an acknowledged request is processed within a
-second under normal load. A failing batch is logged and retried; it is never skipped.
+second under normal load. A failing batch is logged and retried; it is never skipped. Every ten
+minutes it also forgets dedupe keys older than the retention (30 days by default).
 """
 
 from __future__ import annotations
@@ -10,16 +11,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from hookhub.inbound.service import InboundService
 
 log = logging.getLogger("hookhub.inbound")
 
 
+PURGE_EVERY = 600.0
+
+
 class InboundProcessor:
-    def __init__(self, service: InboundService, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        service: InboundService,
+        *,
+        poll_interval: float = 0.5,
+        dedupe_retention: float = 30 * 24 * 3600,
+    ) -> None:
         self.service = service
         self.poll_interval = poll_interval
+        self.dedupe_retention = dedupe_retention
+        self._purged_at = 0.0
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -39,6 +52,9 @@ class InboundProcessor:
         while not self._stopping:
             self._wake.clear()
             try:
+                if time.monotonic() - self._purged_at > PURGE_EVERY:
+                    self._purged_at = time.monotonic()
+                    await asyncio.to_thread(self.service.purge_dedupe, self.dedupe_retention)
                 done = await asyncio.to_thread(self.service.process_backlog)
             except Exception:
                 log.exception("inbound.process_failed")
