@@ -17,6 +17,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# Local development delivers to receivers on this machine (hookhub listen); production does not.
+serve: export HOOKHUB_ALLOW_PRIVATE_DESTINATIONS ?= 127.0.0.0/8,::1/128
+serve: export HOOKHUB_LOG_FORMAT ?= text
 serve: $(VENV)/.installed
 	$(BIN)/hookhub serve --database-url sqlite:///./hookhub.db
 

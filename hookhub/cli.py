@@ -138,7 +138,7 @@ def serve(
     database_url: DatabaseUrl = None,
     log_level: LogLevel = None,
 ) -> None:
-    """Run everything in one process: API, inbound receiver, dashboard and delivery workers."""
+    """Run everything in one process: API, inbound receiver, deliveries and inbound rules."""
     settings = _settings(host=host, port=port, database_url=database_url, log_level=log_level)
     _run_http(settings, workers=True)
 
@@ -150,7 +150,7 @@ def api(
     database_url: DatabaseUrl = None,
     log_level: LogLevel = None,
 ) -> None:
-    """Run the HTTP side only (API, receiver, dashboard), without delivery workers."""
+    """Run the HTTP side only (API and inbound receiver), without background workers."""
     settings = _settings(host=host, port=port, database_url=database_url, log_level=log_level)
     _run_http(settings, workers=False)
 
