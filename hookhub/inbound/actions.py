@@ -36,7 +36,9 @@ def _apply(crm: CrmTx, plan: Plan) -> dict[str, Any]:
     if plan.skipped_attributes:
         action["skipped_attributes"] = plan.skipped_attributes
     try:
-        if plan.add_to_lists:
+        if plan.add_to_lists and outcome == "created":
+            action["lists_added"] = sorted(contact.list_ids)
+        elif plan.add_to_lists:
             before = set(contact.list_ids)
             contact = crm.update_contact(contact, add_list_ids=plan.add_to_lists)
             action["lists_added"] = sorted(set(contact.list_ids) - before)
@@ -70,26 +72,46 @@ def _contact(crm: CrmTx, plan: Plan) -> tuple[Contact | None, str]:
             expression=plan.expressions.get("ext_id"),
             rule=plan.rule,
         )
-    contact, _created = crm.create_contact(
-        plan.email, ext_id=plan.ext_id, attributes=plan.attributes, upsert=True, coerce=True
+    # Created with its lists, so that contact.created says which, as it does from the API.
+    contact, created = crm.create_contact(
+        plan.email,
+        ext_id=plan.ext_id,
+        attributes=plan.attributes,
+        list_ids=plan.add_to_lists,
+        upsert=True,
+        coerce=True,
     )
-    return contact, "created"
+    return contact, "created" if created else "updated"
 
 
 def _find(crm: CrmTx, plan: Plan) -> Contact | None:
     if plan.ext_id is not None:
-        found = crm.contacts.get_by_ext_id(str(plan.ext_id), lock=True)
+        found = crm.contacts.get_by_ext_id(_identifier(plan, "ext_id"), lock=True)
         if found is not None:
             return found
     if plan.email is not None:
-        if not isinstance(plan.email, str):
-            raise RuleError(
-                f"contact.email resolved to {type(plan.email).__name__}, not a string",
-                expression=plan.expressions.get("email"),
-                rule=plan.rule,
-            )
-        return crm.contacts.get_by_email(plan.email.strip().lower(), lock=True)
+        return crm.contacts.get_by_email(_identifier(plan, "email").lower(), lock=True)
     return None
+
+
+def _identifier(plan: Plan, field: str) -> str:
+    """The email or ext_id a payload gave, checked before it is used in a query.
+
+    The payload is the sender's: a NUL character would make PostgreSQL refuse the lookup with
+    a database error instead of the rule error the request log can explain.
+    """
+    value = getattr(plan, field)
+    if field == "email" and not isinstance(value, str):
+        problem = f"resolved to {type(value).__name__}, not a string"
+    elif isinstance(value, bool) or not isinstance(value, str | int):
+        problem = f"resolved to {type(value).__name__}, not a string or an integer"
+    elif "\x00" in str(value):
+        problem = "contains a NUL character"
+    else:
+        return str(value).strip()
+    raise RuleError(
+        f"contact.{field} {problem}", expression=plan.expressions.get(field), rule=plan.rule
+    )
 
 
 def _update(crm: CrmTx, contact: Contact, plan: Plan) -> tuple[Contact, str]:

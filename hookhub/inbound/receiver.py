@@ -221,13 +221,15 @@ class InboundReceiver:
             provider.verify(request, webhook.secret or "", now, webhook.options)
             payload = provider.parse(request)
             entry.dedupe_key = provider.dedupe_key(request, payload, webhook.options)
-            entry.event_type = provider.event_type(request, payload, webhook.options)
+            entry.event_type = _column_text(provider.event_type(request, payload, webhook.options))
         except HookhubError as exc:
             if exc.status >= 500 or exc.status == 422:  # a misconfigured webhook, not the sender
                 exc = SignatureInvalid("The webhook's secret or options cannot verify requests.")
             return await self._refuse(entry, webhook, exc)
         entry.status, entry.http_status = "received", 202
         await self.journal.append(entry)
+        if entry.status == "gone":
+            return self._gone(webhook)
         self._count(webhook, entry.status)
         if entry.status == "duplicate":
             return 200, {"request_id": entry.id, "status": "duplicate"}, []
@@ -242,11 +244,20 @@ class InboundReceiver:
     ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
         """Log a refused request (every outcome is in the log), then answer the error."""
         entry.http_status = error.status
-        entry.error = error.message
+        entry.error = error.message.replace("\x00", "\ufffd")
         await self.journal.append(entry)
+        if entry.status == "gone":
+            return self._gone(webhook)
         self._count(webhook, "rejected")
         body: dict[str, Any] = {"error": error.to_dict(), "request_id": entry.id}
         return error.status, body, headers or []
+
+    def _gone(
+        self, webhook: InboundWebhook
+    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
+        """The webhook was deleted while this request was on its way (the log said so)."""
+        self.forget(webhook.token)
+        return 404, _error("not_found", "No inbound webhook at this URL."), []
 
     def _count(self, webhook: InboundWebhook, status: str) -> None:
         if self.metrics is not None:
@@ -277,6 +288,17 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
+
+
+def _column_text(value: str | None, limit: int = 255) -> str | None:
+    """Sender-chosen text as a ``String(limit)`` column takes it on both databases.
+
+    PostgreSQL refuses NUL characters and overlong values, and one refused entry would fail
+    the whole group commit it is part of: every request in it would get a 500.
+    """
+    if value is None:
+        return None
+    return value.replace("\x00", "\ufffd")[:limit]
 
 
 def _headers_json(headers: list[tuple[str, str]]) -> str:

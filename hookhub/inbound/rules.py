@@ -187,6 +187,8 @@ def _expression(value: Any, where: str) -> Expression:
         raise _fail(where, "must be a JMESPath expression (a non-empty string)")
     if len(value) > MAX_EXPRESSION:
         raise _fail(where, f"is longer than {MAX_EXPRESSION} characters")
+    if "\x00" in value:  # it is stored as the failing expression of requests, in text columns
+        raise _fail(where, "must not contain NUL characters")
     try:
         parsed = jmespath.compile(value)
     except JMESPathError as exc:
@@ -379,7 +381,11 @@ def _plan(rule: Rule, payload: Any) -> Plan:
 
 
 def _moment(value: Any, expr: Expression) -> datetime | None:
-    """An event date from an ISO 8601 string or Unix seconds; None when missing."""
+    """An event date from an ISO 8601 string or Unix seconds, in UTC; None when missing.
+
+    Converted to UTC here, where a failure can still name the expression: a date at the edge of
+    the calendar (``0001-01-01T00:00:00+01:00``) has no UTC form at all.
+    """
     if value is None:
         return None
     try:
@@ -387,7 +393,7 @@ def _moment(value: Any, expr: Expression) -> datetime | None:
             return datetime.fromtimestamp(value, UTC)
         if isinstance(value, str):
             moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+            return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
     except (ValueError, OverflowError, OSError):
         pass
     raise RuleError(f"{expr.where} is not a date: {str(value)[:60]!r}", expression=expr.source)

@@ -17,12 +17,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row
+from sqlalchemy.exc import DataError
 
 from hookhub import ids
 from hookhub.config import Settings
 from hookhub.core import jsoncodec
 from hookhub.crm.operations import CrmTx
-from hookhub.errors import HookhubError, NotFound, ValidationFailed
+from hookhub.errors import Conflict, HookhubError, NotFound, ValidationFailed
 from hookhub.inbound.actions import apply_plans
 from hookhub.inbound.presets import preset_rules
 from hookhub.inbound.providers import get_provider
@@ -158,15 +159,20 @@ class InboundService:
 
     @staticmethod
     def _check_config(source: str, secret: str | None, options: Mapping[str, Any]) -> None:
-        """Refuse a secret or options the provider could never verify with (422, not 401)."""
+        """Refuse a secret or options the provider could never verify with (422, not 401).
+
+        The probe is signed the provider's way, so verifying it reaches every check of the
+        secret and the options (an unsigned one is refused at its first missing header).
+        """
         provider = get_provider(source)
-        probe = RawRequest.build({}, b"{}")
+        now, body = time.time(), b"{}"
         try:
-            provider.verify(probe, secret or "", time.time(), options)
+            headers = provider.sign(body, secret or "", now, options)
+            provider.verify(RawRequest.build(headers, body), secret or "", now, options)
         except ValidationFailed:
             raise
         except HookhubError:
-            pass  # the probe is unsigned: refusing it is the expected answer
+            pass  # verification itself is the receive path's business, not configuration's
 
     def get(self, webhook_id: int) -> InboundWebhook:
         with self.db.read() as conn:
@@ -276,43 +282,53 @@ class InboundService:
             webhook = row_to_webhook(row)
             requests = InboundRequestStore(conn).backlog(webhook_id, PROCESS_BATCH)
             now = datetime.now(UTC)
-            crm = self._crm(conn, now)
             for request in requests:
-                self._run(conn, crm, webhook, request)
+                self._run(conn, now, webhook, request)
         return len(requests)
 
     def _run(
-        self, conn: Connection, crm: CrmTx, webhook: InboundWebhook, request: Row[Any]
+        self, conn: Connection, now: datetime, webhook: InboundWebhook, request: Row[Any]
     ) -> dict[str, Any]:
-        """Apply one request's rules in a savepoint; record processed or failed."""
+        """Apply one request's rules in a savepoint; record processed or failed.
+
+        Each request gets its own :class:`CrmTx`: what one caches (attribute types it defined,
+        the outbox writer's per-transaction state) would otherwise outlive the savepoint of a
+        failed request and mislead the next one.
+        """
         store = InboundRequestStore(conn)
         finished = time.time()
         try:
             with conn.begin_nested():
                 actions = self._actions(
-                    crm, webhook, request.body or b"", request.headers, request.event_type
+                    self._crm(conn, now),
+                    webhook,
+                    request.body or b"",
+                    request.headers,
+                    request.event_type,
                 )
-        except HookhubError as exc:
+        except (HookhubError, DataError) as caught:
+            exc = _as_failure(caught)
             expression = exc.expression if isinstance(exc, RuleError) else None
             rule = exc.rule if isinstance(exc, RuleError) else None
+            message = exc.message.replace("\x00", "\ufffd")
             values = {
                 "status": "failed",
-                "error": exc.message,
+                "error": message,
                 "error_expression": expression,
                 "actions": None,
                 "processed_at": finished,
             }
             store.finish(request.id, values)
-            crm.outbox.emit(
+            self._crm(conn, now).outbox.emit(
                 "inbound.failed",
                 {
                     "inbound_webhook_id": webhook.id,
                     "request_id": request.id,
-                    "error": exc.message,
+                    "error": message,
                     "expression": expression,
                     "rule": rule,
                 },
-                crm.now,
+                now,
             )
             log.info(
                 "inbound.failed", extra={"inbound_webhook_id": webhook.id, "request_id": request.id}
@@ -362,8 +378,13 @@ class InboundService:
                     f"Only accepted requests can be replayed; this one was {request.status}.",
                     details={"status": request.status},
                 )
-            crm = self._crm(conn, datetime.now(UTC))
-            self._run(conn, crm, webhook, request)
+            if request.status == "received":
+                # The processor will run it; running it here too could run it twice.
+                raise Conflict(
+                    "This request has not been processed yet; replay it once it has.",
+                    details={"status": request.status},
+                )
+            self._run(conn, datetime.now(UTC), webhook, request)
         return self.request(webhook_id, request_id)
 
     def preview(self, webhook_id: int, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
@@ -381,19 +402,31 @@ class InboundService:
         except HookhubError as exc:
             result["error"] = _error(exc)
             return result
-        with self.db.write() as conn:
-            transaction = conn.begin_nested()
+        with self.db.dry_run() as conn:
             crm = self._crm(conn, datetime.now(UTC))
             try:
                 result["actions"] = apply_plans(crm, plans)
-            except HookhubError as exc:
-                result["error"] = _error(exc)
+            except (HookhubError, DataError) as exc:
+                # The real run would keep none of it, and record the failure instead.
+                result["error"] = _error(_as_failure(exc))
+                return result
             result["messages"] = [
                 {"type": m.type, "payload": jsoncodec.loads(m.payload)} for m in crm.outbox.written
             ]
-            transaction.rollback()
-            conn.info.get("hookhub.after_commit", []).clear()
         return result
+
+
+def _as_failure(exc: HookhubError | DataError) -> HookhubError:
+    """A database's refusal of a payload's value, as the failure the request log records.
+
+    Such a value (a NUL character for PostgreSQL, a number out of a column's range) is a fault
+    of this request, not of the database: failing the whole batch would retry it forever and
+    hold back every request behind it.
+    """
+    if isinstance(exc, HookhubError):
+        return exc
+    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+    return ValidationFailed(f"The database refused a value from this payload: {reason}")
 
 
 def _error(exc: HookhubError) -> dict[str, Any]:

@@ -20,7 +20,8 @@ _PENDING = text("inbound_requests.status = 'received'")
 
 @dataclass(slots=True)
 class LogEntry:
-    """One request to write to the log; ``status`` may become ``duplicate`` on append."""
+    """One request to write to the log; ``status`` may become ``duplicate`` on append, or
+    ``gone`` (and the entry is not written) when its webhook was deleted meanwhile."""
 
     webhook_id: int
     received_at: float
@@ -69,10 +70,15 @@ class InboundWebhookStore:
         return list(self.conn.execute(query))
 
     def lock_for_processing(self, webhook_id: int) -> Row[Any] | None:
-        """The webhook, locked so that one processor at a time works through its backlog."""
+        """The webhook, locked so that one processor at a time works through its backlog.
+
+        FOR NO KEY UPDATE, not FOR UPDATE: it excludes other processors just as well, but not
+        the FOR KEY SHARE lock that every request-log insert takes on this row (its foreign
+        key), so the receive path never waits for a processing batch to commit.
+        """
         query = select(inbound_webhooks).where(inbound_webhooks.c.id == webhook_id)
         if self._pg:
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=True, key_share=True)
         return self.conn.execute(query).first()
 
 
@@ -87,6 +93,9 @@ class InboundRequestStore:
         Dedupe keys are claimed with INSERT ... ON CONFLICT DO NOTHING, so of two identical
         events arriving together (in this group, or in another process) exactly one wins.
         """
+        entries = self._of_live_webhooks(entries)
+        if not entries:
+            return
         keyed = [e for e in entries if e.dedupe_key is not None and e.status == "received"]
         won: set[tuple[int, str]] = set()
         if keyed:
@@ -95,19 +104,22 @@ class InboundRequestStore:
                 assert entry.dedupe_key is not None
                 first.setdefault((entry.webhook_id, entry.dedupe_key), entry)
             dialect_insert = postgresql.insert if self._pg else sqlite.insert
+            # One statement with a parameter list, not .values([...]): SQLAlchemy still sends a
+            # single multi-row INSERT, but compiles it once instead of once per group.
             statement = (
                 dialect_insert(inbound_dedupe)
-                .values(
-                    [
-                        {"webhook_id": w, "dedupe_key": k, "request_id": 0,
-                         "received_at": e.received_at}
-                        for (w, k), e in first.items()
-                    ]
-                )
                 .on_conflict_do_nothing()
                 .returning(inbound_dedupe.c.webhook_id, inbound_dedupe.c.dedupe_key)
             )
-            won = {(row.webhook_id, row.dedupe_key) for row in self.conn.execute(statement)}
+            rows = self.conn.execute(
+                statement,
+                [
+                    {"webhook_id": w, "dedupe_key": k, "request_id": 0,
+                     "received_at": e.received_at}
+                    for (w, k), e in first.items()
+                ],
+            )
+            won = {(row.webhook_id, row.dedupe_key) for row in rows}
             winners = {key: entry for key, entry in first.items() if key in won}
             for entry in keyed:
                 key = (entry.webhook_id, entry.dedupe_key or "")
@@ -148,6 +160,27 @@ class InboundRequestStore:
                     if e.status == "received"
                 ],
             )
+
+    def _of_live_webhooks(self, entries: Sequence[LogEntry]) -> Sequence[LogEntry]:
+        """The entries whose webhook still exists; the others become ``gone``.
+
+        A receiver may have looked its webhook up (or cached it, in another process) before it
+        was deleted. Its entry would fail the foreign key, and with it the whole group commit.
+        On PostgreSQL the rows are held FOR KEY SHARE, as the foreign key check would hold
+        them, so a deletion waits for this commit instead (processors' FOR NO KEY UPDATE does
+        not conflict with it).
+        """
+        wanted = {entry.webhook_id for entry in entries}
+        query = select(inbound_webhooks.c.id).where(inbound_webhooks.c.id.in_(wanted))
+        if self._pg:
+            query = query.with_for_update(read=True, key_share=True)
+        live = set(self.conn.execute(query).scalars())
+        if len(live) == len(wanted):
+            return entries
+        for entry in entries:
+            if entry.webhook_id not in live:
+                entry.status = "gone"
+        return [entry for entry in entries if entry.status != "gone"]
 
     def webhooks_with_backlog(self, limit: int = 100) -> list[int]:
         query = (

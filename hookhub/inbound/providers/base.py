@@ -249,8 +249,11 @@ def text_field(payload: Any, *path: str) -> str | None:
 
 
 def bounded_key(key: str | None) -> str | None:
-    """``key`` itself when short, else a stable digest of it (sender-controlled length)."""
-    if key is None or len(key) <= MAX_DEDUPE_KEY:
+    """``key`` itself when short, else a stable digest of it (sender-controlled length).
+
+    A key with a NUL character is digested too: PostgreSQL cannot store one in a text column.
+    """
+    if key is None or (len(key) <= MAX_DEDUPE_KEY and "\x00" not in key):
         return key
     return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 

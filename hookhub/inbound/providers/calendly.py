@@ -30,7 +30,9 @@ class CalendlyProvider(TimestampedHexScheme):
             "contact": {
                 "email": "payload.email",
                 "attributes": {
-                    "FIRSTNAME": "payload.first_name || split(payload.name, ' ')[0]",
+                    # first_name is null when the event type asks for one "name" field.
+                    "FIRSTNAME": "payload.first_name "
+                    "|| payload.name && split(payload.name, ' ')[0]",
                     "LASTNAME": "payload.last_name",
                 },
                 "mode": "upsert",

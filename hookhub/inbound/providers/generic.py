@@ -123,6 +123,21 @@ def _lookup(request: RawRequest, payload: Any, options: Mapping[str, Any], what:
 
 class GenericProvider(Provider):
     name: ClassVar[str] = "generic"
+    # The common case of "any app": a sign-up form or a JSON object with an email field.
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "contact from an email field",
+            "when": "email",
+            "contact": {
+                "email": "email",
+                "attributes": {
+                    "FIRSTNAME": "first_name || firstname",
+                    "LASTNAME": "last_name || lastname",
+                },
+                "mode": "upsert",
+            },
+        },
+    )
     signature_headers: ClassVar[tuple[str, ...]] = ()
     replay_window: ClassVar[float | None] = None
 

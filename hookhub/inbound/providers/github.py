@@ -35,6 +35,29 @@ PREFIX = "sha256="
 
 class GitHubProvider(Provider):
     name: ClassVar[str] = "github"
+    # Of GitHub's events only a push names a person by email (the pusher's, which may be a
+    # users.noreply.github.com address); the others name accounts by login alone.
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "pushed",
+            "event_types": ["push"],
+            "contact": {
+                "email": "pusher.email",
+                "attributes": {"GITHUB_LOGIN": "sender.login"},
+                "mode": "upsert",
+            },
+            "event": {
+                "name": "github_push",
+                "properties": {
+                    "repository": "repository.full_name",
+                    "ref": "ref",
+                    "commits": "length(commits || `[]`)",
+                    "head": "after",
+                },
+                "date": "head_commit.timestamp",
+            },
+        },
+    )
     signature_headers: ClassVar[tuple[str, ...]] = (HEADER,)
     replay_window: ClassVar[float | None] = None
 

@@ -27,6 +27,19 @@ from hookhub.inbound.providers.base import (
 
 class StandardWebhooksProvider(Provider):
     name: ClassVar[str] = "standard"
+    # Senders share the signature scheme, not a payload shape; the one shape known here is
+    # Hookhub's own (DESIGN.md, "Outbound event catalog"), so one Hookhub can feed another.
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        {
+            "name": "contact from Hookhub",
+            "event_types": ["contact.created", "contact.updated"],
+            "contact": {
+                "email": "data.email",
+                "attributes_from": ["data.attributes"],
+                "mode": "upsert",
+            },
+        },
+    )
     signature_headers: ClassVar[tuple[str, ...]] = (
         "webhook-id",
         "webhook-timestamp",

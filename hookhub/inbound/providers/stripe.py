@@ -19,11 +19,15 @@ from hookhub.inbound.providers.base import (
     text_field,
 )
 
+# Names are optional in Stripe (a customer is often created from an email alone), so each
+# split is guarded: split(null) is an error, and a one-word name has no last name.
+_FIRST = "{0} && split({0}, ' ')[0]"
+_LAST = "{0} && join(' ', split({0}, ' ')[1:]) || `null`"
 _CUSTOMER = {
     "email": "data.object.email",
     "attributes": {
-        "FIRSTNAME": "split(data.object.name, ' ')[0]",
-        "LASTNAME": "join(' ', split(data.object.name, ' ')[1:])",
+        "FIRSTNAME": _FIRST.format("data.object.name"),
+        "LASTNAME": _LAST.format("data.object.name"),
         "SMS": "data.object.phone",
         "STRIPE_CUSTOMER_ID": "data.object.id",
     },
@@ -60,8 +64,8 @@ class StripeProvider(TimestampedHexScheme):
             "contact": {
                 "email": "data.object.customer_details.email || data.object.customer_email",
                 "attributes": {
-                    "FIRSTNAME": "split(data.object.customer_details.name, ' ')[0]",
-                    "LASTNAME": "join(' ', split(data.object.customer_details.name, ' ')[1:])",
+                    "FIRSTNAME": _FIRST.format("data.object.customer_details.name"),
+                    "LASTNAME": _LAST.format("data.object.customer_details.name"),
                     "STRIPE_CUSTOMER_ID": "data.object.customer",
                 },
                 "mode": "upsert",
