@@ -3,7 +3,7 @@
 Keys are 256-bit random tokens, so a fast SHA-256 is the right hash (a slow password hash buys
 nothing against a key that cannot be guessed). Successful checks are remembered for a few
 seconds so that a busy API does not query the key table on every request; revocation takes
-effect within that time in every process.
+effect at once in the process that revokes, and within that time in every other process.
 """
 
 from __future__ import annotations
@@ -35,10 +35,20 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def key_prefix(key: str) -> str:
+    """The start of a key, stored so that people can tell keys apart in ``hookhub keys list``.
+
+    At most 8 characters and never more than a quarter of the key: a short HOOKHUB_API_KEY
+    must not end up stored whole.
+    """
+    return key[: min(8, len(key) // 4)]
+
+
 class ApiKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._valid: dict[str, float] = {}
+        self._revocations = 0
         self._lock = threading.Lock()
 
     def create(self, name: str) -> tuple[ApiKeyInfo, str]:
@@ -47,6 +57,7 @@ class ApiKeys:
 
     def adopt(self, name: str, key: str) -> ApiKeyInfo | None:
         """Make ``key`` (from HOOKHUB_API_KEY) valid; None if it already was stored."""
+        key = key.strip()  # as check() strips what clients send; a stray newline is no key
         with self.db.read() as conn:
             if ApiKeyStore(conn).find(hash_key(key)) is not None:
                 return None
@@ -56,9 +67,11 @@ class ApiKeys:
         now = datetime.now(UTC)
         with self.db.write() as conn:
             key_id = ApiKeyStore(conn).insert(
-                name=name, prefix=key[:8], key_hash=hash_key(key), now=now
+                name=name, prefix=key_prefix(key), key_hash=hash_key(key), now=now
             )
-        return ApiKeyInfo(id=key_id, name=name, prefix=key[:8], created_at=now, revoked_at=None)
+        return ApiKeyInfo(
+            id=key_id, name=name, prefix=key_prefix(key), created_at=now, revoked_at=None
+        )
 
     def list(self) -> list[ApiKeyInfo]:
         with self.db.read() as conn:
@@ -84,6 +97,7 @@ class ApiKeys:
                 raise NotFound(f"No active API key {key_id}.")
         with self._lock:
             self._valid.clear()
+            self._revocations += 1
 
     def check(self, authorization: str | None) -> None:
         """Raise Unauthorized unless the header is ``Bearer <active key>``."""
@@ -97,12 +111,15 @@ class ApiKeys:
         now = time.monotonic()
         with self._lock:
             expires = self._valid.get(digest)
+            revocations = self._revocations
         if expires is not None and expires > now:
             return
         with self.db.read() as conn:
             if ApiKeyStore(conn).find_active(digest) is None:
                 raise Unauthorized("The API key is unknown or revoked.")
         with self._lock:
+            if self._revocations != revocations:
+                return  # a key was revoked since the lookup: it may be this one, don't cache it
             if len(self._valid) > 10_000:
                 self._valid.clear()
             self._valid[digest] = now + CACHE_SECONDS

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hookhub.api.responses import error_response
@@ -83,6 +84,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._templates: dict[int, str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -100,7 +102,22 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = self._template(scope)
             self.metrics.http_requests.labels(template, scope["method"], str(status)).inc()
             self.metrics.http_latency.labels(template).observe(time.perf_counter() - started)
+
+    def _template(self, scope: Scope) -> str:
+        """The full path template of the matched route (``/api/v1/contacts/{ref}``).
+
+        A route included through a router knows only its path inside that router
+        (``/contacts/{ref}``), so the full templates are looked up in the app's route table.
+        """
+        route: Any = scope.get("route")
+        if route is None:
+            return "unmatched"
+        template = self._templates.get(id(route))
+        if template is None and "app" in scope:
+            for context in iter_route_contexts(scope["app"].routes):
+                self._templates.setdefault(id(context.original_route), context.path or "")
+            template = self._templates.get(id(route))
+        return template or getattr(route, "path", None) or "unmatched"

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from hookhub.core import jsoncodec
 from hookhub.errors import HookhubError, RateLimited
 
 
-class JSON(Response):
-    media_type = "application/json"
+class JSON(JSONResponse):
+    """A JSONResponse (so that /openapi.json documents each route's response model), by orjson."""
 
     def render(self, content: Any) -> bytes:
         return jsoncodec.dumps(content)

@@ -81,15 +81,18 @@ def check_event_name(raw: object) -> str:
     return raw
 
 
-def infer_type(value: Any) -> AttributeType:
-    """The type an attribute gets when its first value arrives without a declaration."""
+def infer_type(name: str, value: Any) -> AttributeType:
+    """The type attribute ``name`` gets when its first value arrives without a declaration.
+
+    ``name`` is only used to say which attribute is wrong when ``value`` fits no type.
+    """
     if isinstance(value, bool):
         return AttributeType.BOOLEAN
     if isinstance(value, int | float):
         return AttributeType.NUMBER
     if isinstance(value, str):
         return AttributeType.STRING
-    raise _mismatch("?", "a string, number or boolean", value)
+    raise _mismatch(name, "a string, number or boolean", value)
 
 
 def check_value(name: str, kind: AttributeType, value: Any) -> Any:

@@ -27,9 +27,14 @@ def loads(data: bytes | str) -> Any:
 
 def dumps(obj: Any) -> bytes:
     try:
-        return orjson.dumps(obj, option=_OPTIONS)
+        data = orjson.dumps(obj, option=_OPTIONS)
     except (orjson.JSONEncodeError, TypeError) as exc:
         raise ValidationFailed(f"The value cannot be stored as JSON: {exc}") from exc
+    # orjson writes NaN and infinities as null, silently. Only a document with a null in it
+    # can hold one, so the walk is skipped for the others (and orjson has bounded the depth).
+    if b"null" in data:
+        check_finite(obj)
+    return data
 
 
 def check_finite(obj: Any, *, depth: int = 0) -> None:
@@ -40,7 +45,7 @@ def check_finite(obj: Any, *, depth: int = 0) -> None:
     elif isinstance(obj, dict):
         for value in obj.values():
             check_finite(value, depth=depth + 1)
-    elif isinstance(obj, list):
+    elif isinstance(obj, list | tuple):
         for value in obj:
             check_finite(value, depth=depth + 1)
 

@@ -38,8 +38,8 @@ def _decode(cursor: str | None, kind: type[int] | type[str]) -> int | str | None
             number = int(value)
             if 0 <= number < 2**63:
                 return number
-        elif kind is str and tag == "s" and value:
-            return value
+        elif kind is str and tag == "s" and value and "\x00" not in value:
+            return value  # (a NUL would reach PostgreSQL, which refuses it even in comparisons)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         pass
     raise BadRequest("The cursor is not one this API returned.", details={"field": "cursor"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -57,6 +58,14 @@ class _Row:
     values: dict[str, str]
 
 
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+"""What surrogateescape decoding makes of bytes that are not UTF-8."""
+
+
+def _has_undecodable(cells: list[str]) -> bool:
+    return any(_UNDECODABLE.search(cell) for cell in cells)
+
+
 class _CountingReader(io.RawIOBase):
     """Counts the bytes the CSV parser has consumed, for the progress bar."""
 
@@ -86,9 +95,12 @@ class ContactImporter:
         list_id: int | None = None,
         on_progress: Callable[[int], None] = lambda _n: None,
     ) -> ImportReport:
+        # surrogateescape: bytes that are not UTF-8 reach the row they are in (which is then
+        # rejected) instead of failing the decoder, which would lose a whole buffer of rows.
         text = io.TextIOWrapper(
             io.BufferedReader(_CountingReader(source, on_progress)),
             encoding="utf-8-sig",
+            errors="surrogateescape",
             newline="",
         )
         reader = csv.reader(text)
@@ -98,8 +110,10 @@ class ContactImporter:
             raise ValidationFailed(
                 "The file is empty; it needs a header row with 'email'."
             ) from None
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             raise ValidationFailed(f"The header row cannot be read: {exc}") from exc
+        if _has_undecodable(header):
+            raise ValidationFailed("The header row is not valid UTF-8.")
         email_col, ext_col, attribute_cols = self._read_header(header)
         with self.crm.transaction() as tx:
             if list_id is not None:
@@ -149,15 +163,19 @@ class ContactImporter:
     ) -> Iterator[list[_Row]]:
         batch: dict[str, _Row] = {}
         while True:
+            # A quoted field may span lines: a row is reported by the line it starts on.
+            line = getattr(reader, "line_num", 0) + 1
             try:
                 record = next(reader)
             except StopIteration:
                 break
-            except (csv.Error, UnicodeDecodeError) as exc:
-                report.reject(getattr(reader, "line_num", 0), f"unreadable row: {exc}")
+            except csv.Error as exc:
+                report.reject(line, f"unreadable row: {exc}")
                 continue
-            line = getattr(reader, "line_num", 0)
             if not any(cell.strip() for cell in record):
+                continue
+            if _has_undecodable(record):
+                report.reject(line, "the row is not valid UTF-8")
                 continue
             if len(record) > len(header):
                 report.reject(line, f"{len(record)} fields, the header has {len(header)}")

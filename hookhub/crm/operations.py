@@ -54,9 +54,10 @@ def parse_ref(ref: str | int) -> tuple[str, str | int]:
     if isinstance(ref, int):
         return "id", ref
     text = ref.strip()
-    if text.isdigit() and len(text) < 19:
+    # isdigit() alone also accepts digits int() refuses (superscripts such as "²").
+    if text.isascii() and text.isdigit() and len(text) < 19:
         return "id", int(text)
-    if "@" in text:
+    if "@" in text and "\x00" not in text:  # PostgreSQL cannot even compare text with NUL
         return "email", text.lower()
     raise NotFound(f"No contact {ref!r}: use the contact's id or email.", details={"ref": ref})
 
@@ -113,7 +114,7 @@ class CrmTx:
                 if value is None:
                     prepared[name] = None
                     continue
-                kind = self.define_attribute(name, infer_type(value))
+                kind = self.define_attribute(name, infer_type(name, value))
             convert = coerce_value if coerce else check_value
             prepared[name] = convert(name, kind, value)
         return prepared

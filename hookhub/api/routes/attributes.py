@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from hookhub.api.deps import ServicesDep
 from hookhub.api.responses import JSON
-from hookhub.api.schemas import AttributeCreate, AttributeOut
+from hookhub.api.schemas import AttributeCreate, AttributeOut, PageOut
 from hookhub.core.contacts import AttributeType
 from hookhub.core.jsoncodec import isoformat
 from hookhub.errors import Conflict
@@ -33,7 +33,7 @@ def define_attribute(body: AttributeCreate, services: ServicesDep) -> Response:
     )
 
 
-@router.get("", response_model=list[AttributeOut])
+@router.get("", response_model=PageOut[AttributeOut])
 def list_attributes(services: ServicesDep) -> Response:
     with services.crm.reader() as crm:
         rows = crm.attribute_store.listing()

@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
-from hookhub.api.schemas import EventCreate, EventOut, PageOut
+from hookhub.api.schemas import EventCreate, EventOut, PageOut, Text
 from hookhub.core.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/events", tags=["events"])
@@ -32,7 +32,7 @@ def track_event(body: EventCreate, services: ServicesDep) -> Response:
 def list_events(
     services: ServicesDep,
     contact: Annotated[str | None, Query(max_length=320, description="id or email")] = None,
-    event_name: Annotated[str | None, Query(max_length=255)] = None,
+    event_name: Annotated[Text | None, Query(max_length=255)] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:

@@ -29,7 +29,7 @@ def _require(crm: CrmTx, list_id: int) -> ContactList:
 @router.post("", status_code=201, response_model=ListOut)
 def create_list(body: ListCreate, services: ServicesDep) -> Response:
     with services.crm.transaction() as crm:
-        created = crm.lists.create(body.name.strip() or body.name, crm.now)
+        created = crm.lists.create(body.name, crm.now)
     return JSON(created.to_api(), status_code=201)
 
 
