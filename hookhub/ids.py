@@ -1,7 +1,9 @@
 """Identifiers and secrets: the one module that draws randomness for them.
 
 Message ids are time-ordered (48-bit millisecond timestamp + 80 random bits, Crockford base32,
-like ULID) so that listing messages by id lists them roughly by creation time.
+like ULID) so that listing messages by id lists them by creation time; within one process they
+are strictly increasing (monotonic ULID), so the messages of one transaction list in the order
+they were written.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import threading
 import time
 
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
@@ -22,9 +25,19 @@ def _base32(value: int, length: int) -> str:
     return "".join(reversed(out))
 
 
+_last = [0, 0]  # millisecond and random part of the newest id of this process
+_lock = threading.Lock()
+
+
 def sortable_id(prefix: str, now: float | None = None) -> str:
+    """Time-ordered; within one process strictly increasing, even within one millisecond."""
     ms = int((time.time() if now is None else now) * 1000)
-    rand = int.from_bytes(os.urandom(10), "big")
+    with _lock:
+        if ms <= _last[0]:
+            ms, rand = _last[0], _last[1] + 1  # same millisecond (or clock stepped back)
+        else:
+            rand = int.from_bytes(os.urandom(10), "big") >> 1  # room to count up
+        _last[0], _last[1] = ms, rand
     return f"{prefix}_{_base32(ms, 10)}{_base32(rand, 16)}"
 
 

@@ -5,6 +5,8 @@ Conventions that keep both backends identical and the hot paths cheap:
 * JSON documents (attributes, properties, message bodies) are stored as text produced by
   ``hookhub.core.jsoncodec``; message bodies are the exact bytes that are signed and sent.
 * User-visible moments are ``UTCDateTime`` (timezone-aware in, timezone-aware out).
+* Integer ids are never reused, on SQLite too (AUTOINCREMENT): a receiver that saw
+  contact 42 deleted must never see another contact 42.
 * Scheduling columns (``next_attempt_at``, ``leased_until``) are epoch seconds as floats: they are
   compared on every claim and need no conversion.
 
@@ -79,6 +81,7 @@ api_keys = Table(
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
+    sqlite_autoincrement=True,
 )
 
 attribute_definitions = Table(
@@ -99,6 +102,7 @@ contacts = Table(
     Column("unsubscribed", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 lists = Table(
@@ -107,6 +111,7 @@ lists = Table(
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 list_members = Table(
@@ -139,6 +144,7 @@ custom_events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "contact_id", "id"),
     Index(None, "event_name", "id"),
+    sqlite_autoincrement=True,
 )
 
 messages = Table(
@@ -171,6 +177,7 @@ endpoints = Table(
     Column("failing_since", Double, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 deliveries = Table(
@@ -197,6 +204,7 @@ deliveries = Table(
     ),
     Index(None, "endpoint_id", "id"),
     Index(None, "message_id"),
+    sqlite_autoincrement=True,
 )
 
 delivery_attempts = Table(
@@ -213,6 +221,7 @@ delivery_attempts = Table(
     Column("error_detail", Text, nullable=True),
     Column("response_body", Text, nullable=True),
     Index(None, "delivery_id", "id"),
+    sqlite_autoincrement=True,
 )
 
 inbound_webhooks = Table(
@@ -229,6 +238,7 @@ inbound_webhooks = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 inbound_requests = Table(
@@ -261,6 +271,7 @@ inbound_requests = Table(
         sqlite_where=text("status = 'received'"),
         postgresql_where=text("status = 'received'"),
     ),
+    sqlite_autoincrement=True,
 )
 
 inbound_dedupe = Table(

@@ -35,6 +35,7 @@ def upgrade() -> None:
         sa.Column("revoked_at", hookhub.store.schema.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_keys")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "attribute_definitions",
@@ -60,6 +61,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
         sa.UniqueConstraint("email", name=op.f("uq_contacts_email")),
         sa.UniqueConstraint("ext_id", name=op.f("uq_contacts_ext_id")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "lists",
@@ -73,6 +75,7 @@ def upgrade() -> None:
         sa.Column("created_at", hookhub.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lists")),
         sa.UniqueConstraint("name", name=op.f("uq_lists_name")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "messages",
@@ -105,6 +108,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_events")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("custom_events", schema=None) as batch_op:
         batch_op.create_index(

@@ -45,6 +45,7 @@ def upgrade() -> None:
         sa.Column("created_at", hookhub.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", hookhub.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_endpoints")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "deliveries",
@@ -76,6 +77,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(
@@ -112,6 +114,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_attempts")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("delivery_attempts", schema=None) as batch_op:
         batch_op.create_index(

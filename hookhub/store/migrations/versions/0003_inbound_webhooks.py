@@ -40,6 +40,7 @@ def upgrade() -> None:
         sa.Column("updated_at", hookhub.store.schema.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_webhooks")),
         sa.UniqueConstraint("token", name=op.f("uq_inbound_webhooks_token")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "inbound_dedupe",
@@ -87,6 +88,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbound_requests")),
+        sqlite_autoincrement=True,
     )
     with op.batch_alter_table("inbound_requests", schema=None) as batch_op:
         batch_op.create_index(
