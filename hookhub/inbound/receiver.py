@@ -20,10 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.types import Receive, Scope, Send
 
 from hookhub.core import jsoncodec
-from hookhub.errors import HookhubError, PayloadTooLarge, RateLimited, SignatureInvalid
+from hookhub.errors import (
+    HookhubError,
+    PayloadTooLarge,
+    RateLimited,
+    SignatureInvalid,
+    Unavailable,
+)
 from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
 from hookhub.inbound.service import InboundService, InboundWebhook
@@ -149,19 +156,14 @@ class InboundReceiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             status, body, headers = await self._handle(scope, receive)
+        except (SQLAlchemyError, Unavailable) as exc:
+            # Not durable, so not acknowledged: the provider will retry, which is what we want.
+            log.warning("inbound.log_unavailable", extra={"error": type(exc).__name__})
+            error = Unavailable("The request could not be stored; retry shortly.")
+            status, body, headers = 503, {"error": error.to_dict()}, [(b"retry-after", b"5")]
         except Exception:
             log.exception("inbound.unexpected_error")
-            status, body, headers = (
-                500,
-                {
-                    "error": {
-                        "code": "internal_error",
-                        "message": "Internal error.",
-                        "details": None,
-                    }
-                },
-                [],
-            )
+            status, body, headers = 500, {"error": HookhubError().to_dict()}, []
         await send(
             {"type": "http.response.start", "status": status, "headers": _JSON_HEADERS + headers}
         )
