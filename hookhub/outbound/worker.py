@@ -6,8 +6,10 @@ a fresh Standard Webhooks signature over the stored bytes -> buffer the outcome 
 outcomes in batches, in one transaction each, with the operational events they cause.
 
 Isolation: each endpoint has a lane with its own concurrency cap, optional rate limit and
-back-off. A lane accepts at most twice its cap; what it cannot take is given back to the queue
-unattempted, so one slow or black-holed endpoint never holds the others' work.
+back-off. A lane accepts at most twice its cap (a rate-limited one: what its rate lets start
+under the lease); what it cannot take is given back to the queue unattempted, so one slow or
+black-holed endpoint never holds the others' work, and no attempt starts that its lease
+cannot cover.
 
 What this module must never do: write SQL (``hookhub.store.deliveries`` owns it), send a body
 other than the stored bytes, or acknowledge a delivery whose lease it no longer holds.
@@ -25,7 +27,7 @@ import random
 import socket
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -63,6 +65,7 @@ class Job:
     payload: bytes
     created_at: float
     attempt_count: int
+    lease_until: float
 
 
 @dataclass(slots=True)
@@ -95,6 +98,8 @@ class Lane:
     recent: deque[bool] = field(default_factory=lambda: deque(maxlen=BREAKER_SAMPLE * 2))
     tokens: float = 0.0
     refilled_at: float = 0.0
+    horizon: float = 0.0
+    """Seconds a claimed job may wait here and still be sent under its lease."""
 
     @property
     def cap(self) -> int:
@@ -102,7 +107,13 @@ class Lane:
 
     def room(self, batch_size: int) -> int:
         per_send = batch_size if self.endpoint.batched else 1
-        return max(0, 2 * self.cap * per_send - self.in_flight * per_send - len(self.queue))
+        sends = 2 * self.cap
+        rate = self.endpoint.rate_limit
+        if rate and self.horizon:
+            # Take no more than the rate lets start within the horizon: the rest would wait
+            # past its lease and be claimed again.
+            sends = min(sends, max(1, int(rate * self.horizon)))
+        return max(0, sends * per_send - self.in_flight * per_send - len(self.queue))
 
     def blocked(self, now: float) -> bool:
         return self.blocked_until > now
@@ -112,7 +123,8 @@ class Lane:
         rate = self.endpoint.rate_limit
         if not rate:
             return 0.0
-        self.tokens = min(rate, self.tokens + (now - self.refilled_at) * rate)
+        # The bucket holds a second's worth, but never less than the one token a send needs.
+        self.tokens = min(max(rate, 1.0), self.tokens + (now - self.refilled_at) * rate)
         self.refilled_at = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -148,6 +160,12 @@ class Lane:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def _fills_a_lane(jobs: list[tuple[Endpoint, Job]], rooms: dict[int, int]) -> bool:
+    """Whether a claim took all the room of a lane: more may be due for it, and for others."""
+    taken = Counter(endpoint.id for endpoint, _job in jobs)
+    return any(0 < rooms.get(eid, 0) <= count for eid, count in taken.items())
 
 
 def batch_body(jobs: list[Job]) -> tuple[str, bytes]:
@@ -202,6 +220,8 @@ class DeliveryWorker:
         self._flushing_done = False
         self._sends: set[asyncio.Task[None]] = set()
         self._user_agent = f"hookhub/{__version__}"
+        # An attempt started with less lease than this left could outlive the lease.
+        self._lease_margin = min(settings.delivery_timeout, settings.lease_seconds / 2)
         self._listener: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -295,22 +315,28 @@ class DeliveryWorker:
             load = sum(lane.in_flight + len(lane.queue) for lane in self.lanes.values())
             free = capacity - load
             if free <= 0:
+                # Full of queued work (e.g. waiting for rate tokens): it must still be started.
+                self._pump()
                 break
             now = self.clock()
-            busy = [
-                eid
+            # Claim no more for a lane than it takes: the rest would only be given back.
+            rooms = {
+                eid: lane.room(self.settings.batch_max_messages)
                 for eid, lane in self.lanes.items()
-                if lane.room(self.settings.batch_max_messages) == 0 and not lane.blocked(now)
-            ]
+                if not lane.blocked(now)
+            }
+            busy = [eid for eid, left in rooms.items() if left == 0]
             limit = min(free, CLAIM_BATCH)
-            jobs = await asyncio.to_thread(self._claim, now, limit, busy)
+            jobs = await asyncio.to_thread(self._claim, now, limit, busy, rooms)
             if jobs:
                 await self._dispatch(jobs)
             self._pump()
-            if len(jobs) < limit:
+            if len(jobs) < limit and not _fills_a_lane(jobs, rooms):
                 break
 
-    def _claim(self, now: float, limit: int, busy: list[int]) -> list[tuple[Endpoint, Job]]:
+    def _claim(
+        self, now: float, limit: int, busy: list[int], rooms: dict[int, int]
+    ) -> list[tuple[Endpoint, Job]]:
         lease_until = now + self.settings.lease_seconds
         with self.db.write() as conn:
             store = DeliveryStore(conn)
@@ -320,6 +346,7 @@ class DeliveryWorker:
                 owner=self.worker_id,
                 limit=limit,
                 exclude_endpoints=busy,
+                room=rooms,
             )
             if not claimed:
                 return []
@@ -340,13 +367,15 @@ class DeliveryWorker:
                         )
             payloads = store.payloads([c.message_id for c in claimed])
         return [
-            (endpoints[c.endpoint_id], self._job(c, payloads))
+            (endpoints[c.endpoint_id], self._job(c, payloads, lease_until))
             for c in claimed
             if c.endpoint_id in endpoints and c.message_id in payloads
         ]
 
     @staticmethod
-    def _job(claimed: ClaimedDelivery, payloads: dict[str, tuple[str, bytes, float]]) -> Job:
+    def _job(
+        claimed: ClaimedDelivery, payloads: dict[str, tuple[str, bytes, float]], lease_until: float
+    ) -> Job:
         event_type, payload, created_at = payloads[claimed.message_id]
         return Job(
             delivery_id=claimed.id,
@@ -355,6 +384,7 @@ class DeliveryWorker:
             payload=payload,
             created_at=created_at,
             attempt_count=claimed.attempt_count,
+            lease_until=lease_until,
         )
 
     async def _dispatch(self, jobs: list[tuple[Endpoint, Job]]) -> None:
@@ -363,7 +393,11 @@ class DeliveryWorker:
         for endpoint, job in jobs:
             lane = self.lanes.get(endpoint.id)
             if lane is None:
-                lane = self.lanes[endpoint.id] = Lane(endpoint, self.settings.endpoint_concurrency)
+                lane = self.lanes[endpoint.id] = Lane(
+                    endpoint,
+                    self.settings.endpoint_concurrency,
+                    horizon=self.settings.lease_seconds - self._lease_margin,
+                )
                 lane.refilled_at = now
                 lane.tokens = min(1.0, endpoint.rate_limit or 0.0)
             lane.endpoint = endpoint  # the newest configuration (secret, url, headers)
@@ -404,6 +438,7 @@ class DeliveryWorker:
                 self._track(task)
                 continue
             per_send = self.settings.batch_max_messages if lane.endpoint.batched else 1
+            self._drop_stale(lane, now)
             while lane.queue and lane.in_flight < lane.cap:
                 wait = lane.take_token(now)
                 if wait > 0:
@@ -412,6 +447,21 @@ class DeliveryWorker:
                 group = [lane.queue.popleft() for _ in range(min(per_send, len(lane.queue)))]
                 lane.in_flight += 1
                 self._track(asyncio.create_task(self._send(lane, group)))
+
+    def _drop_stale(self, lane: Lane, now: float) -> None:
+        """Take out queued jobs whose lease would end before an attempt started now could.
+
+        Sending one could overlap the send of whoever claims it next. One still well within
+        its lease is given back now; one about to expire (or expired) is left to fall due.
+        Jobs queue in claim order, so their leases end in order too.
+        """
+        give_back: list[int] = []
+        while lane.queue and lane.queue[0].lease_until < now + self._lease_margin:
+            job = lane.queue.popleft()
+            if job.lease_until > now + 1.0:
+                give_back.append(job.delivery_id)
+        if give_back:
+            self._track(asyncio.create_task(asyncio.to_thread(self._release, give_back, now)))
 
     def _loop_call_later(self, delay: float) -> None:
         if self._loop is not None:

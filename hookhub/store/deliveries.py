@@ -13,7 +13,7 @@ The claim SQL lives here and nowhere else.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +89,14 @@ class DeliveryStore:
         owner: str,
         limit: int,
         exclude_endpoints: Sequence[int] = (),
+        room: Mapping[int, int] | None = None,
     ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries, the longest due first.
+
+        ``room`` caps how many are leased for each endpoint it names: the due deliveries of an
+        endpoint beyond its room are left as they are instead of being leased only to be given
+        back (on PostgreSQL they stay locked until this transaction ends, like any candidate).
+        """
         due = (
             select(deliveries.c.id)
             .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
@@ -99,7 +106,29 @@ class DeliveryStore:
         )
         if exclude_endpoints:
             due = due.where(deliveries.c.endpoint_id.not_in(list(exclude_endpoints)))
+        if room:
+            due = self._within_room(due, room)
+            if due is None:
+                return []
         return self._lease(due, lease_until, owner)
+
+    def _within_room(self, due: Any, room: Mapping[int, int]) -> Any:
+        """The candidates of ``due`` that fit each endpoint's room, as a query of their ids."""
+        candidates = due.add_columns(deliveries.c.endpoint_id)
+        if self._pg:
+            candidates = candidates.with_for_update(of=deliveries, skip_locked=True)
+        left = dict(room)
+        chosen: list[int] = []
+        for row in self.conn.execute(candidates):
+            space = left.get(row.endpoint_id)
+            if space is None:
+                chosen.append(row.id)
+            elif space > 0:
+                chosen.append(row.id)
+                left[row.endpoint_id] = space - 1
+        if not chosen:
+            return None
+        return select(deliveries.c.id).where(deliveries.c.id.in_(chosen))
 
     def claim_fresh(
         self,
@@ -165,31 +194,41 @@ class DeliveryStore:
         return int(result.rowcount)
 
     def record(self, updates: Sequence[DeliveryUpdate], *, owner: str, now: float) -> set[int]:
-        """Store attempts and apply updates; answers the ids whose lease was still ours."""
+        """Store attempts and apply updates; answers the ids whose lease was still ours.
+
+        Deliveries deleted meanwhile (with their endpoint) are skipped: their attempts have
+        nowhere to go, and they must not fail the others' acknowledgements.
+        """
         if not updates:
             return set()
-        self.conn.execute(
-            insert(delivery_attempts),
-            [
-                {
-                    "delivery_id": o.delivery_id,
-                    "attempted_at": o.attempted_at,
-                    "status_code": o.status_code,
-                    "duration_ms": o.duration_ms,
-                    "error": o.error,
-                    "error_detail": o.error_detail,
-                    "response_body": o.response_body,
-                }
-                for o in updates
-            ],
-        )
         ids = [o.delivery_id for o in updates]
+        existing: set[int] = set()
         owned: set[int] = set()
         for start in range(0, len(ids), 500):
-            query = select(deliveries.c.id).where(
-                deliveries.c.id.in_(ids[start : start + 500]), deliveries.c.lease_owner == owner
+            query = select(deliveries.c.id, deliveries.c.lease_owner).where(
+                deliveries.c.id.in_(ids[start : start + 500])
             )
-            owned.update(self.conn.execute(query).scalars())
+            if self._pg:  # hold off a concurrent delete until the attempts are in
+                query = query.with_for_update()
+            for row in self.conn.execute(query):
+                existing.add(row.id)
+                if row.lease_owner == owner:
+                    owned.add(row.id)
+        attempts = [
+            {
+                "delivery_id": o.delivery_id,
+                "attempted_at": o.attempted_at,
+                "status_code": o.status_code,
+                "duration_ms": o.duration_ms,
+                "error": o.error,
+                "error_detail": o.error_detail,
+                "response_body": o.response_body,
+            }
+            for o in updates
+            if o.delivery_id in existing
+        ]
+        if attempts:
+            self.conn.execute(insert(delivery_attempts), attempts)
         rows = [
             {
                 "b_id": o.delivery_id,
