@@ -77,7 +77,7 @@ class CrmTx:
 
     def attribute_types(self) -> dict[str, AttributeType]:
         if self._types is None:
-            self._types = self.attribute_store.all()
+            self._types = self.attribute_store.known()
         return self._types
 
     def define_attribute(self, raw_name: str, kind: AttributeType) -> AttributeType:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,6 +56,21 @@ def endpoint_values(endpoint: Endpoint) -> dict[str, Any]:
     }
 
 
+_SUBSCRIPTIONS = select(endpoints.c.id, endpoints.c.event_types, endpoints.c.batched).where(
+    endpoints.c.enabled.is_(True)
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_patterns(text: str) -> tuple[str, ...]:
+    return tuple(jsoncodec.loads(text))
+
+
+def _patterns(text: str) -> list[str]:
+    """Subscriptions are read on every write: parse each distinct JSON text once."""
+    return list(_parsed_patterns(text))
+
+
 class EndpointStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -95,12 +111,9 @@ class EndpointStore:
 
     def subscriptions(self) -> list[tuple[int, list[str], bool]]:
         """(id, event types, batched) of every enabled endpoint: what fan-out needs."""
-        query = select(endpoints.c.id, endpoints.c.event_types, endpoints.c.batched).where(
-            endpoints.c.enabled.is_(True)
-        )
         return [
-            (row.id, jsoncodec.loads(row.event_types), bool(row.batched))
-            for row in self.conn.execute(query)
+            (row.id, _patterns(row.event_types), bool(row.batched))
+            for row in self.conn.execute(_SUBSCRIPTIONS)
         ]
 
     def set_failing(self, endpoint_id: int, since: float | None) -> None:

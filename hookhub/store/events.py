@@ -11,6 +11,8 @@ from hookhub.core import jsoncodec
 from hookhub.crm.models import CustomEvent
 from hookhub.store.schema import custom_events
 
+_INSERT = insert(custom_events).returning(custom_events.c.id)
+
 
 class EventStore:
     def __init__(self, conn: Connection) -> None:
@@ -25,18 +27,14 @@ class EventStore:
         event_date: datetime,
         now: datetime,
     ) -> int:
-        statement = (
-            insert(custom_events)
-            .values(
-                event_name=event_name,
-                contact_id=contact_id,
-                event_properties=properties_json,
-                event_date=event_date,
-                created_at=now,
-            )
-            .returning(custom_events.c.id)
-        )
-        return int(self.conn.execute(statement).scalar_one())
+        values = {
+            "event_name": event_name,
+            "contact_id": contact_id,
+            "event_properties": properties_json,
+            "event_date": event_date,
+            "created_at": now,
+        }
+        return int(self.conn.execute(_INSERT, values).scalar_one())
 
     def page(
         self,

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hookhub.crm.models import ContactList
@@ -20,6 +20,14 @@ _count = (
     .scalar_subquery()
     .label("contact_count")
 )
+
+
+_NAMES = select(lists.c.id, lists.c.name).where(lists.c.id.in_(bindparam("ids", expanding=True)))
+_MEMBERS_AMONG = select(list_members.c.contact_id).where(
+    list_members.c.list_id == bindparam("list_id"),
+    list_members.c.contact_id.in_(bindparam("ids", expanding=True)),
+)
+_ADD_MEMBERS = insert(list_members)
 
 
 def _row_to_list(row: Row[Any]) -> ContactList:
@@ -37,8 +45,8 @@ class ListStore:
         return _row_to_list(row) if row else None
 
     def names(self, list_ids: Sequence[int]) -> dict[int, str]:
-        query = select(lists.c.id, lists.c.name).where(lists.c.id.in_(list(set(list_ids))))
-        return {row.id: row.name for row in self.conn.execute(query)}
+        rows = self.conn.execute(_NAMES, {"ids": sorted(set(list_ids))})
+        return {row.id: row.name for row in rows}
 
     def create(self, name: str, now: datetime) -> ContactList:
         try:
@@ -71,17 +79,14 @@ class ListStore:
         found: set[int] = set()
         ids = sorted(set(contact_ids))
         for start in range(0, len(ids), 500):
-            query = select(list_members.c.contact_id).where(
-                list_members.c.list_id == list_id,
-                list_members.c.contact_id.in_(ids[start : start + 500]),
-            )
-            found.update(self.conn.execute(query).scalars())
+            params = {"list_id": list_id, "ids": ids[start : start + 500]}
+            found.update(self.conn.execute(_MEMBERS_AMONG, params).scalars())
         return found
 
     def add_members(self, rows: list[dict[str, Any]]) -> None:
         """rows: list_id, contact_id, added_at; callers filter out existing members first."""
         if rows:
-            self.conn.execute(insert(list_members), rows)
+            self.conn.execute(_ADD_MEMBERS, rows)
 
     def remove_member(self, list_id: int, contact_id: int) -> bool:
         result = self.conn.execute(

@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, bindparam, insert, select
 
 from hookhub.store.schema import messages
+
+_INSERT = insert(messages)
+_BY_ID = select(messages).where(messages.c.id == bindparam("id"))
 
 
 class MessageStore:
@@ -17,10 +20,10 @@ class MessageStore:
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
         """rows: id, type, payload (JSON text), created_at."""
         if rows:
-            self.conn.execute(insert(messages), rows)
+            self.conn.execute(_INSERT, rows)
 
     def get(self, message_id: str) -> Row[Any] | None:
-        return self.conn.execute(select(messages).where(messages.c.id == message_id)).first()
+        return self.conn.execute(_BY_ID, {"id": message_id}).first()
 
     def page(
         self, *, after_id: str | None, limit: int, event_type: str | None = None

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/attributes", tags=["attributes"])
 def define_attribute(body: AttributeCreate, services: ServicesDep) -> Response:
     wanted = AttributeType(body.type)
     with services.crm.transaction() as crm:
-        existing = crm.attribute_types().get(body.name.upper())
+        existing = crm.attribute_store.all().get(body.name.upper())
         actual = crm.define_attribute(body.name, wanted)
     if actual is not wanted:
         raise Conflict(
