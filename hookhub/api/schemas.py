@@ -207,12 +207,20 @@ class WebhookOut(BaseModel):
     events: list[str]
     description: str
     headers: dict[str, str]
-    auth: dict[str, Any] | None
+    auth: dict[str, Any] | None = Field(description="type (and username); never the secret.")
     batched: bool
     enabled: bool
     disabled_reason: str | None
+    rate_limit: float | None
+    max_concurrency: int | None
+    failing_since: str | None = Field(description="Start of the current run of failures.")
     created_at: str
+    updated_at: str
     secret: str | None = Field(default=None, description="Only in create and rotate answers.")
+
+
+class SecretOut(BaseModel):
+    secret: str
 
 
 class RotateSecret(Body):
@@ -223,9 +231,19 @@ class TestSend(Body):
     event_type: str = Field(max_length=64)
 
 
+class TestSent(BaseModel):
+    message_id: str
+    delivery_id: int
+
+
 class Recover(Body):
     since: UTCDate
     until: UTCDate | None = None
+
+
+class Recovered(BaseModel):
+    requeued: int = Field(description="Failed and exhausted deliveries queued again.")
+    backfilled: int = Field(description="Deliveries created for messages the webhook missed.")
 
 
 class AttemptOut(BaseModel):
@@ -244,7 +262,14 @@ class DeliveryOut(BaseModel):
     status: Literal["pending", "succeeded", "failed", "exhausted"]
     attempt_count: int
     next_attempt_at: str | None
+    in_flight: bool = Field(description="A worker is attempting it right now.")
+    created_at: str
+    updated_at: str
     attempts: list[AttemptOut]
+
+
+class MessageDetailOut(MessageOut):
+    deliveries: list[DeliveryOut] = Field(description="Each endpoint's delivery of the message.")
 
 
 class InboundCreate(Body):
@@ -276,8 +301,20 @@ class InboundOut(BaseModel):
     secret: str | None = Field(default=None, description="Only in the answer to create.")
 
 
+def _raw_body(value: Any) -> Any:
+    """A string body is sent as its UTF-8 bytes, which a lone surrogate does not have."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode (no lone surrogates)") from None
+    return value
+
+
 class InboundPreview(Body):
-    body: Any = Field(description="The payload: a JSON value, or a string sent as-is.")
+    body: Annotated[Any, AfterValidator(_raw_body)] = Field(
+        description="The payload: a JSON value, or a string sent as-is."
+    )
     headers: dict[str, str] | None = None
 
 

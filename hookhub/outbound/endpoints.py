@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from hookhub import ids
 from hookhub.config import Settings
+from hookhub.core import jsoncodec
 from hookhub.core.catalog import CATALOG, WILDCARD
 from hookhub.core.urlguard import DestinationPolicy, check_url
 from hookhub.errors import NotFound, ValidationFailed
@@ -42,13 +43,20 @@ RESERVED_HEADERS = frozenset(
     }
 )
 MAX_HEADERS = 20
+# HTTP field values allow tab but no other control character; the sender would refuse them on
+# every attempt, so they are refused here, once, with a clear error.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
 
 
 def _known_pattern(event: str) -> bool:
     if event == WILDCARD or event in CATALOG:
         return True
-    return event.endswith(".*") and any(name.startswith(event[:-1]) for name in CATALOG)
+    # A family pattern never matches operational events, so one that names only those (e.g.
+    # "webhook.*") would silently match nothing.
+    return event.endswith(".*") and any(
+        name.startswith(event[:-1]) and not kind.operational for name, kind in CATALOG.items()
+    )
 
 
 def validate_events(events: Any) -> list[str]:
@@ -89,9 +97,9 @@ def validate_headers(headers: Any) -> dict[str, str]:
                 f"Header {name} is set by Hookhub (use auth for credentials).",
                 details={"field": "headers", "header": name},
             )
-        if not isinstance(value, str) or len(value) > 4096 or any(c in value for c in "\r\n\x00"):
+        if not isinstance(value, str) or len(value) > 4096 or _CONTROL.search(value):
             raise ValidationFailed(
-                f"Header {name} must be a single-line string.",
+                f"Header {name} must be a single-line string without control characters.",
                 details={"field": "headers", "header": name},
             )
         clean[name] = value
@@ -139,6 +147,23 @@ def validate_secret(secret: Any) -> str:
             details={"field": "secret"},
         )
     return secret
+
+
+def _about_endpoint(
+    messages: MessageStore, message_id: str, event_type: str, endpoint_id: int
+) -> bool:
+    """Whether an operational message is about ``endpoint_id``, which must never receive it.
+
+    Fan-out knows this when it runs; afterwards only the payload's ``webhook_id`` tells.
+    """
+    kind = CATALOG.get(event_type)
+    if kind is None or not kind.operational:
+        return False
+    row = messages.get(message_id)
+    if row is None:
+        return False
+    data = jsoncodec.loads(row.payload).get("data")
+    return isinstance(data, dict) and data.get("webhook_id") == endpoint_id
 
 
 class EndpointService:
@@ -210,7 +235,9 @@ class EndpointService:
                 endpoint.headers = validate_headers(changes["headers"])
             if "auth" in changes:
                 endpoint.auth = validate_auth(changes["auth"])
-            for field in ("batched", "rate_limit", "max_concurrency"):
+            if changes.get("batched") is not None:  # null means "leave as is", like enabled
+                endpoint.batched = bool(changes["batched"])
+            for field in ("rate_limit", "max_concurrency"):  # null clears these
                 if field in changes:
                     setattr(endpoint, field, changes[field])
             if "enabled" in changes and changes["enabled"] is not None:
@@ -283,10 +310,12 @@ class EndpointService:
             requeued = deliveries.requeue_failed(
                 endpoint_id, since.timestamp(), end.timestamp(), at
             )
+            messages = MessageStore(conn)
             subscribed = [
                 row.id
-                for row in MessageStore(conn).created_between(since, end)
+                for row in messages.created_between(since, end)
                 if endpoint.subscribes_to(row.type)
+                and not _about_endpoint(messages, row.id, row.type, endpoint.id)
             ]
             backfilled = deliveries.backfill(endpoint_id, message_ids=subscribed, now=at)
             if requeued or backfilled:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import logging
 import os
@@ -100,12 +99,15 @@ class Lane:
     refilled_at: float = 0.0
     horizon: float = 0.0
     """Seconds a claimed job may wait here and still be sent under its lease."""
+    more_due: bool = True
+    """Whether the queue may hold more due work for this endpoint than the lane last took."""
 
     @property
     def cap(self) -> int:
         return self.endpoint.max_concurrency or self.default_cap
 
-    def room(self, batch_size: int) -> int:
+    def capacity(self, batch_size: int) -> int:
+        """Jobs the lane holds when full: twice its cap, so the next sends are ready."""
         per_send = batch_size if self.endpoint.batched else 1
         sends = 2 * self.cap
         rate = self.endpoint.rate_limit
@@ -113,7 +115,18 @@ class Lane:
             # Take no more than the rate lets start within the horizon: the rest would wait
             # past its lease and be claimed again.
             sends = min(sends, max(1, int(rate * self.horizon)))
-        return max(0, sends * per_send - self.in_flight * per_send - len(self.queue))
+        return sends * per_send
+
+    def room(self, batch_size: int) -> int:
+        per_send = batch_size if self.endpoint.batched else 1
+        return max(0, self.capacity(batch_size) - self.in_flight * per_send - len(self.queue))
+
+    def wants_refill(self, batch_size: int, now: float) -> int:
+        """Room worth a claim of its own: at least half the lane, when more may be due."""
+        if not self.more_due or self.blocked(now):
+            return 0
+        room = self.room(batch_size)
+        return room if room * 2 >= self.capacity(batch_size) else 0
 
     def blocked(self, now: float) -> bool:
         return self.blocked_until > now
@@ -160,12 +173,6 @@ class Lane:
 
 def default_worker_id() -> str:
     return f"{socket.gethostname()[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
-
-
-def _fills_a_lane(jobs: list[tuple[Endpoint, Job]], rooms: dict[int, int]) -> bool:
-    """Whether a claim took all the room of a lane: more may be due for it, and for others."""
-    taken = Counter(endpoint.id for endpoint, _job in jobs)
-    return any(0 < rooms.get(eid, 0) <= count for eid, count in taken.items())
 
 
 def batch_body(jobs: list[Job]) -> tuple[str, bytes]:
@@ -217,6 +224,7 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._flush_wake = asyncio.Event()
         self._stopping = False
+        self._new_work = True
         self._flushing_done = False
         self._sends: set[asyncio.Task[None]] = set()
         self._user_agent = f"hookhub/{__version__}"
@@ -227,10 +235,14 @@ class DeliveryWorker:
     # -- lifecycle -------------------------------------------------------------------------
 
     def wake(self, *_args: Any) -> None:
-        """Thread-safe: something may be due now."""
+        """Thread-safe: new work may be due now (a commit here, or a notification)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._wake_for_new_work)
+
+    def _wake_for_new_work(self) -> None:
+        self._new_work = True
+        self._wake.set()
 
     async def run(self) -> None:
         """Deliver until :meth:`stop` is called."""
@@ -240,11 +252,19 @@ class DeliveryWorker:
         flusher = asyncio.create_task(self._flush_loop(), name="hookhub-flush")
         log.info("worker.started", extra={"worker_id": self.worker_id})
         try:
+            polled = True
             while not self._stopping:
-                await self._claim_and_dispatch()
-                timeout = self._next_wait()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                # Look across all endpoints when something new may be due (a commit, a
+                # notification, the polling backstop for retries); otherwise a finished send
+                # only tops up lanes that have room for a worthwhile claim of their own.
+                everything = self._new_work or polled
+                self._new_work = False
+                await self._claim_and_dispatch(everything)
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._next_wait())
+                    polled = False
+                except TimeoutError:
+                    polled = True
                 self._wake.clear()
         finally:
             await self._drain()
@@ -309,68 +329,97 @@ class DeliveryWorker:
 
     # -- claiming --------------------------------------------------------------------------
 
-    async def _claim_and_dispatch(self) -> None:
+    async def _claim_and_dispatch(self, everything: bool) -> None:
+        batch = self.settings.batch_max_messages
         capacity = self.settings.worker_concurrency * 2
         while not self._stopping:
             load = sum(lane.in_flight + len(lane.queue) for lane in self.lanes.values())
             free = capacity - load
-            if free <= 0:
+            now = self.clock()
+            refills = {
+                eid: min(room, free)
+                for eid, lane in self.lanes.items()
+                if (room := lane.wants_refill(batch, now))
+            }
+            if free <= 0 or not (everything or refills):
                 # Full of queued work (e.g. waiting for rate tokens): it must still be started.
                 self._pump()
                 break
-            now = self.clock()
             # Claim no more for a lane than it takes: the rest would only be given back.
             rooms = {
-                eid: lane.room(self.settings.batch_max_messages)
+                eid: lane.room(batch)
                 for eid, lane in self.lanes.items()
-                if not lane.blocked(now)
+                if not lane.blocked(now) and eid not in refills
             }
-            busy = [eid for eid, left in rooms.items() if left == 0]
-            limit = min(free, CLAIM_BATCH)
-            jobs = await asyncio.to_thread(self._claim, now, limit, busy, rooms)
+            limit = min(free, CLAIM_BATCH) if everything else 0
+            jobs, taken = await asyncio.to_thread(self._claim, now, refills, limit, rooms)
+            for eid, lane in self.lanes.items():
+                if eid in refills:
+                    lane.more_due = taken.get(eid, 0) >= refills[eid]
+                elif eid in rooms and everything:
+                    # Full lanes were left out: what is due for them is still waiting.
+                    lane.more_due = rooms[eid] == 0 or taken.get(eid, 0) >= rooms[eid]
             if jobs:
                 await self._dispatch(jobs)
             self._pump()
-            if len(jobs) < limit and not _fills_a_lane(jobs, rooms):
+            # Another round only while claims came back full: more may be due right now.
+            everything = (
+                everything and sum(n for eid, n in taken.items() if eid not in refills) >= limit > 0
+            )
+            if not everything and not any(
+                lane.wants_refill(batch, now) for lane in self.lanes.values()
+            ):
                 break
 
     def _claim(
-        self, now: float, limit: int, busy: list[int], rooms: dict[int, int]
-    ) -> list[tuple[Endpoint, Job]]:
+        self, now: float, refills: dict[int, int], limit: int, rooms: dict[int, int]
+    ) -> tuple[list[tuple[Endpoint, Job]], dict[int, int]]:
+        """Per-lane top-ups, then (with a limit) a claim across endpoints; one transaction."""
         lease_until = now + self.settings.lease_seconds
+        owner = self.worker_id
         with self.db.write() as conn:
             store = DeliveryStore(conn)
-            claimed = store.claim_due(
-                now=now,
-                lease_until=lease_until,
-                owner=self.worker_id,
-                limit=limit,
-                exclude_endpoints=busy,
-                room=rooms,
-            )
+            claimed = []
+            for endpoint_id, room in refills.items():
+                claimed += store.claim_for_endpoint(
+                    endpoint_id=endpoint_id,
+                    now=now,
+                    lease_until=lease_until,
+                    owner=owner,
+                    limit=room,
+                )
+            if limit:
+                busy = [eid for eid, left in rooms.items() if left == 0] + list(refills)
+                claimed += store.claim_due(
+                    now=now,
+                    lease_until=lease_until,
+                    owner=owner,
+                    limit=limit,
+                    exclude_endpoints=busy,
+                    room=rooms,
+                )
             if not claimed:
-                return []
-            endpoints = EndpointStore(conn).get_many([c.endpoint_id for c in claimed])
+                return [], {}
+            taken = Counter(c.endpoint_id for c in claimed)
+            endpoints = EndpointStore(conn).get_many(list(taken))
             for endpoint in endpoints.values():
                 if endpoint.batched:  # fill the batch with fresh messages not yet due
-                    have = sum(1 for c in claimed if c.endpoint_id == endpoint.id)
-                    room = self.settings.batch_max_messages - have
+                    room = self.settings.batch_max_messages - taken[endpoint.id]
                     if room > 0:
-                        claimed.extend(
-                            store.claim_fresh(
-                                endpoint_id=endpoint.id,
-                                horizon=now + self.settings.batch_window,
-                                lease_until=lease_until,
-                                owner=self.worker_id,
-                                limit=room,
-                            )
+                        claimed += store.claim_fresh(
+                            endpoint_id=endpoint.id,
+                            horizon=now + self.settings.batch_window,
+                            lease_until=lease_until,
+                            owner=owner,
+                            limit=room,
                         )
             payloads = store.payloads([c.message_id for c in claimed])
-        return [
+        jobs = [
             (endpoints[c.endpoint_id], self._job(c, payloads, lease_until))
             for c in claimed
             if c.endpoint_id in endpoints and c.message_id in payloads
         ]
+        return jobs, dict(taken)
 
     @staticmethod
     def _job(

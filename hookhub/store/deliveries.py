@@ -26,6 +26,89 @@ from hookhub.store.schema import deliveries, delivery_attempts, endpoints, messa
 _DUE_STATUS = text("deliveries.status IN ('pending', 'failed')")
 
 
+def _for_dialects(query: Any) -> dict[str, Any]:
+    """The same candidate query for SQLite, and locking with SKIP LOCKED for PostgreSQL."""
+    return {
+        "sqlite": query,
+        "postgresql": query.with_for_update(of=deliveries, skip_locked=True),
+    }
+
+
+# Claims run many times a second: their statements are built once (see store/contacts.py).
+_DUE_ANY = _for_dialects(
+    select(deliveries.c.id, deliveries.c.endpoint_id)
+    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+    .where(
+        _DUE_STATUS,
+        deliveries.c.next_attempt_at <= bindparam("now"),
+        endpoints.c.enabled.is_(True),
+        deliveries.c.endpoint_id.not_in(bindparam("busy", expanding=True)),
+    )
+    .order_by(deliveries.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
+_DUE_ONE = _for_dialects(
+    select(deliveries.c.id, deliveries.c.endpoint_id)
+    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
+    .where(
+        _DUE_STATUS,
+        deliveries.c.endpoint_id == bindparam("endpoint"),
+        deliveries.c.next_attempt_at <= bindparam("now"),
+        endpoints.c.enabled.is_(True),
+    )
+    .order_by(deliveries.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
+_FRESH = _for_dialects(
+    select(deliveries.c.id, deliveries.c.endpoint_id)
+    .where(
+        _DUE_STATUS,
+        deliveries.c.endpoint_id == bindparam("endpoint"),
+        deliveries.c.attempt_count == 0,
+        deliveries.c.lease_owner.is_(None),
+        deliveries.c.next_attempt_at <= bindparam("horizon"),
+    )
+    .order_by(deliveries.c.next_attempt_at)
+    .limit(bindparam("limit"))
+)
+_LEASE = (
+    update(deliveries)
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
+    .values(lease_owner=bindparam("owner"), next_attempt_at=bindparam("until"))
+    .returning(
+        deliveries.c.id,
+        deliveries.c.endpoint_id,
+        deliveries.c.message_id,
+        deliveries.c.attempt_count,
+        deliveries.c.status,
+    )
+)
+_PAYLOADS = select(messages.c.id, messages.c.type, messages.c.payload, messages.c.created_at).where(
+    messages.c.id.in_(bindparam("ids", expanding=True))
+)
+_INSERT = insert(deliveries)
+_INSERT_ATTEMPTS = insert(delivery_attempts)
+_LEASE_OWNERS = {
+    "sqlite": select(deliveries.c.id, deliveries.c.lease_owner).where(
+        deliveries.c.id.in_(bindparam("ids", expanding=True))
+    ),
+}
+# Holds off a concurrent delete of the endpoint until the attempts are in.
+_LEASE_OWNERS["postgresql"] = _LEASE_OWNERS["sqlite"].with_for_update()
+_ACKNOWLEDGE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        attempt_count=bindparam("b_attempts"),
+        next_attempt_at=bindparam("b_next"),
+        last_status_code=bindparam("b_code"),
+        lease_owner=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ClaimedDelivery:
     id: int
@@ -79,7 +162,7 @@ class DeliveryStore:
                 row.setdefault("status", "pending")
                 row.setdefault("attempt_count", 0)
                 row.setdefault("updated_at", row["created_at"])
-            self.conn.execute(insert(deliveries), rows)
+            self.conn.execute(_INSERT, rows)
 
     def claim_due(
         self,
@@ -91,44 +174,22 @@ class DeliveryStore:
         exclude_endpoints: Sequence[int] = (),
         room: Mapping[int, int] | None = None,
     ) -> list[ClaimedDelivery]:
-        """Lease up to ``limit`` due deliveries, the longest due first.
+        """Lease up to ``limit`` due deliveries of any endpoint, the longest due first.
 
-        ``room`` caps how many are leased for each endpoint it names: the due deliveries of an
-        endpoint beyond its room are left as they are instead of being leased only to be given
-        back (on PostgreSQL they stay locked until this transaction ends, like any candidate).
+        ``exclude_endpoints`` are skipped (their lanes are full); ``room`` caps how many are
+        leased for each endpoint it names, so nothing is leased only to be given back.
         """
-        due = (
-            select(deliveries.c.id)
-            .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-            .where(_DUE_STATUS, deliveries.c.next_attempt_at <= now, endpoints.c.enabled.is_(True))
-            .order_by(deliveries.c.next_attempt_at)
-            .limit(limit)
-        )
-        if exclude_endpoints:
-            due = due.where(deliveries.c.endpoint_id.not_in(list(exclude_endpoints)))
-        if room:
-            due = self._within_room(due, room)
-            if due is None:
-                return []
-        return self._lease(due, lease_until, owner)
+        statement = _DUE_ANY[self.conn.dialect.name]
+        params = {"now": now, "limit": limit, "busy": list(exclude_endpoints)}
+        return self._lease(statement, params, room or {}, lease_until, owner)
 
-    def _within_room(self, due: Any, room: Mapping[int, int]) -> Any:
-        """The candidates of ``due`` that fit each endpoint's room, as a query of their ids."""
-        candidates = due.add_columns(deliveries.c.endpoint_id)
-        if self._pg:
-            candidates = candidates.with_for_update(of=deliveries, skip_locked=True)
-        left = dict(room)
-        chosen: list[int] = []
-        for row in self.conn.execute(candidates):
-            space = left.get(row.endpoint_id)
-            if space is None:
-                chosen.append(row.id)
-            elif space > 0:
-                chosen.append(row.id)
-                left[row.endpoint_id] = space - 1
-        if not chosen:
-            return None
-        return select(deliveries.c.id).where(deliveries.c.id.in_(chosen))
+    def claim_for_endpoint(
+        self, *, endpoint_id: int, now: float, lease_until: float, owner: str, limit: int
+    ) -> list[ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries of one endpoint (an index range, not a scan)."""
+        statement = _DUE_ONE[self.conn.dialect.name]
+        params = {"endpoint": endpoint_id, "now": now, "limit": limit}
+        return self._lease(statement, params, {}, lease_until, owner)
 
     def claim_fresh(
         self,
@@ -140,38 +201,38 @@ class DeliveryStore:
         limit: int,
     ) -> list[ClaimedDelivery]:
         """First attempts for ``endpoint_id`` due before ``horizon``: the rest of a batch."""
-        due = (
-            select(deliveries.c.id)
-            .where(
-                _DUE_STATUS,
-                deliveries.c.endpoint_id == endpoint_id,
-                deliveries.c.attempt_count == 0,
-                deliveries.c.lease_owner.is_(None),
-                deliveries.c.next_attempt_at <= horizon,
-            )
-            .order_by(deliveries.c.next_attempt_at)
-            .limit(limit)
-        )
-        return self._lease(due, lease_until, owner)
+        statement = _FRESH[self.conn.dialect.name]
+        params = {"endpoint": endpoint_id, "horizon": horizon, "limit": limit}
+        return self._lease(statement, params, {}, lease_until, owner)
 
-    def _lease(self, due: Any, lease_until: float, owner: str) -> list[ClaimedDelivery]:
-        if self._pg:
-            due = due.with_for_update(of=deliveries, skip_locked=True)
-        statement = (
-            update(deliveries)
-            .where(deliveries.c.id.in_(due.scalar_subquery()))
-            .values(lease_owner=owner, next_attempt_at=lease_until)
-            .returning(
-                deliveries.c.id,
-                deliveries.c.endpoint_id,
-                deliveries.c.message_id,
-                deliveries.c.attempt_count,
-                deliveries.c.status,
-            )
-        )
+    def _lease(
+        self,
+        candidates: Any,
+        params: dict[str, Any],
+        room: Mapping[int, int],
+        lease_until: float,
+        owner: str,
+    ) -> list[ClaimedDelivery]:
+        """Lease the candidates that fit each endpoint's room, in the same transaction.
+
+        On PostgreSQL the candidates are locked ``FOR UPDATE SKIP LOCKED``: another worker's
+        concurrent claim skips them, and those not kept are unlocked when this transaction ends.
+        """
+        left = dict(room)
+        chosen: list[int] = []
+        for row in self.conn.execute(candidates, params):
+            space = left.get(row.endpoint_id)
+            if space is None:
+                chosen.append(row.id)
+            elif space > 0:
+                chosen.append(row.id)
+                left[row.endpoint_id] = space - 1
+        if not chosen:
+            return []
+        rows = self.conn.execute(_LEASE, {"ids": chosen, "owner": owner, "until": lease_until})
         claimed = [
             ClaimedDelivery(r.id, r.endpoint_id, r.message_id, r.attempt_count, r.status)
-            for r in self.conn.execute(statement)
+            for r in rows
         ]
         claimed.sort(key=lambda c: c.id)
         return claimed
@@ -204,13 +265,9 @@ class DeliveryStore:
         ids = [o.delivery_id for o in updates]
         existing: set[int] = set()
         owned: set[int] = set()
+        owners = _LEASE_OWNERS[self.conn.dialect.name]
         for start in range(0, len(ids), 500):
-            query = select(deliveries.c.id, deliveries.c.lease_owner).where(
-                deliveries.c.id.in_(ids[start : start + 500])
-            )
-            if self._pg:  # hold off a concurrent delete until the attempts are in
-                query = query.with_for_update()
-            for row in self.conn.execute(query):
+            for row in self.conn.execute(owners, {"ids": ids[start : start + 500]}):
                 existing.add(row.id)
                 if row.lease_owner == owner:
                     owned.add(row.id)
@@ -228,7 +285,7 @@ class DeliveryStore:
             if o.delivery_id in existing
         ]
         if attempts:
-            self.conn.execute(insert(delivery_attempts), attempts)
+            self.conn.execute(_INSERT_ATTEMPTS, attempts)
         rows = [
             {
                 "b_id": o.delivery_id,
@@ -242,19 +299,7 @@ class DeliveryStore:
             if o.delivery_id in owned
         ]
         if rows:
-            self.conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("b_status"),
-                    attempt_count=bindparam("b_attempts"),
-                    next_attempt_at=bindparam("b_next"),
-                    last_status_code=bindparam("b_code"),
-                    lease_owner=None,
-                    updated_at=bindparam("b_now"),
-                ),
-                rows,
-            )
+            self.conn.execute(_ACKNOWLEDGE, rows)
         return owned
 
     def requeue(self, delivery_id: int, now: float) -> bool:
@@ -317,10 +362,7 @@ class DeliveryStore:
         found: dict[str, tuple[str, bytes, float]] = {}
         ids = sorted(set(message_ids))
         for start in range(0, len(ids), 500):
-            query = select(
-                messages.c.id, messages.c.type, messages.c.payload, messages.c.created_at
-            ).where(messages.c.id.in_(ids[start : start + 500]))
-            for row in self.conn.execute(query):
+            for row in self.conn.execute(_PAYLOADS, {"ids": ids[start : start + 500]}):
                 found[row.id] = (row.type, row.payload.encode(), row.created_at.timestamp())
         return found
 

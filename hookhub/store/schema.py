@@ -202,6 +202,14 @@ deliveries = Table(
         sqlite_where=text("status IN ('pending', 'failed')"),
         postgresql_where=text("status IN ('pending', 'failed')"),
     ),
+    # A lane that has room claims its own endpoint's due work: an index range, not a scan.
+    Index(
+        "ix_deliveries_endpoint_due",
+        "endpoint_id",
+        "next_attempt_at",
+        sqlite_where=text("status IN ('pending', 'failed')"),
+        postgresql_where=text("status IN ('pending', 'failed')"),
+    ),
     Index(None, "endpoint_id", "id"),
     Index(None, "message_id"),
     sqlite_autoincrement=True,

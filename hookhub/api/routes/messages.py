@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
-from hookhub.api.schemas import MessageOut, PageOut
+from hookhub.api.schemas import MessageDetailOut, MessageOut, PageOut, Text
 from hookhub.core.catalog import EVENT_TYPES
 from hookhub.core.jsoncodec import isoformat
 from hookhub.core.pagination import decode_text_cursor, encode_cursor
@@ -34,7 +34,7 @@ def message_to_api(row: Row[Any]) -> dict[str, Any]:
 @router.get("/messages", response_model=PageOut[MessageOut])
 def list_messages(
     services: ServicesDep,
-    event_type: Annotated[str | None, Query(max_length=64)] = None,
+    event_type: Annotated[Text | None, Query(max_length=64)] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
@@ -45,8 +45,10 @@ def list_messages(
     return JSON({"data": [message_to_api(r) for r in rows], "next_cursor": next_cursor})
 
 
-@router.get("/messages/{message_id}", response_model=MessageOut)
-def get_message(message_id: Annotated[str, Path(max_length=40)], services: ServicesDep) -> Response:
+@router.get("/messages/{message_id}", response_model=MessageDetailOut)
+def get_message(
+    message_id: Annotated[Text, Path(max_length=40)], services: ServicesDep
+) -> Response:
     with services.db.read() as conn:
         row = MessageStore(conn).get(message_id)
     if row is None:

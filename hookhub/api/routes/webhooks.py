@@ -13,8 +13,11 @@ from hookhub.api.schemas import (
     DeliveryOut,
     PageOut,
     Recover,
+    Recovered,
     RotateSecret,
+    SecretOut,
     TestSend,
+    TestSent,
     WebhookCreate,
     WebhookOut,
     WebhookPatch,
@@ -48,7 +51,7 @@ def get_webhook(webhook_id: WebhookId, services: ServicesDep) -> Response:
     return JSON(services.endpoints.get(webhook_id).to_api())
 
 
-@router.get("/webhooks/{webhook_id}/secret")
+@router.get("/webhooks/{webhook_id}/secret", response_model=SecretOut)
 def get_webhook_secret(webhook_id: WebhookId, services: ServicesDep) -> Response:
     return JSON({"secret": services.endpoints.get(webhook_id).secret})
 
@@ -75,7 +78,7 @@ def rotate_secret(
     return JSON({**endpoint.to_api(), "secret": endpoint.secret})
 
 
-@router.post("/webhooks/{webhook_id}/test", status_code=202)
+@router.post("/webhooks/{webhook_id}/test", status_code=202, response_model=TestSent)
 def send_test(webhook_id: WebhookId, body: TestSend, services: ServicesDep) -> Response:
     message_id, delivery_id = services.endpoints.send_test(webhook_id, body.event_type)
     return JSON({"message_id": message_id, "delivery_id": delivery_id}, status_code=202)
@@ -96,7 +99,7 @@ def list_deliveries(
     return JSON({"data": [d.to_api() for d in items], "next_cursor": next_cursor})
 
 
-@router.post("/webhooks/{webhook_id}/recover", status_code=202)
+@router.post("/webhooks/{webhook_id}/recover", status_code=202, response_model=Recovered)
 def recover(webhook_id: WebhookId, body: Recover, services: ServicesDep) -> Response:
     counts = services.endpoints.recover(webhook_id, body.since, body.until)
     return JSON(counts, status_code=202)
