@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,7 @@ _VERSION = "v1"
 _MAX_TIMESTAMP_DIGITS = 12
 
 
+@functools.lru_cache(maxsize=1024)  # every delivery signs; a secret is decoded once
 def parse_secret(secret: str) -> bytes:
     """The HMAC key of a ``whsec_<base64>`` secret (a bare base64 secret is accepted too)."""
     encoded = secret.strip().removeprefix(SECRET_PREFIX)

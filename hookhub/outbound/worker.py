@@ -50,6 +50,7 @@ log = logging.getLogger("hookhub.worker")
 
 CLAIM_BATCH = 256
 FLUSH_BATCH = 512
+FLUSH_GATHER = 0.02
 RELEASE_DELAY = 0.25
 MAX_LANE_BLOCK = 60.0
 BREAKER_SAMPLE = 10
@@ -226,6 +227,7 @@ class DeliveryWorker:
         self._stopping = False
         self._new_work = True
         self._flushing_done = False
+        self._failing: set[int] = set()  # endpoints this worker has recorded as failing
         self._sends: set[asyncio.Task[None]] = set()
         self._user_agent = f"hookhub/{__version__}"
         # An attempt started with less lease than this left could outlive the lease.
@@ -252,19 +254,17 @@ class DeliveryWorker:
         flusher = asyncio.create_task(self._flush_loop(), name="hookhub-flush")
         log.info("worker.started", extra={"worker_id": self.worker_id})
         try:
-            polled = True
+            loop = self._loop
             while not self._stopping:
                 # Look across all endpoints when something new may be due (a commit, a
                 # notification, the polling backstop for retries); otherwise a finished send
                 # only tops up lanes that have room for a worthwhile claim of their own.
-                everything = self._new_work or polled
+                everything = self._new_work
                 self._new_work = False
                 await self._claim_and_dispatch(everything)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), self._next_wait())
-                    polled = False
-                except TimeoutError:
-                    polled = True
+                timer = loop.call_later(self._next_wait(), self._wake_for_new_work)
+                await self._wake.wait()
+                timer.cancel()
                 self._wake.clear()
         finally:
             await self._drain()
@@ -476,26 +476,27 @@ class DeliveryWorker:
         """Start as many sends as lanes allow."""
         now = self.clock()
         for lane in self.lanes.values():
-            if lane.blocked(now) and lane.queue:
-                jobs = list(lane.queue)
-                lane.queue.clear()
-                task = asyncio.create_task(
-                    asyncio.to_thread(
-                        self._release, [j.delivery_id for j in jobs], lane.blocked_until
-                    )
-                )
-                self._track(task)
-                continue
-            per_send = self.settings.batch_max_messages if lane.endpoint.batched else 1
-            self._drop_stale(lane, now)
-            while lane.queue and lane.in_flight < lane.cap:
-                wait = lane.take_token(now)
-                if wait > 0:
-                    self._loop_call_later(wait)
-                    break
-                group = [lane.queue.popleft() for _ in range(min(per_send, len(lane.queue)))]
-                lane.in_flight += 1
-                self._track(asyncio.create_task(self._send(lane, group)))
+            self._pump_lane(lane, now)
+
+    def _pump_lane(self, lane: Lane, now: float) -> None:
+        if lane.blocked(now) and lane.queue:
+            jobs = list(lane.queue)
+            lane.queue.clear()
+            task = asyncio.create_task(
+                asyncio.to_thread(self._release, [j.delivery_id for j in jobs], lane.blocked_until)
+            )
+            self._track(task)
+            return
+        per_send = self.settings.batch_max_messages if lane.endpoint.batched else 1
+        self._drop_stale(lane, now)
+        while lane.queue and lane.in_flight < lane.cap:
+            wait = lane.take_token(now)
+            if wait > 0:
+                self._loop_call_later(wait)
+                break
+            group = [lane.queue.popleft() for _ in range(min(per_send, len(lane.queue)))]
+            lane.in_flight += 1
+            self._track(asyncio.create_task(self._send(lane, group)))
 
     def _drop_stale(self, lane: Lane, now: float) -> None:
         """Take out queued jobs whose lease would end before an attempt started now could.
@@ -541,7 +542,13 @@ class DeliveryWorker:
             lane.in_flight -= 1
             if self.metrics:
                 self.metrics.deliveries_in_flight.dec()
-            self._wake.set()
+            # The next queued send starts right here; the claim loop is woken only when the
+            # lane has emptied enough for a claim of its own to be worth a transaction.
+            now = self.clock()
+            if not self._stopping:
+                self._pump_lane(lane, now)
+            if lane.wants_refill(self.settings.batch_max_messages, now) or not lane.queue:
+                self._wake.set()
 
     def _headers(self, endpoint: Endpoint, msg_id: str, body: bytes, now: float) -> dict[str, str]:
         headers = dict(endpoint.headers)
@@ -559,7 +566,9 @@ class DeliveryWorker:
     def _settle(self, lane: Lane, jobs: list[Job], result: AttemptResult, started: float) -> None:
         now = self.clock()
         outcome = classify(result.status_code, result.error)
-        retry_after = parse_retry_after(result.retry_after, datetime.fromtimestamp(now, UTC))
+        retry_after = None
+        if result.retry_after is not None:
+            retry_after = parse_retry_after(result.retry_after, datetime.fromtimestamp(now, UTC))
         lane.observe(outcome, retry_after, started, now)
         if self.metrics:
             self.metrics.delivery_attempts.labels(outcome=outcome.value).inc(len(jobs))
@@ -598,6 +607,10 @@ class DeliveryWorker:
         """Group commit: each flush records everything that finished while the last one ran."""
         while not (self._flushing_done and not self._updates):
             await self._flush_wake.wait()
+            if len(self._updates) < FLUSH_BATCH // 4 and not self._flushing_done:
+                # Nobody waits on an outcome (the attempt has happened; its lease runs for
+                # tens of seconds), so let a little more gather: fewer, larger transactions.
+                await asyncio.sleep(FLUSH_GATHER)
             self._flush_wake.clear()
             await self._flush()
 
@@ -611,7 +624,6 @@ class DeliveryWorker:
                 # log but the deliveries are not: they will be retried.
                 log.exception("worker.record_failed", extra={"count": len(batch)})
                 await asyncio.sleep(0.5)
-        self._wake.set()
 
     def _record(self, batch: list[tuple[DeliveryUpdate, int, Job, Outcome]]) -> None:
         now = self.clock()
@@ -659,10 +671,16 @@ class DeliveryWorker:
             if effect.gone:
                 reason = "the endpoint answered 410 Gone"
             elif effect.failed_at is None:
-                store.set_failing(endpoint_id, None)
+                # Healthy endpoints are the common case: write only when a streak ends.
+                lane = self.lanes.get(endpoint_id)
+                believed = lane is not None and lane.endpoint.failing_since is not None
+                if believed or endpoint_id in self._failing:
+                    store.set_failing(endpoint_id, None)
+                    self._failing.discard(endpoint_id)
                 continue
             else:
                 store.set_failing(endpoint_id, effect.failed_at)
+                self._failing.add(endpoint_id)
                 endpoint = store.get(endpoint_id)
                 since = endpoint.failing_since if endpoint else None
                 if since is not None and now - since >= self.settings.endpoint_disable_after:

@@ -17,96 +17,58 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, Row, func, insert, select, text, update
 
 from hookhub.outbound.models import Attempt, Delivery
-from hookhub.store.schema import deliveries, delivery_attempts, endpoints, messages
+from hookhub.store.schema import UTCDateTime, deliveries, delivery_attempts
 
 # Literal, not bound: SQLite only uses a partial index when the query repeats its condition.
 _DUE_STATUS = text("deliveries.status IN ('pending', 'failed')")
 
 
-def _for_dialects(query: Any) -> dict[str, Any]:
-    """The same candidate query for SQLite, and locking with SKIP LOCKED for PostgreSQL."""
-    return {
-        "sqlite": query,
-        "postgresql": query.with_for_update(of=deliveries, skip_locked=True),
-    }
-
-
-# Claims run many times a second: their statements are built once (see store/contacts.py).
-_DUE_ANY = _for_dialects(
-    select(deliveries.c.id, deliveries.c.endpoint_id)
-    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-    .where(
-        _DUE_STATUS,
-        deliveries.c.next_attempt_at <= bindparam("now"),
-        endpoints.c.enabled.is_(True),
-        deliveries.c.endpoint_id.not_in(bindparam("busy", expanding=True)),
-    )
-    .order_by(deliveries.c.next_attempt_at)
-    .limit(bindparam("limit"))
-)
-_DUE_ONE = _for_dialects(
-    select(deliveries.c.id, deliveries.c.endpoint_id)
-    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id)
-    .where(
-        _DUE_STATUS,
-        deliveries.c.endpoint_id == bindparam("endpoint"),
-        deliveries.c.next_attempt_at <= bindparam("now"),
-        endpoints.c.enabled.is_(True),
-    )
-    .order_by(deliveries.c.next_attempt_at)
-    .limit(bindparam("limit"))
-)
-_FRESH = _for_dialects(
-    select(deliveries.c.id, deliveries.c.endpoint_id)
-    .where(
-        _DUE_STATUS,
-        deliveries.c.endpoint_id == bindparam("endpoint"),
-        deliveries.c.attempt_count == 0,
-        deliveries.c.lease_owner.is_(None),
-        deliveries.c.next_attempt_at <= bindparam("horizon"),
-    )
-    .order_by(deliveries.c.next_attempt_at)
-    .limit(bindparam("limit"))
-)
-_LEASE = (
-    update(deliveries)
-    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
-    .values(lease_owner=bindparam("owner"), next_attempt_at=bindparam("until"))
-    .returning(
-        deliveries.c.id,
-        deliveries.c.endpoint_id,
-        deliveries.c.message_id,
-        deliveries.c.attempt_count,
-        deliveries.c.status,
-    )
-)
-_PAYLOADS = select(messages.c.id, messages.c.type, messages.c.payload, messages.c.created_at).where(
-    messages.c.id.in_(bindparam("ids", expanding=True))
-)
+# Statements run often but not per delivery are built once (see store/contacts.py).
 _INSERT = insert(deliveries)
-_INSERT_ATTEMPTS = insert(delivery_attempts)
-_LEASE_OWNERS = {
-    "sqlite": select(deliveries.c.id, deliveries.c.lease_owner).where(
-        deliveries.c.id.in_(bindparam("ids", expanding=True))
+
+
+# The hottest statements (every claim, every recorded batch) go to the driver directly:
+# SQLAlchemy's per-row parameter handling cost more than the database work itself (a batch
+# of 40 outcomes: 96 us a row through Core). They are written once, with ``?`` placeholders,
+# and given to the driver in its own parameter style.
+_DUE_SQL = (
+    "SELECT d.id, d.endpoint_id FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
+    " WHERE d.status IN ('pending', 'failed') AND e.enabled AND {where}"
+    " ORDER BY d.next_attempt_at LIMIT ?"
+)
+_SQL = {
+    "any": _DUE_SQL.format(where="d.next_attempt_at <= ?{busy}"),
+    "one": _DUE_SQL.format(where="d.endpoint_id = ? AND d.next_attempt_at <= ?"),
+    "fresh": (
+        "SELECT d.id, d.endpoint_id FROM deliveries d"
+        " WHERE d.status IN ('pending', 'failed') AND d.endpoint_id = ?"
+        " AND d.attempt_count = 0 AND d.lease_owner IS NULL AND d.next_attempt_at <= ?"
+        " ORDER BY d.next_attempt_at LIMIT ?"
+    ),
+    "lease": (
+        "UPDATE deliveries SET lease_owner = ?, next_attempt_at = ? WHERE id IN ({ids})"
+        " RETURNING id, endpoint_id, message_id, attempt_count, status"
+    ),
+    "payloads": "SELECT id, type, payload, created_at FROM messages WHERE id IN ({ids})",
+    "owners": "SELECT id, lease_owner FROM deliveries WHERE id IN ({ids})",
+    "attempt": (
+        "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, duration_ms,"
+        " error, error_detail, response_body) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "acknowledge": (
+        "UPDATE deliveries SET status = ?, attempt_count = ?, next_attempt_at = ?,"
+        " last_status_code = ?, lease_owner = NULL, updated_at = ? WHERE id = ?"
     ),
 }
-# Holds off a concurrent delete of the endpoint until the attempts are in.
-_LEASE_OWNERS["postgresql"] = _LEASE_OWNERS["sqlite"].with_for_update()
-_ACKNOWLEDGE = (
-    update(deliveries)
-    .where(deliveries.c.id == bindparam("b_id"))
-    .values(
-        status=bindparam("b_status"),
-        attempt_count=bindparam("b_attempts"),
-        next_attempt_at=bindparam("b_next"),
-        last_status_code=bindparam("b_code"),
-        lease_owner=None,
-        updated_at=bindparam("b_now"),
-    )
-)
+_PG_LOCK = " FOR UPDATE OF d SKIP LOCKED"
+_UTC = UTCDateTime()
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join("?" * count)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +126,10 @@ class DeliveryStore:
                 row.setdefault("updated_at", row["created_at"])
             self.conn.execute(_INSERT, rows)
 
+    def _sql(self, text_: str) -> str:
+        """``text_`` in the driver's parameter style (psycopg wants ``%s``)."""
+        return text_.replace("?", "%s") if self._pg else text_
+
     def claim_due(
         self,
         *,
@@ -179,17 +145,16 @@ class DeliveryStore:
         ``exclude_endpoints`` are skipped (their lanes are full); ``room`` caps how many are
         leased for each endpoint it names, so nothing is leased only to be given back.
         """
-        statement = _DUE_ANY[self.conn.dialect.name]
-        params = {"now": now, "limit": limit, "busy": list(exclude_endpoints)}
-        return self._lease(statement, params, room or {}, lease_until, owner)
+        busy = list(exclude_endpoints)
+        clause = f" AND d.endpoint_id NOT IN ({_placeholders(len(busy))})" if busy else ""
+        sql = _SQL["any"].format(busy=clause)
+        return self._lease(sql, (now, *busy, limit), room or {}, lease_until, owner)
 
     def claim_for_endpoint(
         self, *, endpoint_id: int, now: float, lease_until: float, owner: str, limit: int
     ) -> list[ClaimedDelivery]:
         """Lease up to ``limit`` due deliveries of one endpoint (an index range, not a scan)."""
-        statement = _DUE_ONE[self.conn.dialect.name]
-        params = {"endpoint": endpoint_id, "now": now, "limit": limit}
-        return self._lease(statement, params, {}, lease_until, owner)
+        return self._lease(_SQL["one"], (endpoint_id, now, limit), {}, lease_until, owner)
 
     def claim_fresh(
         self,
@@ -201,14 +166,12 @@ class DeliveryStore:
         limit: int,
     ) -> list[ClaimedDelivery]:
         """First attempts for ``endpoint_id`` due before ``horizon``: the rest of a batch."""
-        statement = _FRESH[self.conn.dialect.name]
-        params = {"endpoint": endpoint_id, "horizon": horizon, "limit": limit}
-        return self._lease(statement, params, {}, lease_until, owner)
+        return self._lease(_SQL["fresh"], (endpoint_id, horizon, limit), {}, lease_until, owner)
 
     def _lease(
         self,
-        candidates: Any,
-        params: dict[str, Any],
+        candidates: str,
+        params: tuple[Any, ...],
         room: Mapping[int, int],
         lease_until: float,
         owner: str,
@@ -218,22 +181,22 @@ class DeliveryStore:
         On PostgreSQL the candidates are locked ``FOR UPDATE SKIP LOCKED``: another worker's
         concurrent claim skips them, and those not kept are unlocked when this transaction ends.
         """
+        if self._pg:
+            candidates += _PG_LOCK
         left = dict(room)
         chosen: list[int] = []
-        for row in self.conn.execute(candidates, params):
-            space = left.get(row.endpoint_id)
+        for row_id, endpoint_id in self.conn.exec_driver_sql(self._sql(candidates), params):
+            space = left.get(endpoint_id)
             if space is None:
-                chosen.append(row.id)
+                chosen.append(row_id)
             elif space > 0:
-                chosen.append(row.id)
-                left[row.endpoint_id] = space - 1
+                chosen.append(row_id)
+                left[endpoint_id] = space - 1
         if not chosen:
             return []
-        rows = self.conn.execute(_LEASE, {"ids": chosen, "owner": owner, "until": lease_until})
-        claimed = [
-            ClaimedDelivery(r.id, r.endpoint_id, r.message_id, r.attempt_count, r.status)
-            for r in rows
-        ]
+        sql = self._sql(_SQL["lease"].format(ids=_placeholders(len(chosen))))
+        rows = self.conn.exec_driver_sql(sql, (owner, lease_until, *chosen))
+        claimed = [ClaimedDelivery(*row) for row in rows]
         claimed.sort(key=lambda c: c.id)
         return claimed
 
@@ -265,41 +228,37 @@ class DeliveryStore:
         ids = [o.delivery_id for o in updates]
         existing: set[int] = set()
         owned: set[int] = set()
-        owners = _LEASE_OWNERS[self.conn.dialect.name]
         for start in range(0, len(ids), 500):
-            for row in self.conn.execute(owners, {"ids": ids[start : start + 500]}):
-                existing.add(row.id)
-                if row.lease_owner == owner:
-                    owned.add(row.id)
+            chunk = ids[start : start + 500]
+            sql = _SQL["owners"].format(ids=_placeholders(len(chunk)))
+            if self._pg:  # hold off a concurrent delete until the attempts are in
+                sql += " FOR UPDATE"
+            for row_id, lease_owner in self.conn.exec_driver_sql(self._sql(sql), tuple(chunk)):
+                existing.add(row_id)
+                if lease_owner == owner:
+                    owned.add(row_id)
         attempts = [
-            {
-                "delivery_id": o.delivery_id,
-                "attempted_at": o.attempted_at,
-                "status_code": o.status_code,
-                "duration_ms": o.duration_ms,
-                "error": o.error,
-                "error_detail": o.error_detail,
-                "response_body": o.response_body,
-            }
+            (
+                o.delivery_id,
+                o.attempted_at,
+                o.status_code,
+                o.duration_ms,
+                o.error,
+                o.error_detail,
+                o.response_body,
+            )
             for o in updates
             if o.delivery_id in existing
         ]
         if attempts:
-            self.conn.execute(_INSERT_ATTEMPTS, attempts)
-        rows = [
-            {
-                "b_id": o.delivery_id,
-                "b_status": o.status,
-                "b_attempts": o.attempt_count,
-                "b_next": o.next_attempt_at,
-                "b_code": o.status_code,
-                "b_now": now,
-            }
+            self.conn.exec_driver_sql(self._sql(_SQL["attempt"]), attempts)
+        acknowledged = [
+            (o.status, o.attempt_count, o.next_attempt_at, o.status_code, now, o.delivery_id)
             for o in updates
             if o.delivery_id in owned
         ]
-        if rows:
-            self.conn.execute(_ACKNOWLEDGE, rows)
+        if acknowledged:
+            self.conn.exec_driver_sql(self._sql(_SQL["acknowledge"]), acknowledged)
         return owned
 
     def requeue(self, delivery_id: int, now: float) -> bool:
@@ -361,9 +320,14 @@ class DeliveryStore:
         """Type, stored body and creation time (epoch seconds) of each message."""
         found: dict[str, tuple[str, bytes, float]] = {}
         ids = sorted(set(message_ids))
+        dialect = self.conn.dialect
         for start in range(0, len(ids), 500):
-            for row in self.conn.execute(_PAYLOADS, {"ids": ids[start : start + 500]}):
-                found[row.id] = (row.type, row.payload.encode(), row.created_at.timestamp())
+            chunk = ids[start : start + 500]
+            sql = self._sql(_SQL["payloads"].format(ids=_placeholders(len(chunk))))
+            for row_id, kind, payload, created in self.conn.exec_driver_sql(sql, tuple(chunk)):
+                moment = _UTC.process_result_value(created, dialect)
+                assert moment is not None
+                found[row_id] = (kind, payload.encode(), moment.timestamp())
         return found
 
     def get(self, delivery_id: int) -> Delivery | None:
