@@ -3,7 +3,8 @@
 Woken by the receiver of this process after each group commit, and by polling otherwise (for
 requests received by other processes), so an acknowledged request is processed within a
 second under normal load. A failing batch is logged and retried; it is never skipped. Every ten
-minutes it also forgets dedupe keys older than the retention (30 days by default).
+minutes it also forgets dedupe keys older than the retention (30 days by default). While the
+receiver of the same process is busy, processing runs in its gaps (see _yield_to_receiver).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ log = logging.getLogger("hookhub.inbound")
 
 
 PURGE_EVERY = 600.0
+QUIET = 0.05
+"""While the receiver of this process committed within this many seconds, it is busy..."""
+MAX_DEFER = 0.25
+"""...and processing waits for it, but never longer than this between two batches."""
 
 
 class InboundProcessor:
@@ -36,12 +41,33 @@ class InboundProcessor:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._received_at = 0.0
+        self._ran_at = 0.0
 
     def wake(self) -> None:
-        """Thread-safe: requests may be waiting."""
+        """Thread-safe: requests may be waiting (the receiver of this process just logged)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._wake.set)
+            loop.call_soon_threadsafe(self._received)
+
+    def _received(self) -> None:
+        self._received_at = time.monotonic()
+        self._wake.set()
+
+    async def _yield_to_receiver(self) -> None:
+        """Acknowledging comes first: while requests are streaming in, process in the gaps.
+
+        Rules take the database's write lock (one writer on SQLite) and the CPU the receiver
+        needs; so a burst is acknowledged first and processed right after, with at least one
+        batch every MAX_DEFER so that the backlog always moves.
+        """
+        while not self._stopping:
+            now = time.monotonic()
+            quiet_for = now - self._received_at
+            waited = now - self._ran_at
+            if quiet_for >= QUIET or waited >= MAX_DEFER:
+                return
+            await asyncio.sleep(min(QUIET - quiet_for, MAX_DEFER - waited))
 
     def stop(self) -> None:
         self._stopping = True
@@ -55,6 +81,8 @@ class InboundProcessor:
                 if time.monotonic() - self._purged_at > PURGE_EVERY:
                     self._purged_at = time.monotonic()
                     await asyncio.to_thread(self.service.purge_dedupe, self.dedupe_retention)
+                await self._yield_to_receiver()
+                self._ran_at = time.monotonic()
                 done = await asyncio.to_thread(self.service.process_backlog)
             except Exception:
                 log.exception("inbound.process_failed")

@@ -133,6 +133,7 @@ class InboundReceiver:
         self.clock = clock
         self.journal = RequestJournal(service.db, on_received)
         self.limiter = RateLimiter()
+        self._counters: dict[tuple[str, str], Any] = {}
         self._cache: OrderedDict[str, tuple[float, InboundWebhook | None]] = OrderedDict()
         service.on_change.append(self.forget)
 
@@ -263,7 +264,11 @@ class InboundReceiver:
 
     def _count(self, webhook: InboundWebhook, status: str) -> None:
         if self.metrics is not None:
-            self.metrics.inbound_requests.labels(webhook.source, status).inc()
+            key = (webhook.source, status)
+            counter = self._counters.get(key)
+            if counter is None:  # labels() is a locked lookup: once per pair, not per request
+                counter = self._counters[key] = self.metrics.inbound_requests.labels(*key)
+            counter.inc()
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
