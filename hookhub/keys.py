@@ -99,15 +99,20 @@ class ApiKeys:
             self._valid.clear()
             self._revocations += 1
 
+    def check_cached(self, authorization: str | None) -> bool:
+        """True when the header carries a key checked within the last seconds (no database)."""
+        digest = _digest(authorization)
+        if digest is None:
+            raise Unauthorized()
+        with self._lock:
+            expires = self._valid.get(digest)
+        return expires is not None and expires > time.monotonic()
+
     def check(self, authorization: str | None) -> None:
         """Raise Unauthorized unless the header is ``Bearer <active key>``."""
-        if not authorization:
+        digest = _digest(authorization)
+        if digest is None:
             raise Unauthorized()
-        scheme, _, key = authorization.partition(" ")
-        key = key.strip()
-        if scheme.lower() != "bearer" or not key or len(key) > 512:
-            raise Unauthorized()
-        digest = hash_key(key)
         now = time.monotonic()
         with self._lock:
             expires = self._valid.get(digest)
@@ -123,3 +128,14 @@ class ApiKeys:
             if len(self._valid) > 10_000:
                 self._valid.clear()
             self._valid[digest] = now + CACHE_SECONDS
+
+
+def _digest(authorization: str | None) -> str | None:
+    """The hash of the key in ``Bearer <key>``, or None when the header is not that."""
+    if not authorization:
+        return None
+    scheme, _, key = authorization.partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key or len(key) > 512:
+        return None
+    return hash_key(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from hookhub.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from hookhub.services import Services
@@ -15,8 +16,12 @@ def get_services(request: Request) -> Services:
     return services
 
 
-def require_api_key(request: Request) -> None:
-    get_services(request).keys.check(request.headers.get("authorization"))
+async def require_api_key(request: Request) -> None:
+    """Async, so that a cached key costs no thread hop; a cache miss reads in a thread."""
+    keys = get_services(request).keys
+    header = request.headers.get("authorization")
+    if not keys.check_cached(header):
+        await run_in_threadpool(keys.check, header)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
