@@ -11,14 +11,15 @@ from hookhub.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from hookhub.services import Services
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """Async so that FastAPI calls it on the event loop, not through a worker thread."""
     services: Services = request.app.state.services
     return services
 
 
 async def require_api_key(request: Request) -> None:
     """Async, so that a cached key costs no thread hop; a cache miss reads in a thread."""
-    keys = get_services(request).keys
+    keys = (await get_services(request)).keys
     header = request.headers.get("authorization")
     if not keys.check_cached(header):
         await run_in_threadpool(keys.check, header)

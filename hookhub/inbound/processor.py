@@ -82,8 +82,8 @@ class InboundProcessor:
                     self._purged_at = time.monotonic()
                     await asyncio.to_thread(self.service.purge_dedupe, self.dedupe_retention)
                 await self._yield_to_receiver()
-                self._ran_at = time.monotonic()
                 done = await asyncio.to_thread(self.service.process_backlog)
+                self._ran_at = time.monotonic()  # the receiver's turn starts now
             except Exception:
                 log.exception("inbound.process_failed")
                 done = 0
