@@ -22,7 +22,7 @@ log = logging.getLogger("hookhub.inbound")
 PURGE_EVERY = 600.0
 QUIET = 0.05
 """While the receiver of this process committed within this many seconds, it is busy..."""
-MAX_DEFER = 0.25
+MAX_DEFER = 1.0
 """...and processing waits for it, but never longer than this between two batches."""
 
 

@@ -34,7 +34,7 @@ from hookhub.store.database import Database
 from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore
 
 log = logging.getLogger("hookhub.inbound")
-PROCESS_BATCH = 25  # short write transactions: the receiver's commits never wait long
+PROCESS_BATCH = 10  # short write transactions: the receiver's commits never wait long
 
 
 @dataclass(slots=True)
