@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text, update
 
 from hookhub.store.schema import inbound_dedupe, inbound_requests, inbound_webhooks
 
@@ -26,6 +26,33 @@ _INSERT_REQUEST = (
 _LIVE_WEBHOOKS = "SELECT id FROM inbound_webhooks WHERE id IN ({ids})"
 _SET_DEDUPE_REQUEST = (
     "UPDATE inbound_dedupe SET request_id = ? WHERE webhook_id = ? AND dedupe_key = ?"
+)
+
+
+# Processing runs these for every request: built once (see store/contacts.py).
+_WITH_BACKLOG = (
+    select(inbound_requests.c.webhook_id)
+    .where(_PENDING)
+    .group_by(inbound_requests.c.webhook_id)
+    .order_by(inbound_requests.c.webhook_id)
+    .limit(bindparam("limit"))
+)
+_BACKLOG = (
+    select(inbound_requests)
+    .where(_PENDING, inbound_requests.c.webhook_id == bindparam("webhook_id"))
+    .order_by(inbound_requests.c.id)
+    .limit(bindparam("limit"))
+)
+_FINISH = (
+    update(inbound_requests)
+    .where(inbound_requests.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        error=bindparam("b_error"),
+        error_expression=bindparam("b_error_expression"),
+        actions=bindparam("b_actions"),
+        processed_at=bindparam("b_processed_at"),
+    )
 )
 
 
@@ -199,28 +226,14 @@ class InboundRequestStore:
         return [entry for entry in entries if entry.status != "gone"]
 
     def webhooks_with_backlog(self, limit: int = 100) -> list[int]:
-        query = (
-            select(inbound_requests.c.webhook_id)
-            .where(_PENDING)
-            .group_by(inbound_requests.c.webhook_id)
-            .order_by(inbound_requests.c.webhook_id)
-            .limit(limit)
-        )
-        return list(self.conn.execute(query).scalars())
+        return list(self.conn.execute(_WITH_BACKLOG, {"limit": limit}).scalars())
 
     def backlog(self, webhook_id: int, limit: int) -> list[Row[Any]]:
-        query = (
-            select(inbound_requests)
-            .where(_PENDING, inbound_requests.c.webhook_id == webhook_id)
-            .order_by(inbound_requests.c.id)
-            .limit(limit)
-        )
-        return list(self.conn.execute(query))
+        return list(self.conn.execute(_BACKLOG, {"webhook_id": webhook_id, "limit": limit}))
 
     def finish(self, request_id: int, values: dict[str, Any]) -> None:
-        self.conn.execute(
-            update(inbound_requests).where(inbound_requests.c.id == request_id).values(values)
-        )
+        """Record what processing did: status, error, error_expression, actions, processed_at."""
+        self.conn.execute(_FINISH, {"b_id": request_id, **{f"b_{k}": v for k, v in values.items()}})
 
     def get(self, webhook_id: int, request_id: int) -> Row[Any] | None:
         query = select(inbound_requests).where(
