@@ -6,38 +6,13 @@ Every delivery is verified with the public ``standardwebhooks`` library, as a re
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from standardwebhooks.webhooks import Webhook
 
-from hookhub.outbound.worker import DeliveryWorker
-from hookhub.services import Services, build_worker
+from hookhub.services import Services
+from tests.support.delivery import create_contact, running_worker, verify
 from tests.support.receiver import running_receiver
-
-
-@contextlib.asynccontextmanager
-async def running_worker(services: Services) -> AsyncIterator[DeliveryWorker]:
-    worker = build_worker(services)
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.stop()
-        await asyncio.wait_for(task, 30)
-        await worker.transport.close()
-
-
-def verify(secret: str, request: Any) -> Any:
-    return Webhook(secret).verify(request.body, request.headers)
-
-
-def create_contact(services: Services, email: str, **attributes: Any) -> int:
-    with services.crm.transaction() as crm:
-        contact, _ = crm.create_contact(email, attributes=attributes or None)
-    return contact.id
 
 
 async def test_contact_created_is_delivered_signed(services: Services) -> None:

@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -155,6 +155,26 @@ def decode_base64(text: str) -> bytes | None:
         return binascii.a2b_base64(text.strip(), strict_mode=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def verify_prefixed_body_hmac(
+    request: RawRequest,
+    secret: str,
+    *,
+    header: str,
+    prefix: str,
+    decode: Callable[[str], bytes | None],
+    encoding: str,
+) -> None:
+    """``<header>: <prefix><HMAC-SHA256 of the body>`` (GitHub: hex; Typeform: base64)."""
+    value = signature_value(request, header)
+    if not value.startswith(prefix):
+        raise SignatureInvalid(f"The {header} header must start with {prefix!r}.")
+    signature = decode(value.removeprefix(prefix))
+    if signature is None:
+        raise SignatureInvalid(f"The {header} header is not {encoding}.")
+    if not matches_any(hmac_digest(secret, request.body), [signature]):
+        raise SignatureInvalid(f"The {header} signature does not match the secret.")
 
 
 def timestamped_signatures(

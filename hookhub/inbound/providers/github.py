@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from hookhub.errors import InvalidJSON, SignatureInvalid
+from hookhub.errors import InvalidJSON
 from hookhub.inbound.providers.base import (
     FORM,
     NO_OPTIONS,
@@ -24,9 +24,8 @@ from hookhub.inbound.providers.base import (
     header_key,
     hmac_digest,
     json_object,
-    matches_any,
-    signature_value,
     text_field,
+    verify_prefixed_body_hmac,
 )
 
 HEADER = "X-Hub-Signature-256"
@@ -64,14 +63,9 @@ class GitHubProvider(Provider):
     def verify(
         self, request: RawRequest, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
     ) -> None:
-        value = signature_value(request, HEADER)
-        if not value.startswith(PREFIX):
-            raise SignatureInvalid(f"The {HEADER} header must start with {PREFIX!r}.")
-        signature = decode_hex(value.removeprefix(PREFIX))
-        if signature is None:
-            raise SignatureInvalid(f"The {HEADER} header is not hexadecimal.")
-        if not matches_any(hmac_digest(secret, request.body), [signature]):
-            raise SignatureInvalid(f"The {HEADER} signature does not match the secret.")
+        verify_prefixed_body_hmac(
+            request, secret, header=HEADER, prefix=PREFIX, decode=decode_hex, encoding="hexadecimal"
+        )
 
     def parse(self, request: RawRequest) -> Any:
         if request.media_type != FORM:

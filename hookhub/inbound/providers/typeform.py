@@ -10,7 +10,6 @@ import base64
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from hookhub.errors import SignatureInvalid
 from hookhub.inbound.providers.base import (
     NO_OPTIONS,
     Provider,
@@ -18,9 +17,8 @@ from hookhub.inbound.providers.base import (
     bounded_key,
     decode_base64,
     hmac_digest,
-    matches_any,
-    signature_value,
     text_field,
+    verify_prefixed_body_hmac,
 )
 
 HEADER = "Typeform-Signature"
@@ -62,14 +60,9 @@ class TypeformProvider(Provider):
     def verify(
         self, request: RawRequest, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
     ) -> None:
-        value = signature_value(request, HEADER)
-        if not value.startswith(PREFIX):
-            raise SignatureInvalid(f"The {HEADER} header must start with {PREFIX!r}.")
-        signature = decode_base64(value.removeprefix(PREFIX))
-        if signature is None:
-            raise SignatureInvalid(f"The {HEADER} header is not base64.")
-        if not matches_any(hmac_digest(secret, request.body), [signature]):
-            raise SignatureInvalid(f"The {HEADER} signature does not match the secret.")
+        verify_prefixed_body_hmac(
+            request, secret, header=HEADER, prefix=PREFIX, decode=decode_base64, encoding="base64"
+        )
 
     def dedupe_key(
         self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
