@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2 as httpx
 from standardwebhooks.webhooks import Webhook
 
 from hookhub.inbound.providers import get_provider
