@@ -146,12 +146,15 @@ class AiohttpTransport:
         self._policy = policy
         self._limit = limit
         self._limit_per_host = limit_per_host
-        self._user_agent = user_agent
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
         self._guarded: GuardedResolver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        # Sent with every request; merged into the caller's headers here rather than kept as
+        # session defaults, which aiohttp would merge header by header on every request.
+        self._default_headers = {"user-agent": user_agent, "accept-encoding": "identity"}
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -186,7 +189,6 @@ class AiohttpTransport:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                headers={"User-Agent": self._user_agent, "Accept-Encoding": "identity"},
                 cookie_jar=aiohttp.DummyCookieJar(),  # endpoints must not share state
                 auto_decompress=False,  # a small compressed body must not expand unbounded
                 trust_env=False,  # an environment proxy would bypass the destination guard
@@ -215,18 +217,25 @@ class AiohttpTransport:
                 retry_after=retry_after,
             )
 
+        client_timeout = self._timeouts.get(timeout)
+        if client_timeout is None:
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
         try:
             async with session.post(
                 url,
                 data=body,
-                headers=dict(headers),
+                headers={**self._default_headers, **headers},
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=client_timeout,
             ) as response:
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
-                raw = await _read_bounded(response.content, MAX_RESPONSE_BODY)
-                response_body = _decode(raw, response.charset)
+                length = response.content_length
+                if length is not None and length <= MAX_RESPONSE_BODY:
+                    raw = await response.read()  # announced and within the bound
+                else:
+                    raw = await _read_bounded(response.content, MAX_RESPONSE_BODY)
+                response_body = _decode(raw, response.charset) if raw else ""
         except TimeoutError:
             stage = "reading the response" if status is not None else "waiting for a response"
             return result("timeout", f"no complete response within {timeout:g} s ({stage})")

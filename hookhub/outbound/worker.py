@@ -6,7 +6,7 @@ a fresh Standard Webhooks signature over the stored bytes -> buffer the outcome 
 outcomes in batches, in one transaction each, with the operational events they cause.
 
 Isolation: each endpoint has a lane with its own concurrency cap, optional rate limit and
-back-off. A lane accepts at most twice its cap (a rate-limited one: what its rate lets start
+back-off. A lane holds at most three times its cap (a rate-limited one: what its rate lets start
 under the lease); what it cannot take is given back to the queue unattempted, so one slow or
 black-holed endpoint never holds the others' work, and no attempt starts that its lease
 cannot cover.
@@ -108,9 +108,9 @@ class Lane:
         return self.endpoint.max_concurrency or self.default_cap
 
     def capacity(self, batch_size: int) -> int:
-        """Jobs the lane holds when full: twice its cap, so the next sends are ready."""
+        """Jobs the lane holds when full: its cap in flight and twice that queued behind."""
         per_send = batch_size if self.endpoint.batched else 1
-        sends = 2 * self.cap
+        sends = 3 * self.cap
         rate = self.endpoint.rate_limit
         if rate and self.horizon:
             # Take no more than the rate lets start within the horizon: the rest would wait
@@ -123,11 +123,15 @@ class Lane:
         return max(0, self.capacity(batch_size) - self.in_flight * per_send - len(self.queue))
 
     def wants_refill(self, batch_size: int, now: float) -> int:
-        """Room worth a claim of its own: at least half the lane, when more may be due."""
+        """Room worth a claim of its own: a cap's worth, when more may be due.
+
+        A busy lane asks while a cap's worth is still queued, so its slots keep sending
+        while the claim runs instead of finishing and being started again.
+        """
         if not self.more_due or self.blocked(now):
             return 0
         room = self.room(batch_size)
-        return room if room * 2 >= self.capacity(batch_size) else 0
+        return room if room * 3 >= self.capacity(batch_size) else 0
 
     def blocked(self, now: float) -> bool:
         return self.blocked_until > now
@@ -229,6 +233,7 @@ class DeliveryWorker:
         self._flushing_done = False
         self._failing: set[int] = set()  # endpoints this worker has recorded as failing
         self._sends: set[asyncio.Task[None]] = set()
+        self._attempt_counters: dict[Outcome, Any] = {}  # labelled children, looked up once
         self._user_agent = f"hookhub/{__version__}"
         # An attempt started with less lease than this left could outlive the lease.
         self._lease_margin = min(settings.delivery_timeout, settings.lease_seconds / 2)
@@ -479,24 +484,40 @@ class DeliveryWorker:
             self._pump_lane(lane, now)
 
     def _pump_lane(self, lane: Lane, now: float) -> None:
-        if lane.blocked(now) and lane.queue:
-            jobs = list(lane.queue)
-            lane.queue.clear()
-            task = asyncio.create_task(
-                asyncio.to_thread(self._release, [j.delivery_id for j in jobs], lane.blocked_until)
-            )
-            self._track(task)
+        """Open send slots (tasks) up to the lane's cap while it has work that may start."""
+        if lane.blocked(now):
+            self._give_back_queue(lane)
             return
-        per_send = self.settings.batch_max_messages if lane.endpoint.batched else 1
-        self._drop_stale(lane, now)
-        while lane.queue and lane.in_flight < lane.cap:
-            wait = lane.take_token(now)
-            if wait > 0:
-                self._loop_call_later(wait)
-                break
-            group = [lane.queue.popleft() for _ in range(min(per_send, len(lane.queue)))]
+        while lane.in_flight < lane.cap:
+            group = self._next_group(lane, now)
+            if group is None:
+                return
             lane.in_flight += 1
-            self._track(asyncio.create_task(self._send(lane, group)))
+            self._track(asyncio.create_task(self._send_slot(lane, group)))
+
+    def _next_group(self, lane: Lane, now: float) -> list[Job] | None:
+        """The next jobs one send may carry now, or None (empty, blocked or rate-limited)."""
+        if lane.blocked(now):
+            self._give_back_queue(lane)
+            return None
+        self._drop_stale(lane, now)
+        if not lane.queue:
+            return None
+        wait = lane.take_token(now)
+        if wait > 0:
+            self._loop_call_later(wait)
+            return None
+        per_send = self.settings.batch_max_messages if lane.endpoint.batched else 1
+        return [lane.queue.popleft() for _ in range(min(per_send, len(lane.queue)))]
+
+    def _give_back_queue(self, lane: Lane) -> None:
+        """A blocked lane's queued jobs go back, due when the lane opens again."""
+        if lane.queue:
+            ids = [job.delivery_id for job in lane.queue]
+            lane.queue.clear()
+            self._track(
+                asyncio.create_task(asyncio.to_thread(self._release, ids, lane.blocked_until))
+            )
 
     def _drop_stale(self, lane: Lane, now: float) -> None:
         """Take out queued jobs whose lease would end before an attempt started now could.
@@ -521,10 +542,35 @@ class DeliveryWorker:
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 
+    async def _send_slot(self, lane: Lane, jobs: list[Job]) -> None:
+        """One of the lane's concurrent slots: sends, then takes the lane's next queued work.
+
+        A slot lives as long as its lane has work it may start, so a busy lane costs one task
+        per slot, not one per delivery. The claim loop is woken only when the lane has emptied
+        enough for a claim of its own to be worth a transaction.
+        """
+        metrics = self.metrics
+        if metrics:
+            metrics.deliveries_in_flight.inc()
+        group: list[Job] | None = jobs
+        try:
+            while group is not None:
+                await self._send(lane, group)
+                now = self.clock()
+                keep = not self._stopping and lane.in_flight <= lane.cap
+                group = self._next_group(lane, now) if keep else None
+                if group is None:
+                    lane.in_flight -= 1  # this slot ends; the lane's room counts it free
+                if lane.wants_refill(self.settings.batch_max_messages, now) or not lane.queue:
+                    self._wake.set()
+        finally:
+            if group is not None:  # cancelled mid-send
+                lane.in_flight -= 1
+            if metrics:
+                metrics.deliveries_in_flight.dec()
+
     async def _send(self, lane: Lane, jobs: list[Job]) -> None:
         endpoint = lane.endpoint
-        if self.metrics:
-            self.metrics.deliveries_in_flight.inc()
         try:
             if endpoint.batched:
                 msg_id, body = batch_body(jobs)
@@ -538,17 +584,6 @@ class DeliveryWorker:
             self._settle(lane, jobs, result, started)
         except Exception:  # a bug must not lose the deliveries: their lease will expire
             log.exception("worker.send_failed", extra={"webhook_id": endpoint.id})
-        finally:
-            lane.in_flight -= 1
-            if self.metrics:
-                self.metrics.deliveries_in_flight.dec()
-            # The next queued send starts right here; the claim loop is woken only when the
-            # lane has emptied enough for a claim of its own to be worth a transaction.
-            now = self.clock()
-            if not self._stopping:
-                self._pump_lane(lane, now)
-            if lane.wants_refill(self.settings.batch_max_messages, now) or not lane.queue:
-                self._wake.set()
 
     def _headers(self, endpoint: Endpoint, msg_id: str, body: bytes, now: float) -> dict[str, str]:
         headers = dict(endpoint.headers)
@@ -571,7 +606,6 @@ class DeliveryWorker:
             retry_after = parse_retry_after(result.retry_after, datetime.fromtimestamp(now, UTC))
         lane.observe(outcome, retry_after, started, now)
         if self.metrics:
-            self.metrics.delivery_attempts.labels(outcome=outcome.value).inc(len(jobs))
             self.metrics.delivery_latency.observe(result.duration_ms / 1000)
         for job in jobs:
             attempts = job.attempt_count + 1
@@ -617,6 +651,8 @@ class DeliveryWorker:
     async def _flush(self) -> None:
         while self._updates:
             batch, self._updates = self._updates[:FLUSH_BATCH], self._updates[FLUSH_BATCH:]
+            if self.metrics:
+                self._count_attempts(batch)
             try:
                 await asyncio.to_thread(self._record, batch)
             except Exception:
@@ -624,6 +660,16 @@ class DeliveryWorker:
                 # log but the deliveries are not: they will be retried.
                 log.exception("worker.record_failed", extra={"count": len(batch)})
                 await asyncio.sleep(0.5)
+
+    def _count_attempts(self, batch: list[tuple[DeliveryUpdate, int, Job, Outcome]]) -> None:
+        """Attempts by outcome, counted once a batch instead of once a send."""
+        assert self.metrics is not None
+        for outcome, count in Counter(outcome for *_, outcome in batch).items():
+            counter = self._attempt_counters.get(outcome)
+            if counter is None:
+                counter = self.metrics.delivery_attempts.labels(outcome=outcome.value)
+                self._attempt_counters[outcome] = counter
+            counter.inc(count)
 
     def _record(self, batch: list[tuple[DeliveryUpdate, int, Job, Outcome]]) -> None:
         now = self.clock()
