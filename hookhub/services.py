@@ -57,7 +57,7 @@ def build_services(settings: Settings) -> Services:
             db,
             outbox,
             settings,
-            crm_factory=lambda conn, now: CrmTx(conn, outbox.writer(conn), now),
+            crm_factory=lambda conn, now, facts=None: CrmTx(conn, outbox.writer(conn, facts), now),
         ),
     )
 

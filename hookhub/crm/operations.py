@@ -141,16 +141,20 @@ class CrmTx:
         unsubscribed: bool = False,
         upsert: bool = False,
         coerce: bool = False,
+        looked_up: bool = False,
     ) -> tuple[Contact, bool]:
         """Create a contact, or with ``upsert`` update the one with this email.
 
-        Answers the contact and whether it was created.
+        Answers the contact and whether it was created. ``looked_up``: the caller has just
+        looked for this email in this transaction and found nothing, so it is inserted
+        straight away (should the email exist after all, the insert finds out and the
+        contact is read then).
         """
         email = normalize_email(email)
         ext = normalize_ext_id(ext_id)
         prepared = self.prepare_attributes(attributes, coerce=coerce)
         self.require_lists(list_ids)
-        existing = self.contacts.get_by_email(email, lock=True)
+        existing = None if looked_up else self.contacts.get_by_email(email, lock=True)
         if existing is None:
             if ext is not None:
                 self._require_free_ext_id(ext, None)
@@ -342,12 +346,18 @@ class CrmTx:
         self,
         event_name: Any,
         *,
-        identifiers: Mapping[str, Any],
+        identifiers: Mapping[str, Any] | None = None,
+        contact: Contact | None = None,
         contact_properties: Any = None,
         event_properties: Any = None,
         event_date: datetime | None = None,
         coerce: bool = False,
     ) -> tuple[CustomEvent, Contact]:
+        """Record a custom event for the contact ``identifiers`` name (Brevo's body).
+
+        ``contact`` instead of identifiers: a contact this transaction has just read or
+        written, so it is not looked up again (``contact_properties`` is then not applied).
+        """
         name = check_event_name(event_name)
         properties = event_properties if event_properties is not None else {}
         if not isinstance(properties, Mapping):
@@ -360,7 +370,8 @@ class CrmTx:
                 "event_properties is larger than 50 KB.", details={"field": "event_properties"}
             )
         when = (event_date or self.now).astimezone(UTC)
-        contact = self._contact_for_event(identifiers, contact_properties, coerce=coerce)
+        if contact is None:
+            contact = self._contact_for_event(identifiers, contact_properties, coerce=coerce)
         event_id = self.events.insert(
             event_name=name,
             contact_id=contact.id,
@@ -389,7 +400,7 @@ class CrmTx:
         return event, contact
 
     def _contact_for_event(
-        self, identifiers: Mapping[str, Any], properties: Any, *, coerce: bool
+        self, identifiers: Mapping[str, Any] | None, properties: Any, *, coerce: bool
     ) -> Contact:
         if not isinstance(identifiers, Mapping):
             raise ValidationFailed("identifiers must be an object.")

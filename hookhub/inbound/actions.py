@@ -45,7 +45,7 @@ def _apply(crm: CrmTx, plan: Plan) -> dict[str, Any]:
         if plan.event_name:
             event, _ = crm.track_event(
                 plan.event_name,
-                identifiers={"contact_id": contact.id},
+                contact=contact,
                 event_properties=plan.event_properties,
                 event_date=plan.event_date,
             )
@@ -80,6 +80,7 @@ def _contact(crm: CrmTx, plan: Plan) -> tuple[Contact | None, str]:
         list_ids=plan.add_to_lists,
         upsert=True,
         coerce=True,
+        looked_up=True,  # _find looked for the email (an unnormalized spelling is caught)
     )
     return contact, "created" if created else "updated"
 

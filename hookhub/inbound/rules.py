@@ -88,8 +88,19 @@ class Expression:
     source: str
     where: str
     parsed: ParsedResult
+    path: tuple[str, ...] | None = None
+    """The keys of a plain path (``data.object.email``), walked without the interpreter."""
 
     def search(self, payload: Any) -> Any:
+        if self.path is not None:
+            # What JMESPath answers for a field path: a missing key, or a step into anything
+            # but an object, gives null.
+            value = payload
+            for key in self.path:
+                if not isinstance(value, dict):
+                    return None
+                value = value.get(key)
+            return value
         try:
             return self.parsed.search(payload, options=_OPTIONS)
         except JMESPathError as exc:
@@ -198,7 +209,23 @@ def _expression(value: Any, where: str) -> Expression:
         ) from exc
     except (RecursionError, ValueError, TypeError) as exc:
         raise _fail(where, f"cannot be parsed ({type(exc).__name__})") from exc
-    return Expression(value, where, parsed)
+    return Expression(value, where, parsed, _field_path(parsed.parsed))
+
+
+def _field_path(node: Any) -> tuple[str, ...] | None:
+    """``a.b.c`` as ``("a", "b", "c")``; None for any other expression."""
+    kind = node.get("type") if isinstance(node, dict) else None
+    if kind == "field" and isinstance(node.get("value"), str):
+        return (node["value"],)
+    if kind == "subexpression":
+        keys: tuple[str, ...] = ()
+        for child in node.get("children", ()):
+            part = _field_path(child)
+            if part is None:
+                return None
+            keys += part
+        return keys or None
+    return None
 
 
 def _mapping(value: Any, where: str, *, names: bool) -> dict[str, Expression]:

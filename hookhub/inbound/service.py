@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row
 from sqlalchemy.exc import DataError
@@ -108,6 +108,17 @@ def request_to_api(row: Row[Any]) -> dict[str, Any]:
     }
 
 
+class CrmFactory(Protocol):
+    """Makes the contacts-core operations for one request, inside the caller's transaction.
+
+    ``facts`` is shared by the requests processed in one transaction (see ``Outbox.writer``).
+    """
+
+    def __call__(
+        self, conn: Connection, now: datetime, facts: dict[str, Any] | None = None
+    ) -> CrmTx: ...
+
+
 class InboundService:
     def __init__(
         self,
@@ -115,7 +126,7 @@ class InboundService:
         outbox: Outbox,
         settings: Settings,
         *,
-        crm_factory: Callable[[Connection, datetime], CrmTx],
+        crm_factory: CrmFactory,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -282,12 +293,18 @@ class InboundService:
             webhook = row_to_webhook(row)
             requests = InboundRequestStore(conn).backlog(webhook_id, PROCESS_BATCH)
             now = datetime.now(UTC)
+            facts: dict[str, Any] = {}  # e.g. the endpoints' subscriptions, read once
             for request in requests:
-                self._run(conn, now, webhook, request)
+                self._run(conn, now, webhook, request, facts)
         return len(requests)
 
     def _run(
-        self, conn: Connection, now: datetime, webhook: InboundWebhook, request: Row[Any]
+        self,
+        conn: Connection,
+        now: datetime,
+        webhook: InboundWebhook,
+        request: Row[Any],
+        facts: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Apply one request's rules in a savepoint; record processed or failed.
 
@@ -300,7 +317,7 @@ class InboundService:
         try:
             with conn.begin_nested():
                 actions = self._actions(
-                    self._crm(conn, now),
+                    self._crm(conn, now, facts),
                     webhook,
                     request.body or b"",
                     request.headers,
@@ -319,7 +336,7 @@ class InboundService:
                 "processed_at": finished,
             }
             store.finish(request.id, values)
-            self._crm(conn, now).outbox.emit(
+            self._crm(conn, now, facts).outbox.emit(
                 "inbound.failed",
                 {
                     "inbound_webhook_id": webhook.id,

@@ -26,11 +26,15 @@ class Fanout:
         self.batch_window = batch_window
 
     def __call__(
-        self, conn: Connection, batch: list[OutboxMessage], scratch: dict[str, Any]
+        self,
+        conn: Connection,
+        batch: list[OutboxMessage],
+        scratch: dict[str, Any],
+        facts: dict[str, Any],
     ) -> None:
-        subscriptions = scratch.get(_SUBSCRIPTIONS)
+        subscriptions = facts.get(_SUBSCRIPTIONS)
         if subscriptions is None:
-            subscriptions = scratch[_SUBSCRIPTIONS] = EndpointStore(conn).subscriptions()
+            subscriptions = facts[_SUBSCRIPTIONS] = EndpointStore(conn).subscriptions()
         if not subscriptions:
             return
         rows: list[dict[str, Any]] = []

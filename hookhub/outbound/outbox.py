@@ -25,9 +25,11 @@ from hookhub.store.database import after_commit
 from hookhub.store.messages import MessageStore
 
 CommitListener = Callable[[Counter[str]], None]
-Fanout = Callable[[Connection, list["OutboxMessage"], dict[str, Any]], None]
-"""Runs in the writing transaction for each batch; the dict is scratch space per transaction."""
 """Called after a commit with the number of messages written per type."""
+Fanout = Callable[[Connection, list["OutboxMessage"], dict[str, Any], dict[str, Any]], None]
+"""Runs in the writing transaction for each batch, with two dicts: the writer's own scratch
+space, and facts read from the database that writers of one transaction may share (see
+:meth:`Outbox.writer`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +75,13 @@ class Outbox:
         """Register a step that runs in the writing transaction for every batch of messages."""
         self._fanouts.append(fanout)
 
-    def writer(self, conn: Connection) -> OutboxWriter:
-        return OutboxWriter(self, conn)
+    def writer(self, conn: Connection, facts: dict[str, Any] | None = None) -> OutboxWriter:
+        """A writer for the transaction of ``conn``.
+
+        ``facts`` lets several writers in one transaction (one per request, each in its own
+        savepoint) read what they all need, such as the endpoints' subscriptions, once.
+        """
+        return OutboxWriter(self, conn, facts)
 
     def committed(self, counts: Counter[str] | None = None) -> None:
         """Tell listeners that a transaction with messages or due deliveries committed."""
@@ -84,12 +91,15 @@ class Outbox:
 
 
 class OutboxWriter:
-    def __init__(self, outbox: Outbox, conn: Connection) -> None:
+    def __init__(
+        self, outbox: Outbox, conn: Connection, facts: dict[str, Any] | None = None
+    ) -> None:
         self._outbox = outbox
         self._conn = conn
         self._store = MessageStore(conn)
         self._counts: Counter[str] = Counter()
         self._scratch: dict[str, Any] = {}
+        self._facts: dict[str, Any] = facts if facts is not None else {}
         self.written: list[OutboxMessage] = []
 
     def emit(
@@ -120,7 +130,7 @@ class OutboxWriter:
             ]
         )
         for step in self._outbox._fanouts if fanout else ():
-            step(self._conn, batch, self._scratch)
+            step(self._conn, batch, self._scratch, self._facts)
         if not self._counts:
             after_commit(self._conn, lambda: self._outbox.committed(self._counts))
         self._counts.update(m.type for m in batch)
