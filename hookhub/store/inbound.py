@@ -30,12 +30,16 @@ _SET_DEDUPE_REQUEST = (
 
 
 # Processing runs these for every request: built once (see store/contacts.py).
-_WITH_BACKLOG = (
-    select(inbound_requests.c.webhook_id)
-    .where(_PENDING)
-    .group_by(inbound_requests.c.webhook_id)
-    .order_by(inbound_requests.c.webhook_id)
-    .limit(bindparam("limit"))
+# The webhooks with requests to process, by a loose index scan: one seek into the partial
+# pending index per webhook. A GROUP BY read every pending entry, so with a backlog of 40,000
+# each batch of 10 scanned 40,000 index entries (a drain that slowed as the backlog grew).
+_WITH_BACKLOG = text(
+    "WITH RECURSIVE pending(webhook_id) AS ("
+    " SELECT min(webhook_id) FROM inbound_requests WHERE status = 'received'"
+    " UNION ALL SELECT (SELECT min(r.webhook_id) FROM inbound_requests r"
+    " WHERE r.status = 'received' AND r.webhook_id > pending.webhook_id)"
+    " FROM pending WHERE pending.webhook_id IS NOT NULL)"
+    " SELECT webhook_id FROM pending WHERE webhook_id IS NOT NULL LIMIT :limit"
 )
 _BACKLOG = (
     select(inbound_requests)
