@@ -1,0 +1,219 @@
+"""Inbound rules processing: how fast ``hookhub worker`` drains a backlog of Stripe events.
+
+The other half of the inbound benchmark (bench_inbound.py measures receiving): a backlog of N
+acknowledged Stripe ``customer.created`` requests (unique ids and emails, the bodies of
+bench/inbound_requests.py) is written straight into a fresh database's request log, as the
+receiver would have logged it, under one inbound webhook with the Stripe preset rules. Then
+``hookhub worker`` (pinned to core 0) is started and the backlog is timed until no request is
+left ``received``: requests/s from the worker's start (start-up included, as in a real
+restart) and the worker's CPU time per request. Every request must end ``processed``, with its
+contact and custom event.
+
+``--compare-source DIR`` also drains with the ``hookhub`` package found in DIR (e.g. a
+checkout of an earlier commit: ``git archive <rev> hookhub | tar -x -C DIR``), alternating
+with this one in each run, so a change is measured before and after on the same machine.
+
+    .venv/bin/python bench/bench_processing.py [--requests 20000] [--runs 3]
+    .venv/bin/python bench/bench_processing.py --backend postgresql
+    .venv/bin/python bench/bench_processing.py --compare-source /tmp/before
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from common import (
+    DEFAULT_POSTGRES_URL,
+    hookhub_command,
+    machine_info,
+    median,
+    pinned,
+    postgres_reachable,
+    print_machine,
+    process_cpu_seconds,
+    temporary_postgres_database,
+)
+from delivery_support import Proc, wait_until
+from inbound_backlog import RequestLog
+
+WORKER_CORE = 0
+TAG = "proc"  # the emails are proc-<n>@..., the event ids evt_proc...
+
+PREFILL = """
+import json, sys, time
+sys.path.insert(0, {bench!r})
+from inbound_requests import customer_created_bodies
+from hookhub.config import load_settings
+from hookhub.services import build_services
+from hookhub.store.inbound import InboundRequestStore, LogEntry
+from hookhub.store.migrate import migrate
+
+services = build_services(load_settings(database_url={url!r}))
+try:
+    migrate(services.db)
+    hook, _ = services.inbound.create(
+        {{"name": "bench", "source": "stripe", "secret": "whsec_" + "ab" * 16}}
+    )
+    bodies = customer_created_bodies({tag!r}, {count})
+    for start in range(0, len(bodies), 1000):
+        entries = [
+            LogEntry(
+                webhook_id=hook.id,
+                received_at=time.time(),
+                status="received",
+                http_status=202,
+                headers="[]",
+                body=body,
+                event_type="customer.created",
+                dedupe_key=json.loads(body)["id"],
+            )
+            for body in bodies[start : start + 1000]
+        ]
+        with services.db.write() as conn:
+            InboundRequestStore(conn).append(entries)
+finally:
+    services.close()
+"""
+
+
+@dataclass
+class Drain:
+    who: str
+    requests: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_seconds / self.requests * 1e6
+
+
+@contextmanager
+def fresh_database(backend: str, admin_url: str, workdir: Path, label: str) -> Iterator[str]:
+    if backend == "sqlite":
+        path = workdir / f"{label}.db"
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        with temporary_postgres_database(admin_url, label) as url:
+            yield url
+
+
+def prefill(url: str, count: int) -> None:
+    """The backlog, written with this checkout's code (the schema is the same on both sides)."""
+    script = PREFILL.format(bench=str(Path(__file__).parent), url=url, count=count, tag=TAG)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    subprocess.run([sys.executable, "-c", script], check=True, env=env)
+
+
+def drain(url: str, count: int, workdir: Path, source: Path | None) -> Drain:
+    log = RequestLog(url)
+    env = {"HOOKHUB_DATABASE_URL": url, "HOOKHUB_LOG_LEVEL": "WARNING"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    argv = [*pinned(WORKER_CORE), *hookhub_command(), "worker"]
+    started = time.monotonic()
+    with Proc("hookhub worker", argv, log_path=workdir / "worker.log", env=env) as worker:
+
+        def drained() -> bool:
+            if not worker.alive():
+                raise RuntimeError(f"hookhub worker exited:\n{worker.log()}")
+            return log.pending() == 0
+
+        if not wait_until(drained, max(300.0, count / 20), interval=0.2):
+            raise RuntimeError(f"the backlog did not drain; {log.pending()} left")
+        seconds = time.monotonic() - started
+        cpu = process_cpu_seconds(worker.pid)
+        worker.stop(signal.SIGTERM)
+    check(log, count)
+    return Drain(
+        who="hookhub" if source is None else f"hookhub from {source}",
+        requests=count,
+        seconds=seconds,
+        cpu_seconds=cpu,
+    )
+
+
+def check(log: RequestLog, count: int) -> None:
+    messages, processed = log.totals()
+    contacts = len(log.contact_emails(TAG))
+    events = log.events(TAG)
+    if (processed, contacts, events) != (count, count, count):
+        raise RuntimeError(
+            f"{count} requests: {processed} processed, {contacts} contacts, {events} events"
+        )
+    if messages.get("contact.created") != count or messages.get("event.tracked") != count:
+        raise RuntimeError(f"{count} requests wrote these outbox messages: {messages}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--compare-source", type=Path, default=None)
+    parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    if args.backend == "postgresql":
+        problem = postgres_reachable(args.postgres_url)
+        if problem:
+            sys.exit(f"PostgreSQL is not reachable at {args.postgres_url}: {problem}")
+    print_machine(machine_info(args.postgres_url if args.backend == "postgresql" else None))
+    print(
+        f"\nprocessing on {args.backend}: a backlog of {args.requests:,} Stripe customer.created"
+        f" requests drained by hookhub worker on core {WORKER_CORE}, {args.runs} runs\n"
+    )
+    sources: list[Path | None] = [None]
+    if args.compare_source is not None:
+        sources.append(args.compare_source.resolve())
+    results: dict[str, list[Drain]] = {}
+    with tempfile.TemporaryDirectory(prefix="hookhub-bench-processing-") as tmp:
+        workdir = Path(tmp)
+        for run in range(1, args.runs + 1):
+            order = sources if run % 2 else list(reversed(sources))
+            for number, source in enumerate(order):
+                label = f"hookhub_bench_processing_{run}_{number}"
+                with fresh_database(args.backend, args.postgres_url, workdir, label) as url:
+                    prefill(url, args.requests)
+                    result = drain(url, args.requests, workdir, source)
+                results.setdefault(result.who, []).append(result)
+                print(
+                    f"  run {run}: {result.who:<40} {result.rate:7,.0f} req/s"
+                    f"  ({result.requests:,} in {result.seconds:.1f} s,"
+                    f" {result.cpu_us:,.0f} us CPU a request); every request processed"
+                )
+    print(f"\nsummary ({args.backend}, medians of {args.runs} runs):")
+    for who, drains in results.items():
+        print(
+            f"  {who:<40} {median([d.rate for d in drains]):7,.0f} req/s"
+            f"  {median([d.cpu_us for d in drains]):7,.0f} us CPU a request"
+        )
+    if args.json is not None:
+        args.json.write_text(
+            json.dumps({who: [vars(d) for d in drains] for who, drains in results.items()})
+        )
+
+
+if __name__ == "__main__":
+    main()
