@@ -30,7 +30,6 @@ Traffic goes to 127.0.0.1 only; every process is ended and every database remove
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import resource
 import signal
@@ -39,7 +38,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +46,7 @@ from common import (
     DEFAULT_POSTGRES_URL,
     Server,
     free_port,
+    fresh_database,
     hookhub_command,
     machine_info,
     median,
@@ -55,7 +54,6 @@ from common import (
     postgres_reachable,
     print_machine,
     process_cpu_seconds,
-    temporary_postgres_database,
 )
 from delivery_scenarios import add_scenario_commands
 from delivery_support import CoreWatch, Proc, contact_data, wait_until
@@ -86,20 +84,6 @@ class Drain:
 
 
 # -- the database and its messages ----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database(backend: str, admin_url: str, workdir: Path, label: str) -> Iterator[str]:
-    if backend == "sqlite":
-        path = workdir / f"{label}.db"
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-    else:
-        with temporary_postgres_database(admin_url, label) as url:
-            yield url
 
 
 def prefill(url: str, receiver_url: str, count: int, size: int, out: Path) -> str:
@@ -338,7 +322,7 @@ def throughput(args: argparse.Namespace) -> None:
                 shift = run % len(contenders)
                 for who in contenders[shift:] + contenders[:shift]:
                     # A fresh database for each contender, filled the same way before timing.
-                    with database(backend, args.postgres_url, workdir, f"{who}{run}") as url:
+                    with fresh_database(backend, args.postgres_url, workdir, f"{who}{run}") as url:
                         messages = workdir / "messages.jsonl"
                         receiver_url = f"http://127.0.0.1:{port}/hook"
                         size = args.body_bytes

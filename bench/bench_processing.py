@@ -28,13 +28,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from common import (
     DEFAULT_POSTGRES_URL,
+    fresh_database,
     hookhub_command,
     machine_info,
     median,
@@ -42,7 +41,6 @@ from common import (
     postgres_reachable,
     print_machine,
     process_cpu_seconds,
-    temporary_postgres_database,
 )
 from delivery_support import Proc, wait_until
 from inbound_backlog import RequestLog
@@ -101,20 +99,6 @@ class Drain:
     @property
     def cpu_us(self) -> float:
         return self.cpu_seconds / self.requests * 1e6
-
-
-@contextmanager
-def fresh_database(backend: str, admin_url: str, workdir: Path, label: str) -> Iterator[str]:
-    if backend == "sqlite":
-        path = workdir / f"{label}.db"
-        try:
-            yield f"sqlite:///{path}"
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-    else:
-        with temporary_postgres_database(admin_url, label) as url:
-            yield url
 
 
 def prefill(url: str, count: int) -> None:

@@ -312,6 +312,22 @@ def temporary_postgres_database(admin_url: str, label: str) -> Iterator[str]:
 # -- servers --------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def fresh_database(backend: str, admin_url: str, workdir: Path, label: str) -> Iterator[str]:
+    """A new, empty database for one run: a SQLite file in ``workdir``, or a PostgreSQL
+    database created through ``admin_url``; removed afterwards."""
+    if backend == "sqlite":
+        path = workdir / f"{label}.db"
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        with temporary_postgres_database(admin_url, label) as url:
+            yield url
+
+
 class Server:
     """A server subprocess in its own session, so that it and its children can be ended together."""
 
