@@ -6,7 +6,7 @@ a fresh Standard Webhooks signature over the stored bytes -> buffer the outcome 
 outcomes in batches, in one transaction each, with the operational events they cause.
 
 Isolation: each endpoint has a lane with its own concurrency cap, optional rate limit and
-back-off. A lane holds at most three times its cap (a rate-limited one: what its rate lets start
+back-off. A lane holds at most five times its cap (a rate-limited one: what its rate lets start
 under the lease); what it cannot take is given back to the queue unattempted, so one slow or
 black-holed endpoint never holds the others' work, and no attempt starts that its lease
 cannot cover.
@@ -108,9 +108,9 @@ class Lane:
         return self.endpoint.max_concurrency or self.default_cap
 
     def capacity(self, batch_size: int) -> int:
-        """Jobs the lane holds when full: its cap in flight and twice that queued behind."""
+        """Jobs the lane holds when full: its cap in flight and four times that queued behind."""
         per_send = batch_size if self.endpoint.batched else 1
-        sends = 3 * self.cap
+        sends = 5 * self.cap
         rate = self.endpoint.rate_limit
         if rate and self.horizon:
             # Take no more than the rate lets start within the horizon: the rest would wait
@@ -123,15 +123,16 @@ class Lane:
         return max(0, self.capacity(batch_size) - self.in_flight * per_send - len(self.queue))
 
     def wants_refill(self, batch_size: int, now: float) -> int:
-        """Room worth a claim of its own: a cap's worth, when more may be due.
+        """Room worth a claim of its own: two caps' worth, when more may be due.
 
-        A busy lane asks while a cap's worth is still queued, so its slots keep sending
-        while the claim runs instead of finishing and being started again.
+        A busy lane asks while two caps' worth are still queued, so its slots keep sending
+        while the claim runs instead of finishing and being started again, and each claim
+        is a transaction of two caps' worth of rows rather than one.
         """
         if not self.more_due or self.blocked(now):
             return 0
         room = self.room(batch_size)
-        return room if room * 3 >= self.capacity(batch_size) else 0
+        return room if room * 5 >= 2 * self.capacity(batch_size) else 0
 
     def blocked(self, now: float) -> bool:
         return self.blocked_until > now
