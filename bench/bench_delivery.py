@@ -44,6 +44,7 @@ from typing import Any
 
 from common import (
     DEFAULT_POSTGRES_URL,
+    Proc,
     Server,
     free_port,
     fresh_database,
@@ -56,7 +57,7 @@ from common import (
     process_cpu_seconds,
 )
 from delivery_scenarios import add_scenario_commands
-from delivery_support import CoreWatch, Proc, contact_data, wait_until
+from delivery_support import CoreWatch, contact_data, wait_until
 
 SENDER_CORE = 0
 RECEIVER_CORE = 1

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from common import (
     DEFAULT_POSTGRES_URL,
+    Proc,
     fresh_database,
     hookhub_command,
     machine_info,
@@ -42,7 +43,7 @@ from common import (
     print_machine,
     process_cpu_seconds,
 )
-from delivery_support import Proc, wait_until
+from delivery_support import wait_until
 from inbound_backlog import RequestLog
 
 WORKER_CORE = 0

@@ -328,8 +328,64 @@ def fresh_database(backend: str, admin_url: str, workdir: Path, label: str) -> I
             yield url
 
 
-class Server:
-    """A server subprocess in its own session, so that it and its children can be ended together."""
+class Proc:
+    """A subprocess in its own session, ended with its process group (also on errors)."""
+
+    def __init__(self, name: str, argv: list[str], *, log_path: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Proc:
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        return self.proc.returncode
+
+    def log(self, tail: int = 2000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-tail:]
+        return ""
+
+    def __enter__(self) -> Proc:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop(signal.SIGKILL)
+
+
+class Server(Proc):
+    """A server :class:`Proc` that counts as started once ``health_url`` answers 200."""
 
     def __init__(
         self,
@@ -340,66 +396,26 @@ class Server:
         log_path: Path,
         env: dict[str, str] | None = None,
     ) -> None:
-        self.name = name
-        self.argv = argv
+        super().__init__(name, argv, log_path=log_path, env=env or {})
         self.health_url = health_url
-        self.log_path = log_path
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self, timeout: float = 60.0) -> None:
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(self.env or {})},
-            start_new_session=True,
-        )
-        log.close()
+    def start(self, timeout: float = 60.0) -> Server:
+        super().start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if not self.alive():
                 raise RuntimeError(
                     f"{self.name} exited at start; see {self.log_path}:\n{self.log()}"
                 )
             try:
                 with urllib.request.urlopen(self.health_url, timeout=2) as answer:
                     if answer.status == 200:
-                        return
+                        return self
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"{self.name} did not answer {self.health_url} within {timeout:.0f} s")
 
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 15.0) -> None:
-        """Send ``sig`` to the server's process group; SIGKILL it if it outlives ``timeout``."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(5)
-
-    def log(self, tail: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-tail:]
-        return ""
-
     def __enter__(self) -> Server:
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop(signal.SIGKILL)
+        return self.start()

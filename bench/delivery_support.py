@@ -1,8 +1,8 @@
 """Pieces shared by the outbound delivery benchmarks: signing, bodies, percentiles, processes.
 
 Used by bench_delivery.py (the orchestrator) and by the processes it starts (the receiver, the
-bare sender and the load generator). Talks to 127.0.0.1 only; every process started through
-:class:`Proc` runs in its own session and is ended with its whole process group.
+bare sender and the load generator). Talks to 127.0.0.1 only; the processes are started with
+``common.Proc``, each in its own session and ended with its whole process group.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ import hashlib
 import hmac
 import math
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -158,62 +156,6 @@ class CoreWatch:
 
 
 # -- processes ------------------------------------------------------------------------------------
-
-
-class Proc:
-    """A subprocess in its own session, ended with its process group (also on errors)."""
-
-    def __init__(self, name: str, argv: list[str], *, log_path: Path, env: dict[str, str]) -> None:
-        self.name = name
-        self.argv = argv
-        self.log_path = log_path
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> Proc:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.env},
-                start_new_session=True,
-            )
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        return self.proc.returncode
-
-    def log(self, tail: int = 2000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-tail:]
-        return ""
-
-    def __enter__(self) -> Proc:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop(signal.SIGKILL)
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
