@@ -165,10 +165,11 @@ class InboundReceiver:
         except Exception:
             log.exception("inbound.unexpected_error")
             status, body, headers = 500, {"error": HookhubError().to_dict()}, []
-        await send(
-            {"type": "http.response.start", "status": status, "headers": _JSON_HEADERS + headers}
-        )
-        await send({"type": "http.response.body", "body": jsoncodec.dumps(body)})
+        content = jsoncodec.dumps(body)
+        # A Content-Length spares the chunked framing the server would otherwise add.
+        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode()), *headers]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
 
     async def _handle(
         self, scope: Scope, receive: Receive
