@@ -185,10 +185,11 @@ class InboundReceiver:
         if webhook is None or not webhook.enabled:
             return 404, _error("not_found", "No inbound webhook at this URL."), []
         now = self.clock()
-        raw_headers = [
-            (name.decode("latin-1").lower(), value.decode("latin-1"))
+        # ASGI servers give header names in lower case.
+        raw_headers = tuple(
+            (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in scope["headers"][:MAX_HEADERS_KEPT]
-        ]
+        )
         entry = LogEntry(
             webhook_id=webhook.id,
             received_at=now,
@@ -220,7 +221,7 @@ class InboundReceiver:
             )
         entry.body = body
         provider = get_provider(webhook.source)
-        request = RawRequest(tuple(raw_headers), body)
+        request = RawRequest.received(raw_headers, body)
         try:
             provider.verify(request, webhook.secret or "", now, webhook.options)
             payload = provider.parse(request)
@@ -309,7 +310,7 @@ def _column_text(value: str | None, limit: int = 255) -> str | None:
     return value.replace("\x00", "\ufffd")[:limit]
 
 
-def _headers_json(headers: list[tuple[str, str]]) -> str:
+def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
     kept = [[n, "[redacted]" if n in SENSITIVE_HEADERS else v[:4096]] for n, v in headers]
     return jsoncodec.dumps(kept).decode()
 

@@ -20,13 +20,18 @@ _CLAIM_DEDUPE = (
     " VALUES {rows} ON CONFLICT DO NOTHING RETURNING webhook_id, dedupe_key"
 )
 _INSERT_REQUEST = (
-    "INSERT INTO inbound_requests (webhook_id, received_at, status, http_status, headers, body,"
-    " event_type, dedupe_key, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO inbound_requests (id, webhook_id, received_at, status, http_status, headers,"
+    " body, event_type, dedupe_key, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_NEXT_IDS_PG = (
+    "SELECT nextval(pg_get_serial_sequence('inbound_requests', 'id'))"
+    " FROM generate_series(1, %s) ORDER BY 1"
+)
+_LAST_ID_SQLITE = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inbound_requests'), 0),"
+    " coalesce((SELECT max(id) FROM inbound_requests), 0))"
 )
 _LIVE_WEBHOOKS = "SELECT id FROM inbound_webhooks WHERE id IN ({ids})"
-_SET_DEDUPE_REQUEST = (
-    "UPDATE inbound_dedupe SET request_id = ? WHERE webhook_id = ? AND dedupe_key = ?"
-)
 
 
 # Processing runs these for every request: built once (see store/contacts.py).
@@ -153,17 +158,24 @@ class InboundRequestStore:
             return
         cursor = self.conn.connection.cursor()  # the same connection, the same transaction
         try:
-            won = self._claim_dedupe_keys(cursor, entries)
+            # Ids first, so each dedupe key is claimed already naming its request.
+            for entry, new_id in zip(entries, self._next_ids(cursor, len(entries)), strict=True):
+                entry.id = new_id
+            self._claim_dedupe_keys(cursor, entries)
             self._insert_requests(cursor, entries)
-            claimed = [
-                (e.id, e.webhook_id, e.dedupe_key)
-                for e in entries
-                if e.status == "received" and (e.webhook_id, e.dedupe_key) in won
-            ]
-            if claimed:
-                cursor.executemany(self._sql(_SET_DEDUPE_REQUEST), claimed)
         finally:
             cursor.close()
+
+    def _next_ids(self, cursor: Any, count: int) -> range | list[int]:
+        """``count`` fresh request ids, in order."""
+        if self._pg:
+            cursor.execute(_NEXT_IDS_PG, (count,))
+            return [row[0] for row in cursor.fetchall()]
+        # Under BEGIN IMMEDIATE nothing else inserts, and AUTOINCREMENT goes on from the
+        # highest id it ever gave (sqlite_sequence has no row until the first insert).
+        cursor.execute(_LAST_ID_SQLITE)
+        last = int(cursor.fetchone()[0])
+        return range(last + 1, last + 1 + count)
 
     def _sql(self, text_: str) -> str:
         return text_.replace("?", "%s") if self._pg else text_
@@ -175,8 +187,8 @@ class InboundRequestStore:
         first: dict[tuple[int, str | None], LogEntry] = {}
         for entry in keyed:
             first.setdefault((entry.webhook_id, entry.dedupe_key), entry)
-        rows = ", ".join(["(?, ?, 0, ?)"] * len(first))
-        params = [v for (w, k), e in first.items() for v in (w, k, e.received_at)]
+        rows = ", ".join(["(?, ?, ?, ?)"] * len(first))
+        params = [v for (w, k), e in first.items() for v in (w, k, e.id, e.received_at)]
         cursor.execute(self._sql(_CLAIM_DEDUPE.format(rows=rows)), params)
         won = {(w, k) for w, k in cursor.fetchall()}
         for entry in keyed:
@@ -188,6 +200,7 @@ class InboundRequestStore:
     def _insert_requests(self, cursor: Any, entries: Sequence[LogEntry]) -> None:
         rows = [
             (
+                e.id,
                 e.webhook_id,
                 e.received_at,
                 e.status,
@@ -200,22 +213,7 @@ class InboundRequestStore:
             )
             for e in entries
         ]
-        if self._pg:
-            cursor.executemany(self._sql(_INSERT_REQUEST) + " RETURNING id", rows, returning=True)
-            ids: list[int] = []
-            while True:
-                ids.extend(row[0] for row in cursor.fetchall())
-                if not cursor.nextset():
-                    break
-        else:
-            # Under BEGIN IMMEDIATE nothing else inserts, and AUTOINCREMENT counts up by one:
-            # the group's ids are the last one and those just below it, in order.
-            cursor.executemany(_INSERT_REQUEST, rows)
-            cursor.execute("SELECT last_insert_rowid()")
-            last = int(cursor.fetchone()[0])
-            ids = list(range(last - len(rows) + 1, last + 1))
-        for entry, new_id in zip(entries, ids, strict=True):
-            entry.id = new_id
+        cursor.executemany(self._sql(_INSERT_REQUEST), rows)
 
     def _of_live_webhooks(self, entries: Sequence[LogEntry]) -> Sequence[LogEntry]:
         """The entries whose webhook still exists; the others become ``gone``.
