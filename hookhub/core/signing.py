@@ -55,7 +55,7 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     """One ``v1,<base64>`` signature of ``body`` sent as message ``msg_id`` at ``timestamp``."""
     if isinstance(timestamp, bool) or not isinstance(timestamp, int):
         raise TypeError("timestamp must be whole seconds since the epoch (int)")
-    digest = _digest(parse_secret(secret), msg_id, str(timestamp), body)
+    digest = _digest(_secret_key(secret), msg_id, str(timestamp), body)
     return f"{_VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
@@ -146,6 +146,11 @@ def _keyed(key: bytes) -> hmac.HMAC:
     # A keyed HMAC copied per message: OpenSSL looks the digest up and keys it once, not on
     # every signature (in a busy worker that lookup cost more than hashing the body).
     return hmac.new(key, digestmod=hashlib.sha256)
+
+
+@functools.lru_cache(maxsize=1024)  # a worker signs with the same few secrets all day
+def _secret_key(secret: str) -> bytes:
+    return parse_secret(secret)
 
 
 def _required(headers: Mapping[str, str], name: str) -> str:

@@ -198,6 +198,12 @@ class AiohttpTransport:
             raise RuntimeError("AiohttpTransport is bound to another event loop")
         return self._session
 
+    def _with_defaults(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """``headers`` with this transport's defaults under any the caller did not set."""
+        if "user-agent" in headers:
+            return headers  # the delivery worker's, complete (its per-endpoint base headers)
+        return {**self._default_headers, **headers}
+
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> AttemptResult:
@@ -224,7 +230,7 @@ class AiohttpTransport:
             async with session.post(
                 url,
                 data=body,
-                headers={**self._default_headers, **headers},
+                headers=self._with_defaults(headers),
                 allow_redirects=False,
                 timeout=client_timeout,
             ) as response:
@@ -235,7 +241,11 @@ class AiohttpTransport:
                     raw = await response.read()  # announced and within the bound
                 else:
                     raw = await _read_bounded(response.content, MAX_RESPONSE_BODY)
-                response_body = _decode(raw, response.charset) if raw else ""
+                # Most answers are short ASCII ("ok", "{}"): no charset to look up.
+                if raw.isascii():
+                    response_body = raw.decode("ascii")
+                else:
+                    response_body = _decode(raw, response.charset)
         except TimeoutError:
             stage = "reading the response" if status is not None else "waiting for a response"
             return result("timeout", f"no complete response within {timeout:g} s ({stage})")

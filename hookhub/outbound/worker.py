@@ -102,6 +102,9 @@ class Lane:
     """Seconds a claimed job may wait here and still be sent under its lease."""
     more_due: bool = True
     """Whether the queue may hold more due work for this endpoint than the lane last took."""
+    base_headers: dict[str, str] = field(default_factory=dict)
+    base_headers_of: Endpoint | None = None
+    """The configuration ``base_headers`` was built from (rebuilt when the endpoint changes)."""
 
     @property
     def cap(self) -> int:
@@ -578,7 +581,7 @@ class DeliveryWorker:
             else:
                 msg_id, body = jobs[0].message_id, jobs[0].payload
             started = self.clock()
-            headers = self._headers(endpoint, msg_id, body, started)
+            headers = self._headers(lane, msg_id, body, started)
             result = await self.transport.post(
                 endpoint.url, body, headers, self.settings.delivery_timeout
             )
@@ -586,9 +589,23 @@ class DeliveryWorker:
         except Exception:  # a bug must not lose the deliveries: their lease will expire
             log.exception("worker.send_failed", extra={"webhook_id": endpoint.id})
 
-    def _headers(self, endpoint: Endpoint, msg_id: str, body: bytes, now: float) -> dict[str, str]:
-        headers = dict(endpoint.headers)
+    def _headers(self, lane: Lane, msg_id: str, body: bytes, now: float) -> dict[str, str]:
+        endpoint = lane.endpoint
+        if lane.base_headers_of is not endpoint:
+            lane.base_headers = self._base_headers(endpoint)
+            lane.base_headers_of = endpoint
+        headers = lane.base_headers.copy()
         headers.update(signing.headers(endpoint.signing_secrets(now), msg_id, int(now), body))
+        return headers
+
+    def _base_headers(self, endpoint: Endpoint) -> dict[str, str]:
+        """What every request to ``endpoint`` carries, built once per configuration."""
+        # Custom headers keep the letter case they were configured with: some receivers
+        # compare names exactly. One of them replaces the default of the same name.
+        headers = {"accept-encoding": "identity"}
+        for name, value in endpoint.headers.items():
+            headers.pop(name.lower(), None)
+            headers[name] = value
         headers["content-type"] = "application/json"
         headers["user-agent"] = self._user_agent
         auth = endpoint.auth
