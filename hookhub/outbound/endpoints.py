@@ -19,7 +19,7 @@ from hookhub.config import Settings
 from hookhub.core import jsoncodec
 from hookhub.core.catalog import CATALOG, WILDCARD
 from hookhub.core.urlguard import DestinationPolicy, check_url
-from hookhub.errors import NotFound, ValidationFailed
+from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.models import Delivery, Endpoint
 from hookhub.outbound.outbox import Outbox, build_message
 from hookhub.store.database import Database, after_commit
@@ -326,7 +326,15 @@ class EndpointService:
         with self.db.write() as conn:
             deliveries = DeliveryStore(conn)
             if not deliveries.requeue(delivery_id, datetime.now(UTC).timestamp()):
-                raise NotFound(f"No delivery {delivery_id}.", details={"delivery_id": delivery_id})
+                if deliveries.get(delivery_id) is None:
+                    raise NotFound(
+                        f"No delivery {delivery_id}.", details={"delivery_id": delivery_id}
+                    )
+                raise Conflict(
+                    "The delivery is being attempted right now; retry it once the attempt is"
+                    " recorded.",
+                    details={"delivery_id": delivery_id},
+                )
             self._wake_after(conn)
             delivery = deliveries.get(delivery_id)
         assert delivery is not None

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, text, update
+from sqlalchemy import Connection, Row, func, insert, or_, select, text, update
 
 from hookhub.outbound.models import Attempt, Delivery
 from hookhub.store.schema import UTCDateTime, deliveries, delivery_attempts
@@ -262,9 +262,18 @@ class DeliveryStore:
         return owned
 
     def requeue(self, delivery_id: int, now: float) -> bool:
+        """Make a delivery due now, unless a worker holds it (an attempt may be under way).
+
+        Answers whether it was requeued; False for an unknown id as for a leased one (tell
+        them apart with :meth:`get`). Requeuing a leased delivery would let a second worker
+        send it while the first is still sending.
+        """
         result = self.conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id)
+            .where(
+                deliveries.c.id == delivery_id,
+                or_(deliveries.c.lease_owner.is_(None), deliveries.c.next_attempt_at <= now),
+            )
             .values(status="pending", next_attempt_at=now, lease_owner=None, updated_at=now)
         )
         return bool(result.rowcount)

@@ -17,11 +17,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from hookhub.core.catalog import CATALOG, EVENT_TYPES
 from hookhub.services import Services
+from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.endpoints import EndpointStore
+from hookhub.store.schema import deliveries
 from tests.support.delivery import (
     Script,
     api_client,
@@ -640,6 +643,41 @@ async def test_retry_sends_a_delivery_again(tuned: Any) -> None:
     message = client.get(f"{API}/messages/{delivery['message_id']}").json()
     [state] = message["deliveries"]
     assert [a["status_code"] for a in state["attempts"]] == [500, 200]
+
+
+def test_retry_of_a_delivery_in_flight_is_refused(tuned: Any) -> None:
+    """A worker holds the delivery (its attempt may be on the wire): requeuing it would let a
+    second worker send it at the same time. Once the lease has ended, retry works."""
+    services, client = tuned()
+    webhook = create(client, url="https://in-flight.example", events=["contact.created"])
+    create_contact(services, "in-flight@example.com")
+    [delivery] = client.get(f"{API}/webhooks/{webhook['id']}/deliveries").json()["data"]
+    now = time.time()
+    with services.db.write() as conn:
+        [claimed] = DeliveryStore(conn).claim_for_endpoint(
+            endpoint_id=webhook["id"], now=now, lease_until=now + 60, owner="w-1", limit=10
+        )
+    assert claimed.id == delivery["id"]
+
+    busy = client.post(f"{API}/deliveries/{delivery['id']}/retry")
+    assert busy.status_code == 409, busy.text
+    assert busy.json()["error"]["code"] == "conflict"
+    assert busy.json()["error"]["details"] == {"delivery_id": delivery["id"]}
+    with services.db.read() as conn:
+        held = DeliveryStore(conn).get(delivery["id"])
+    assert held is not None
+    assert held.status == "pending"  # untouched, still the worker's
+    assert held.in_flight
+
+    with services.db.write() as conn:  # the worker died: its lease ran out
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery["id"])
+            .values(next_attempt_at=now - 1)
+        )
+    retried = client.post(f"{API}/deliveries/{delivery['id']}/retry")
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["status"] == "pending"
 
 
 async def test_message_shows_each_endpoints_state(tuned: Any) -> None:

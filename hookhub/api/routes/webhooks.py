@@ -107,4 +107,9 @@ def recover(webhook_id: WebhookId, body: Recover, services: ServicesDep) -> Resp
 
 @router.post("/deliveries/{delivery_id}/retry", status_code=202, response_model=DeliveryOut)
 def retry_delivery(delivery_id: DeliveryId, services: ServicesDep) -> Response:
+    """Send the delivery again (whatever its state), as soon as a worker is free.
+
+    409 while a worker holds it: an attempt may be on the wire, and a second one would send
+    the message twice. Retry once that attempt is recorded.
+    """
     return JSON(services.endpoints.retry_delivery(delivery_id).to_api(), status_code=202)
