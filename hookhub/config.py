@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     endpoint_disable_after: float = Field(default=5 * 24 * 3600, gt=0)
     allow_private_destinations: Annotated[tuple[str, ...], NoDecode] = ()
     delivery_timeout: float = Field(default=15.0, gt=0)
+    delivery_client: Literal["http11", "aiohttp"] = "http11"
+    """The HTTP client deliveries are sent with: the lean one, or aiohttp's ClientSession."""
     delivery_lease: float | None = Field(default=None, gt=0)
     """How long a claimed delivery stays leased; default: 2 x timeout + 15 s."""
     worker_concurrency: int = Field(default=256, ge=1)

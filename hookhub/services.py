@@ -66,15 +66,20 @@ def build_worker(services: Services) -> DeliveryWorker:
     """A delivery worker with the real HTTP transport and the SSRF guard from settings."""
     from hookhub import __version__
     from hookhub.core.urlguard import DestinationPolicy
-    from hookhub.outbound.sender import AiohttpTransport
+    from hookhub.outbound.http11 import Http11Transport
+    from hookhub.outbound.sender import AiohttpTransport, Transport
     from hookhub.outbound.worker import DeliveryWorker
 
     settings = services.settings
-    transport = AiohttpTransport(
-        policy=DestinationPolicy(settings.allow_private_destinations),
-        limit=settings.worker_concurrency * 2,
-        user_agent=f"hookhub/{__version__}",
-    )
+    policy = DestinationPolicy(settings.allow_private_destinations)
+    user_agent = f"hookhub/{__version__}"
+    transport: Transport
+    if settings.delivery_client == "aiohttp":
+        transport = AiohttpTransport(
+            policy=policy, limit=settings.worker_concurrency * 2, user_agent=user_agent
+        )
+    else:
+        transport = Http11Transport(policy=policy, user_agent=user_agent)
     return DeliveryWorker(
         services.db, services.outbox, settings, transport, metrics=services.metrics
     )

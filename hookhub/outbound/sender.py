@@ -1,9 +1,12 @@
 """The HTTP sender: one POST of one signed body to one endpoint, reported as an ``AttemptResult``.
 
-``Transport`` is the seam the delivery worker talks to; ``AiohttpTransport`` is the real one
-(keep-alive pools, bounded reads, redirects never followed) and ``hookhub.outbound.testing``
-has an in-memory one. The SSRF guard lives in the connector: the resolver drops forbidden
-addresses and the socket factory refuses any forbidden address before a socket connects.
+``Transport`` is the seam the delivery worker talks to. The real ones are
+``hookhub.outbound.http11.Http11Transport`` (the default: a lean HTTP/1.1 client) and
+``AiohttpTransport`` here (aiohttp's ClientSession; ``HOOKHUB_DELIVERY_CLIENT=aiohttp``), both
+with keep-alive pools, bounded reads and redirects never followed; ``hookhub.outbound.testing``
+has an in-memory one. This module also holds what they share (results, the resolver guard).
+Here the SSRF guard lives in the connector: the resolver drops forbidden addresses and the
+socket factory refuses any forbidden address before a socket connects.
 
 It must never raise for a network problem, never send a byte to a refused address, never read
 an unbounded response, and never put URLs, headers or secrets into an error detail.
@@ -31,6 +34,7 @@ __all__ = [
     "MAX_RESPONSE_BODY",
     "AiohttpTransport",
     "AttemptResult",
+    "ClosingTransport",
     "DestinationRefused",
     "GuardedResolver",
     "Transport",
@@ -52,8 +56,8 @@ class AttemptResult:
     duration_ms: float
     error: str | None
     """Error class: "timeout", "connect_error", "dns_error", "tls_error", "destination_refused",
-    "connection_reset", "invalid_response", "invalid_url", "network_error". A 3xx is a status,
-    not an error."""
+    "connection_reset", "invalid_response", "invalid_url", "invalid_request" (a header that
+    cannot be sent), "network_error". A 3xx is a status, not an error."""
     error_detail: str | None
     """A human message; never contains the URL's path or query, headers or secrets."""
     response_body: str | None
@@ -125,7 +129,25 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-class AiohttpTransport:
+class ClosingTransport:
+    """``async with transport:`` closes it on the way out."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class AiohttpTransport(ClosingTransport):
     """The real transport: one keep-alive ``aiohttp.ClientSession`` per transport.
 
     The session is created on first use inside the running loop (asyncio or uvloop), so
@@ -155,17 +177,6 @@ class AiohttpTransport:
         # session defaults, which aiohttp would merge header by header on every request.
         self._default_headers = {"user-agent": user_agent, "accept-encoding": "identity"}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     def _socket_factory(self, addr_info: aiohttp.AddrInfoType) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info

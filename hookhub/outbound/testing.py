@@ -1,8 +1,8 @@
 """An in-memory ``Transport`` for delivery-logic tests: records every POST, answers from a script.
 
 The script is a list of results used in order, or a function of the recorded post (sync or
-async, so it can sleep to play a slow endpoint). It must never open a socket; the real path
-is ``AiohttpTransport``, tested over loopback.
+async, so it can sleep to play a slow endpoint). It must never open a socket; the real ones
+are ``Http11Transport`` (the default) and ``AiohttpTransport``, tested over loopback.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from hookhub.core.urlguard import DestinationPolicy
+from hookhub.outbound.http11 import Http11Transport
 from hookhub.outbound.sender import MAX_RESPONSE_BODY, AiohttpTransport, AttemptResult, Transport
 from hookhub.outbound.testing import RecordingTransport, network_error, respond
 
@@ -224,7 +225,9 @@ NAMES = {
     "mixed.internal.test": ["10.0.0.1", "127.0.0.1"],
 }
 
-MakeTransport = Callable[..., AiohttpTransport]
+RealTransport = AiohttpTransport | Http11Transport
+MakeTransport = Callable[..., RealTransport]
+TRANSPORTS = {"aiohttp": AiohttpTransport, "http11": Http11Transport}
 
 
 @pytest.fixture
@@ -235,14 +238,14 @@ async def receiver() -> AsyncIterator[Receiver]:
     await server.stop()
 
 
-@pytest.fixture
-async def make_transport() -> AsyncIterator[MakeTransport]:
-    made: list[AiohttpTransport] = []
+@pytest.fixture(params=sorted(TRANSPORTS))
+async def make_transport(request: pytest.FixtureRequest) -> AsyncIterator[MakeTransport]:
+    """Each test runs against both real transports: they promise the same."""
+    made: list[RealTransport] = []
+    kind = TRANSPORTS[request.param]
 
-    def make(
-        allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128"), **kwargs: Any
-    ) -> AiohttpTransport:
-        transport = AiohttpTransport(
+    def make(allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128"), **kwargs: Any) -> RealTransport:
+        transport = kind(
             policy=DestinationPolicy(allow),
             user_agent=USER_AGENT,
             resolver=StaticResolver(NAMES),
@@ -521,18 +524,18 @@ async def test_allowed_ipv6_loopback_listener_is_reached(make_transport: MakeTra
     assert v6.connections == 1
 
 
-def test_works_under_uvloop() -> None:
+@pytest.mark.parametrize("kind", sorted(TRANSPORTS))
+def test_works_under_uvloop(kind: str) -> None:
     uvloop = pytest.importorskip("uvloop")
+    transport = TRANSPORTS[kind]
 
     async def scenario() -> tuple[AttemptResult, AttemptResult, int]:
         listener = await CountingListener().start("127.0.0.1")
         url = f"http://127.0.0.1:{listener.port}/"
         try:
-            async with AiohttpTransport(
-                policy=DestinationPolicy([]), user_agent=USER_AGENT
-            ) as refusing:
+            async with transport(policy=DestinationPolicy([]), user_agent=USER_AGENT) as refusing:
                 refused = await refusing.post(url, BODY, HEADERS, 2)
-            async with AiohttpTransport(
+            async with transport(
                 policy=DestinationPolicy(["127.0.0.0/8"]), user_agent=USER_AGENT
             ) as allowing:
                 allowed = await allowing.post(url, BODY, HEADERS, 5)
@@ -574,3 +577,133 @@ async def test_recording_transport_scripts_answers_for_worker_tests() -> None:
     await by_url.close()
     with pytest.raises(RuntimeError, match="closed"):
         await by_url.post("https://c.example/", b"", {}, 1)
+
+
+# -- the lean transport on answers a well-behaved aiohttp receiver never gives ------------------
+
+
+class ScriptedServer:
+    """Reads each request whole, then writes the next scripted bytes (None: close, no answer)."""
+
+    def __init__(self, answers: list[bytes | None]) -> None:
+        self.answers = list(answers)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ScriptedServer:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while self.answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                self.requests.append(head + await reader.readexactly(length))
+                answer = self.answers.pop(0)
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+                if b"connection: close" in answer.lower():
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def lean() -> Http11Transport:
+    return Http11Transport(policy=DestinationPolicy(["127.0.0.0/8"]), user_agent=USER_AGENT)
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+INTERIM = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok"
+LATIN1 = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=latin-1\r\nContent-Length: 3\r\n\r\n"
+    b"Z\xf6e"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "body"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", "hello"),
+        (CHUNKED, "abcde"),
+        (INTERIM, "ok"),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", ""),
+        (LATIN1, "Zöe"),
+    ],
+)
+async def test_lean_transport_reads_every_framing(answer: bytes, body: str) -> None:
+    async with ScriptedServer([answer, answer]) as server, lean() as transport:
+        first = await transport.post(f"http://127.0.0.1:{server.port}/a?b=1", BODY, HEADERS, 5)
+        second = await transport.post(f"http://127.0.0.1:{server.port}/a", BODY, HEADERS, 5)
+    assert first.ok, first
+    assert first.response_body == body
+    assert second.ok, second
+    assert server.connections == 1  # kept alive across both
+    assert server.requests[0].startswith(b"POST /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:")
+    assert server.requests[0].endswith(b"\r\n\r\n" + BODY)
+
+
+async def test_lean_transport_reads_a_body_that_ends_with_the_connection() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil the end"
+    async with ScriptedServer([answer, answer]) as server, lean() as transport:
+        first = await transport.post(f"http://127.0.0.1:{server.port}/", BODY, HEADERS, 5)
+        second = await transport.post(f"http://127.0.0.1:{server.port}/", BODY, HEADERS, 5)
+    assert (first.status_code, first.error, first.response_body) == (200, None, "until the end")
+    assert second.ok
+    assert server.connections == 2  # a closed connection is never reused
+
+
+async def test_lean_transport_reports_a_silent_close_and_a_broken_answer() -> None:
+    async with ScriptedServer([None]) as server, lean() as transport:
+        silent = await transport.post(f"http://127.0.0.1:{server.port}/", BODY, HEADERS, 5)
+    assert (silent.error, silent.status_code) == ("connection_reset", None)
+    async with ScriptedServer([b"HTTP/1.1 abc\r\n\r\n"]) as server, lean() as transport:
+        broken = await transport.post(f"http://127.0.0.1:{server.port}/", BODY, HEADERS, 5)
+    assert broken.error == "invalid_response"
+    cut = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\nshort"
+    async with ScriptedServer([cut]) as server, lean() as transport:
+        short = await transport.post(f"http://127.0.0.1:{server.port}/", BODY, HEADERS, 5)
+    assert (short.error, short.status_code, short.ok) == ("invalid_response", 200, False)
+
+
+async def test_lean_transport_sends_no_header_that_would_split_the_request() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+    async with ScriptedServer([answer]) as server, lean() as transport:
+        result = await transport.post(
+            f"http://127.0.0.1:{server.port}/", BODY, {"x-a": "1\r\nx-b: 2"}, 5
+        )
+    assert result.error == "invalid_request"
+    assert server.requests == []
+
+
+async def test_lean_transport_names_a_failed_tls_handshake() -> None:
+    async def plain_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")  # not TLS
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(plain_http, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with lean() as transport:
+            result = await transport.post(f"https://127.0.0.1:{port}/", BODY, HEADERS, 5)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert result.error == "tls_error", result
+    assert result.status_code is None
+    assert result.error_detail is not None
+    assert result.error_detail.startswith(f"TLS handshake with 127.0.0.1:{port} failed")
