@@ -64,7 +64,27 @@ _SQL = {
     ),
 }
 _PG_LOCK = " FOR UPDATE OF d SKIP LOCKED"
+_PG_ATTEMPTS = (
+    "INSERT INTO delivery_attempts (delivery_id, attempted_at, status_code, duration_ms, error,"
+    " error_detail, response_body) SELECT * FROM unnest(%s::bigint[], %s::float8[], %s::int[],"
+    " %s::float8[], %s::text[], %s::text[], %s::text[])"
+)
+_PG_ACKNOWLEDGE = (
+    "UPDATE deliveries AS d SET status = v.status, attempt_count = v.attempt_count,"
+    " next_attempt_at = v.next_attempt_at, last_status_code = v.code, lease_owner = NULL,"
+    " updated_at = %s FROM unnest(%s::text[], %s::int[], %s::float8[], %s::int[], %s::bigint[])"
+    " AS v(status, attempt_count, next_attempt_at, code, id) WHERE d.id = v.id"
+)
 _UTC = UTCDateTime()
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> tuple[list[Any], ...]:
+    """Rows as one list per column (PostgreSQL array parameters)."""
+    columns: tuple[list[Any], ...] = tuple([] for _ in range(width))
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    return columns
 
 
 def _placeholders(count: int) -> str:
@@ -250,15 +270,24 @@ class DeliveryStore:
             for o in updates
             if o.delivery_id in existing
         ]
-        if attempts:
-            self.conn.exec_driver_sql(self._sql(_SQL["attempt"]), attempts)
         acknowledged = [
             (o.status, o.attempt_count, o.next_attempt_at, o.status_code, now, o.delivery_id)
             for o in updates
             if o.delivery_id in owned
         ]
+        if self._pg:
+            # One statement each, the rows as arrays: executemany would send a statement a
+            # row, and on PostgreSQL that per-row round of work is what a busy worker pays for.
+            if attempts:
+                self.conn.exec_driver_sql(_PG_ATTEMPTS, _columns(attempts, 7))
+            if acknowledged:
+                status, count, next_at, code, _now, ids = _columns(acknowledged, 6)
+                self.conn.exec_driver_sql(_PG_ACKNOWLEDGE, (now, status, count, next_at, code, ids))
+            return owned
+        if attempts:
+            self.conn.exec_driver_sql(_SQL["attempt"], attempts)
         if acknowledged:
-            self.conn.exec_driver_sql(self._sql(_SQL["acknowledge"]), acknowledged)
+            self.conn.exec_driver_sql(_SQL["acknowledge"], acknowledged)
         return owned
 
     def requeue(self, delivery_id: int, now: float) -> bool:
