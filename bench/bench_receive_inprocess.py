@@ -1,0 +1,165 @@
+"""The receive path without HTTP: Hookhub's receiver called in-process, 64 requests at a time.
+
+``bench_inbound.py`` measures receiving through uvicorn and the kernel, where others' load moves
+single runs by 10-20 %. This isolates what Hookhub itself adds per request: the receiver
+(``hookhub.inbound.receiver.InboundReceiver``) is called directly as an ASGI app on uvloop,
+in this process pinned to core 0, with signed Stripe ``customer.created`` requests (unique
+ids, bench/inbound_requests.py), against a fresh SQLite file, including its group commits
+(in a worker thread, as in the server). Prints CPU time per request (all threads) per run.
+
+Each run is a fresh process. ``--compare-source DIR`` also runs the ``hookhub`` package found
+in DIR (a checkout of another commit: ``git archive <rev> hookhub | tar -x -C DIR``),
+alternating with this one, so a change is measured before and after in the same minutes.
+``--no-database`` replaces the log write with a stub that only numbers the entries: the
+receiver's own share.
+
+    .venv/bin/python bench/bench_receive_inprocess.py [--requests 20000] [--runs 3]
+    .venv/bin/python bench/bench_receive_inprocess.py --compare-source /tmp/before
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+from common import machine_info, median, print_machine
+from inbound_requests import customer_created_bodies
+
+from hookhub.config import load_settings
+from hookhub.inbound.receiver import InboundReceiver
+from hookhub.services import build_services
+from hookhub.store.inbound import LogEntry
+from hookhub.store.migrate import migrate
+
+CONCURRENCY = 64
+
+
+def requests(token: str, secret: str, count: int) -> list[tuple[dict[str, Any], bytes]]:
+    stamp = str(int(time.time())).encode()
+    made = []
+    for body in customer_created_bodies("inproc", count):
+        v1 = hmac.new(secret.encode(), stamp + b"." + body, hashlib.sha256).hexdigest().encode()
+        headers = [
+            (b"host", b"127.0.0.1:8000"),
+            (b"user-agent", b"Stripe/1.0 (+https://stripe.com/docs/webhooks)"),
+            (b"content-type", b"application/json; charset=utf-8"),
+            (b"stripe-signature", b"t=" + stamp + b",v1=" + v1),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        scope = {"type": "http", "method": "POST", "path": "/in/" + token, "headers": headers}
+        made.append((scope, body))
+    return made
+
+
+async def drive(receiver: InboundReceiver, batch: list[tuple[dict[str, Any], bytes]]) -> list[int]:
+    statuses: list[int] = []
+
+    async def one(scope: dict[str, Any], body: bytes) -> None:
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await receiver(scope, receive, send)
+
+    for start in range(0, len(batch), CONCURRENCY):
+        await asyncio.gather(*(one(*r) for r in batch[start : start + CONCURRENCY]))
+    return statuses
+
+
+def one_run(count: int, no_database: bool) -> float:
+    """CPU seconds per request of one run on a fresh database."""
+    with tempfile.TemporaryDirectory(prefix="hookhub-bench-receive-") as tmp:
+        settings = load_settings(database_url=f"sqlite:///{Path(tmp) / 'hookhub.db'}")
+        services = build_services(settings)
+        try:
+            migrate(services.db)
+            secret = "whsec_" + os.urandom(16).hex()
+            webhook, _ = services.inbound.create(
+                {"name": "bench", "source": "stripe", "secret": secret}
+            )
+            receiver = InboundReceiver(
+                services.inbound,
+                max_body=settings.max_body_bytes,
+                default_rate_limit=None,
+                metrics=services.metrics,
+            )
+            if no_database:
+                numbers = itertools.count(1)
+
+                def numbered(_self: object, entries: list[LogEntry]) -> None:
+                    for entry in entries:
+                        entry.id = next(numbers)
+
+                receiver.journal._write = numbered.__get__(receiver.journal)  # type: ignore[method-assign]
+            batch = requests(webhook.token, secret, count + 1)
+            uvloop.run(drive(receiver, batch[:1]))  # warm: caches, first statement compiles
+            started = time.process_time()
+            statuses = uvloop.run(drive(receiver, batch[1:]))
+            used = time.process_time() - started
+        finally:
+            services.close()
+    if set(statuses) != {202} or len(statuses) != count:
+        raise RuntimeError(f"unexpected answers: {sorted(set(statuses))}, {len(statuses)}")
+    return used / count
+
+
+def measure(args: argparse.Namespace, source: str | None) -> float:
+    """One run in a fresh process (with the package in ``source`` first on its path)."""
+    env = dict(os.environ)
+    if source is not None:
+        env["PYTHONPATH"] = source
+    argv = [sys.executable, __file__, "--one-run", "--requests", str(args.requests)]
+    if args.no_database:
+        argv.append("--no-database")
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-database", action="store_true")
+    parser.add_argument("--compare-source", help="a directory holding another hookhub package")
+    parser.add_argument("--one-run", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {0})
+    if args.one_run:
+        print(one_run(args.requests, args.no_database))
+        return
+    print_machine(machine_info(None))
+    what = "receiver only (log write stubbed)" if args.no_database else "receiver + SQLite log"
+    print(f"\n{what}: {args.requests:,} signed Stripe requests, {CONCURRENCY} at a time, core 0\n")
+    contenders: dict[str, str | None] = {"hookhub": None}
+    if args.compare_source:
+        contenders[f"hookhub from {args.compare_source}"] = args.compare_source
+    figures: dict[str, list[float]] = {name: [] for name in contenders}
+    for run in range(1, args.runs + 1):
+        order = list(contenders.items())
+        if run % 2 == 0:
+            order.reverse()
+        for name, source in order:
+            per_request = measure(args, source)
+            figures[name].append(per_request)
+            print(f"  run {run}: {name:<40} {per_request * 1e6:6.1f} us CPU a request")
+    print(f"\nmedians of {args.runs} runs:")
+    for name, values in figures.items():
+        print(f"  {name:<40} {median(values) * 1e6:6.1f} us CPU a request")
+
+
+if __name__ == "__main__":
+    main()
