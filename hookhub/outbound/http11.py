@@ -36,11 +36,11 @@ from hookhub.outbound.sender import (
     _RESET_ERRNOS,
     MAX_RESPONSE_BODY,
     AttemptResult,
-    ClosingTransport,
     DestinationRefused,
     GuardedResolver,
-    _decode,
+    TransportBase,
     _parse_ip,
+    decode_body,
 )
 
 __all__ = ["Http11Transport"]
@@ -127,7 +127,6 @@ class _Connection(asyncio.Protocol):
         self.truncated = False
         self.complete = False
         self.keep_alive = False
-        self.got_bytes = False
         self.length_known = False
         self._interim = False
 
@@ -158,7 +157,6 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
         if self._waiter is None or self.complete:
             self.abort()  # bytes nobody asked for: the connection cannot be trusted
             return
@@ -242,7 +240,7 @@ class _Connection(asyncio.Protocol):
         return self.complete and self.keep_alive and not self.truncated and not self.closed
 
 
-class Http11Transport(ClosingTransport):
+class Http11Transport(TransportBase):
     """Keep-alive connections per origin; the destination policy checks every address dialled.
 
     ``resolver`` replaces the system resolver (aiohttp's ``ThreadedResolver``), e.g. to map
@@ -258,10 +256,10 @@ class Http11Transport(ClosingTransport):
         resolver: AbstractResolver | None = None,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        super().__init__(user_agent=user_agent)
         self._policy = policy
         self._resolver = GuardedResolver(resolver or ThreadedResolver(), policy)
         self._ssl_context = ssl_context
-        self._default_headers = {"user-agent": user_agent, "accept-encoding": "identity"}
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._busy: set[_Connection] = set()
         self._swept_at = 0.0
@@ -300,12 +298,8 @@ class Http11Transport(ClosingTransport):
         finally:
             if connection is not None:
                 self._busy.discard(connection)
-        response_body = b"".join(connection.chunks)
-        text = (
-            response_body.decode("ascii")
-            if response_body.isascii()
-            else _decode(response_body, _charset(connection.content_type))
-        )
+        content_type = connection.content_type
+        text = decode_body(b"".join(connection.chunks), lambda: _charset(content_type))
         result = AttemptResult(
             status_code=connection.status,
             duration_ms=(time.perf_counter() - started) * 1000,
@@ -321,10 +315,8 @@ class Http11Transport(ClosingTransport):
         return result
 
     def _request(self, target: _Target, body: bytes, headers: Mapping[str, str]) -> bytes:
-        if "user-agent" not in headers:
-            headers = {**self._default_headers, **headers}
         lines = [target.head]
-        for name, value in headers.items():
+        for name, value in self._with_defaults(headers).items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
                 raise _Failure("invalid_request", f"header {name!r} cannot be sent")
             lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))

@@ -19,7 +19,7 @@ import errno
 import ipaddress
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
@@ -34,10 +34,11 @@ __all__ = [
     "MAX_RESPONSE_BODY",
     "AiohttpTransport",
     "AttemptResult",
-    "ClosingTransport",
     "DestinationRefused",
     "GuardedResolver",
     "Transport",
+    "TransportBase",
+    "decode_body",
 ]
 
 MAX_RESPONSE_BODY = 64 * 1024
@@ -129,8 +130,18 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-class ClosingTransport:
-    """``async with transport:`` closes it on the way out."""
+class TransportBase:
+    """What the real transports share: default headers, and ``async with`` closing them."""
+
+    def __init__(self, *, user_agent: str) -> None:
+        # Sent with every request unless the caller sets them (the delivery worker sets both).
+        self._default_headers = {"user-agent": user_agent, "accept-encoding": "identity"}
+
+    def _with_defaults(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """``headers`` with this transport's defaults under any the caller did not set."""
+        if "user-agent" in headers:
+            return headers  # the delivery worker's, complete (its per-endpoint base headers)
+        return {**self._default_headers, **headers}
 
     async def close(self) -> None:
         raise NotImplementedError
@@ -147,7 +158,7 @@ class ClosingTransport:
         await self.close()
 
 
-class AiohttpTransport(ClosingTransport):
+class AiohttpTransport(TransportBase):
     """The real transport: one keep-alive ``aiohttp.ClientSession`` per transport.
 
     The session is created on first use inside the running loop (asyncio or uvloop), so
@@ -165,6 +176,7 @@ class AiohttpTransport(ClosingTransport):
         user_agent: str,
         resolver: AbstractResolver | None = None,
     ) -> None:
+        super().__init__(user_agent=user_agent)
         self._policy = policy
         self._limit = limit
         self._limit_per_host = limit_per_host
@@ -173,9 +185,6 @@ class AiohttpTransport(ClosingTransport):
         self._guarded: GuardedResolver | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
-        # Sent with every request; merged into the caller's headers here rather than kept as
-        # session defaults, which aiohttp would merge header by header on every request.
-        self._default_headers = {"user-agent": user_agent, "accept-encoding": "identity"}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _socket_factory(self, addr_info: aiohttp.AddrInfoType) -> socket.socket:
@@ -209,12 +218,6 @@ class AiohttpTransport(ClosingTransport):
             raise RuntimeError("AiohttpTransport is bound to another event loop")
         return self._session
 
-    def _with_defaults(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """``headers`` with this transport's defaults under any the caller did not set."""
-        if "user-agent" in headers:
-            return headers  # the delivery worker's, complete (its per-endpoint base headers)
-        return {**self._default_headers, **headers}
-
     async def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> AttemptResult:
@@ -241,6 +244,8 @@ class AiohttpTransport(ClosingTransport):
             async with session.post(
                 url,
                 data=body,
+                # Merged here, not kept as session defaults: aiohttp would merge those header
+                # by header on every request.
                 headers=self._with_defaults(headers),
                 allow_redirects=False,
                 timeout=client_timeout,
@@ -252,11 +257,7 @@ class AiohttpTransport(ClosingTransport):
                     raw = await response.read()  # announced and within the bound
                 else:
                     raw = await _read_bounded(response.content, MAX_RESPONSE_BODY)
-                # Most answers are short ASCII ("ok", "{}"): no charset to look up.
-                if raw.isascii():
-                    response_body = raw.decode("ascii")
-                else:
-                    response_body = _decode(raw, response.charset)
+                response_body = decode_body(raw, lambda: response.charset)
         except TimeoutError:
             stage = "reading the response" if status is not None else "waiting for a response"
             return result("timeout", f"no complete response within {timeout:g} s ({stage})")
@@ -304,6 +305,13 @@ async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
         remaining -= len(chunk)
     # Unread bytes stay unread: the connection is then closed instead of reused.
     return b"".join(chunks)
+
+
+def decode_body(raw: bytes, charset: Callable[[], str | None]) -> str:
+    """A response body as text; ``charset`` (of the response) is looked up only if needed."""
+    if raw.isascii():  # most answers are short ASCII ("ok", "{}")
+        return raw.decode("ascii")
+    return _decode(raw, charset())
 
 
 def _decode(raw: bytes, charset: str | None) -> str:
