@@ -22,10 +22,16 @@ times how long the backlog takes to drain and checks, in the database, that ever
 saw a 202 for was processed. Requests/s, latency percentiles, non-2xx answers and CPU use are
 printed per run, then medians and Hookhub's rate as a ratio of ``webhook``'s in the same run.
 
+``--compare-source DIR`` adds, after each Hookhub target, the same target run with the
+``hookhub`` package found in DIR (a checkout of another commit: ``git archive <rev> hookhub |
+tar -x -C DIR``), named ``<target>@before``: a change measured before and after in the same
+minutes.
+
 Needs wrk and webhook (Debian: ``apt-get install -y wrk webhook``) and taskset (util-linux).
 Sends traffic to 127.0.0.1 only.
 
     .venv/bin/python bench/bench_inbound.py [--runs 3] [--duration 15] [--connections 64]
+    .venv/bin/python bench/bench_inbound.py --targets webhook,hookhub-sqlite --compare-source DIR
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ TARGETS = (
     "hookhub-postgresql-split",
 )
 DEFAULT_TARGETS = TARGETS[:4]
+BEFORE = "@before"  # suffix of a target run with --compare-source's package
 WARM_TAG = "warm"
 RUN_TAG = "meas"
 
@@ -143,11 +150,27 @@ def parse_args() -> argparse.Namespace:
         help="admin URL used to create and drop the throwaway database",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--compare-source",
+        type=Path,
+        help="a directory holding another hookhub package, run as <target>@before",
+    )
     args = parser.parse_args()
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = set(args.targets) - set(TARGETS)
     if unknown:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+    if args.compare_source is not None:
+        args.compare_source = args.compare_source.resolve()
+        if not (args.compare_source / "hookhub" / "__init__.py").exists():
+            parser.error(f"no hookhub package in {args.compare_source}")
+        args.targets = [
+            name
+            for target in args.targets
+            for name in (
+                [target, f"{target}{BEFORE}"] if target.startswith("hookhub") else [target]
+            )
+        ]
     args.requests = args.requests or 25_000 * args.duration
     return args
 
@@ -388,7 +411,9 @@ def run_hookhub(
     work_dir: Path,
 ) -> RunResult:
     """``hookhub serve``; or, for ``-split``, ``hookhub api`` with ``hookhub worker`` after it."""
-    split = target.endswith("-split")
+    source = args.compare_source if target.endswith(BEFORE) else None
+    target_env = {"PYTHONPATH": str(source)} if source else {}
+    split = target.removesuffix(BEFORE).endswith("-split")
     api_key = "bench_" + secrets.token_urlsafe(24)
     secret = "whsec_" + secrets.token_hex(16)
     port = free_port()
@@ -406,7 +431,7 @@ def run_hookhub(
         health_url=f"http://127.0.0.1:{port}/healthz",
         log_path=work_dir / f"{target}-{run}.log",
         # No rate limit: the benchmark is one sender as fast as it can go.
-        env={"HOOKHUB_API_KEY": api_key, "HOOKHUB_INBOUND_RATE_LIMIT": "0"},
+        env={"HOOKHUB_API_KEY": api_key, "HOOKHUB_INBOUND_RATE_LIMIT": "0", **target_env},
     )
     log = RequestLog(database_url)
     ack_prefix = work_dir / f"acks-{target}-{run}"
@@ -415,7 +440,7 @@ def run_hookhub(
     def drain() -> bool:
         if not split:
             return wait_for_drain(log, args.drain_timeout)
-        with worker(database_url, worker_log):
+        with worker(database_url, worker_log, source):
             return wait_for_drain(log, args.drain_timeout)
 
     def drain_warmup() -> None:
@@ -449,8 +474,9 @@ def run_hookhub(
 
 
 @contextlib.contextmanager
-def worker(database_url: str, log_path: Path) -> Iterator[None]:
+def worker(database_url: str, log_path: Path, source: Path | None) -> Iterator[None]:
     """``hookhub worker`` pinned to the server's core, in its own session; killed on exit."""
+    env = {**os.environ, "PYTHONPATH": str(source)} if source else None
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
             [*pinned(SERVER_CORE), *hookhub_command(), "worker", "--database-url", database_url],
@@ -458,6 +484,7 @@ def worker(database_url: str, log_path: Path) -> Iterator[None]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            env=env,
         )
     try:
         yield
@@ -565,6 +592,15 @@ def print_summary(results: list[RunResult], targets: list[str]) -> None:
         if values:
             shown = ", ".join(f"{x:.3f}" for x in values)
             print(f"  {target:<19} {shown}  (median {median(values):.3f})")
+    compared = [t for t in targets if t.endswith(BEFORE)]
+    if compared:
+        print("\nratio to the --compare-source package in the same repetition (req/s):")
+        for before in compared:
+            target = before.removesuffix(BEFORE)
+            values = ratios(results, target, before)
+            if values:
+                shown = ", ".join(f"{x:.3f}" for x in values)
+                print(f"  {target:<19} {shown}  (median {median(values):.3f})")
     processed = [r for r in results if r.processing is not None]
     if processed:
         print("\nprocessing after the load (medians):")
@@ -580,7 +616,7 @@ def print_summary(results: list[RunResult], targets: list[str]) -> None:
                 f" req/s, overall {median([p.overall_rate for p in ps]):,.0f} req/s;"
                 f" every 202 processed: {'yes' if all(p.ok for p in ps) else 'NO'}"
             )
-    for target in [t for t in targets if t.startswith("hookhub")]:
+    for target in [t for t in targets if t.startswith("hookhub") and not t.endswith(BEFORE)]:
         values = ratios(results, target, "webhook")
         if not values:
             continue

@@ -110,25 +110,16 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
     import uvicorn
 
     from hookhub.api.app import create_app
-    from hookhub.api.http import GatheringHttpToolsProtocol
+    from hookhub.api.http import server_config
 
     configure_logging(settings.log_level, settings.log_format)
     services = _services(settings)
     _bootstrap_key(services)
     application = create_app(services, run_workers=workers)
-    config = uvicorn.Config(
+    config = server_config(
         application,
         host=settings.host,
         port=settings.port,
-        loop="uvloop",
-        http=GatheringHttpToolsProtocol,
-        log_config=None,
-        access_log=False,
-        # Nothing reads the client's address, so X-Forwarded-For is not worth a layer per
-        # request; and the answer does not advertise the server.
-        proxy_headers=False,
-        server_header=False,
-        lifespan="on",
         timeout_graceful_shutdown=int(settings.delivery_timeout) + 5,
     )
     _settle_heap()

@@ -1,10 +1,14 @@
-"""The receive path, ``POST /in/{token}``: a bare ASGI app, because providers time out.
+"""The receive path, ``POST /in/{token}``: below the web framework, because providers time out.
 
-Order of work, cheapest refusal first: find the webhook (cached) -> rate limit -> read the body
-up to the limit (413 past it, without reading further) -> verify the signature over the raw
+Order of work, cheapest refusal first: find the webhook (cached) -> rate limit -> body size
+(413 past the limit; the HTTP layer stops reading there) -> verify the signature over the raw
 bytes -> parse -> dedupe key and event type -> log durably -> answer. The log is written in
 group commits (:class:`RequestJournal`): every request waiting when a commit starts goes into
 it, and each is answered only after its commit. Rules run later, from the log.
+
+:meth:`InboundReceiver.receive` is the whole path as plain calls and one callback, no task per
+request: ``hookhub serve`` calls it straight from its HTTP protocol (``hookhub.api.http``). The
+receiver is also an ASGI app, for any other server and for the in-process test client.
 
 It must never answer before the request is durable, never parse before verifying, and never let
 anything a client sends become a 500.
@@ -16,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,48 +50,67 @@ CACHE_SIZE = 10_000
 MAX_HEADERS_KEPT = 100
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
+Header = tuple[bytes, bytes]
+Respond = Callable[[int, bytes, Sequence[Header]], None]
+"""How the receiver answers: status, JSON body, headers beyond content type and length."""
+Logged = Callable[[BaseException | None], None]
+
 
 class RequestJournal:
-    """Group commit of request-log entries, off the event loop."""
+    """Group commit of request-log entries, off the event loop.
+
+    :meth:`add` queues an entry with a callback; every entry queued while a commit runs goes
+    into the next one, and each callback hears, after its commit, whether it failed.
+    """
 
     def __init__(self, db: Database, on_commit: Callable[[], None]) -> None:
         self.db = db
         self.on_commit = on_commit
-        self._pending: list[tuple[LogEntry, asyncio.Future[None]]] = []
+        self._pending: list[tuple[LogEntry, Logged]] = []
         self._flushing = False
         self._task: asyncio.Task[None] | None = None
 
-    async def append(self, entry: LogEntry) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((entry, future))
+    def add(self, entry: LogEntry, logged: Logged) -> None:
+        """Queue ``entry``; ``logged(None)`` once it is committed, ``logged(error)`` if not."""
+        self._pending.append((entry, logged))
         if not self._flushing:
             self._flushing = True
-            self._task = loop.create_task(self._flush())
-        await future
+            self._task = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
+        batch: list[tuple[LogEntry, Logged]] = []
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                entries = [entry for entry, _ in batch]
+                error: BaseException | None = None
                 try:
-                    await asyncio.to_thread(self._write, entries)
+                    await asyncio.to_thread(self._write, [entry for entry, _ in batch])
                 except Exception as exc:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for _, future in batch:
-                    if not future.done():
-                        future.set_result(None)
-                self.on_commit()
+                    error = exc
+                _tell(batch, error)
+                batch = []
+                if error is None:
+                    self.on_commit()
+        except BaseException:
+            # Cancelled at shutdown: nobody may wait for ever. A commit that did land is
+            # answered 503 too; the sender's retry then meets the dedupe key.
+            _tell([*batch, *self._pending], Unavailable("The server is shutting down."))
+            self._pending = []
+            raise
         finally:
             self._flushing = False
 
     def _write(self, entries: list[LogEntry]) -> None:
         with self.db.write() as conn:
             InboundRequestStore(conn).append(entries)
+
+
+def _tell(batch: list[tuple[LogEntry, Logged]], error: BaseException | None) -> None:
+    for _, logged in batch:
+        try:
+            logged(error)
+        except Exception:  # one answer's failure must not keep the others waiting
+            log.exception("inbound.answer_failed")
 
 
 @dataclass(slots=True)
@@ -116,6 +139,9 @@ class RateLimiter:
 
 
 class InboundReceiver:
+    """``POST /in/{token}``: :meth:`receive` for the HTTP protocol's own fast lane
+    (``hookhub.api.http``), and an ASGI app (``__call__``) for every other way in."""
+
     def __init__(
         self,
         service: InboundService,
@@ -130,65 +156,108 @@ class InboundReceiver:
         self.max_body = max_body
         self.default_rate_limit = default_rate_limit
         self.metrics = metrics
+        self.on_received = on_received
         self.clock = clock
-        self.journal = RequestJournal(service.db, on_received)
+        self.journal = RequestJournal(service.db, self._committed)
         self.limiter = RateLimiter()
+        self._tally: dict[tuple[str, str], int] = {}
         self._counters: dict[tuple[str, str], Any] = {}
         self._cache: OrderedDict[str, tuple[float, InboundWebhook | None]] = OrderedDict()
+        self._lookups: set[asyncio.Task[None]] = set()
         service.on_change.append(self.forget)
 
     def forget(self, token: str) -> None:
         self._cache.pop(token, None)
 
-    async def _webhook(self, token: str) -> InboundWebhook | None:
-        now = time.monotonic()
+    # -- the receive path --------------------------------------------------------------------
+
+    def receive(
+        self, token: str, headers: Sequence[Header], body: bytes | None, respond: Respond
+    ) -> None:
+        """Receive a POST to ``/in/{token}``; ``body`` is None when it passed ``max_body``.
+
+        ``headers`` are ``(name, value)`` pairs with lower-case names, as received. Calls
+        ``respond(status, json_body, extra_headers)`` exactly once: at once for an unknown
+        webhook, otherwise after the request's log entry is committed. Never raises. Runs on
+        the event loop, which must be running.
+        """
         cached = self._cache.get(token)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        if cached is not None and cached[0] > time.monotonic():
+            self._receive(cached[1], headers, body, respond)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._look_up_and_receive(token, headers, body, respond)
+        )
+        self._lookups.add(task)
+        task.add_done_callback(self._lookups.discard)
+
+    async def _look_up_and_receive(
+        self, token: str, headers: Sequence[Header], body: bytes | None, respond: Respond
+    ) -> None:
+        try:
+            webhook = await self._webhook(token)
+        except Exception as exc:
+            respond(*_failure(exc))
+            return
+        self._receive(webhook, headers, body, respond)
+
+    async def _webhook(self, token: str) -> InboundWebhook | None:
         webhook = None
         if 16 <= len(token) <= 64:
             webhook = await asyncio.to_thread(self.service.by_token, token)
-        self._cache[token] = (now + CACHE_SECONDS, webhook)
+        self._cache[token] = (time.monotonic() + CACHE_SECONDS, webhook)
         self._cache.move_to_end(token)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return webhook
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            status, body, headers = await self._handle(scope, receive)
-        except (SQLAlchemyError, Unavailable) as exc:
-            # Not durable, so not acknowledged: the provider will retry, which is what we want.
-            log.warning("inbound.log_unavailable", extra={"error": type(exc).__name__})
-            error = Unavailable("The request could not be stored; retry shortly.")
-            status, body, headers = 503, {"error": error.to_dict()}, [(b"retry-after", b"5")]
-        except Exception:
-            log.exception("inbound.unexpected_error")
-            status, body, headers = 500, {"error": HookhubError().to_dict()}, []
-        content = jsoncodec.dumps(body)
-        # A Content-Length spares the chunked framing the server would otherwise add.
-        headers = [*_JSON_HEADERS, (b"content-length", str(len(content)).encode()), *headers]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": content})
-
-    async def _handle(
-        self, scope: Scope, receive: Receive
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
-        if scope["method"] != "POST":
-            return (
-                405,
-                _error("method_not_allowed", "Send webhooks with POST."),
-                [(b"allow", b"POST")],
-            )
-        token = scope["path"][len(PREFIX) :]
-        webhook = await self._webhook(token)
+    def _receive(
+        self,
+        webhook: InboundWebhook | None,
+        headers: Sequence[Header],
+        body: bytes | None,
+        respond: Respond,
+    ) -> None:
         if webhook is None or not webhook.enabled:
-            return 404, _error("not_found", "No inbound webhook at this URL."), []
+            respond(404, _NOT_FOUND, ())
+            return
+        try:
+            entry, refusal = self._judge(webhook, headers, body)
+        except Exception as exc:
+            respond(*_failure(exc))
+            return
+
+        def logged(error: BaseException | None) -> None:
+            if error is not None:
+                respond(*_failure(error))
+            elif entry.status == "gone":  # deleted while this request was on its way
+                self.forget(webhook.token)
+                respond(404, _NOT_FOUND, ())
+            elif refusal is not None:
+                self._count(webhook, "rejected")
+                error_body = {"error": refusal[0].to_dict(), "request_id": entry.id}
+                respond(refusal[0].status, jsoncodec.dumps(error_body), refusal[1])
+            elif entry.status == "duplicate":
+                self._count(webhook, "duplicate")
+                respond(200, b'{"request_id":%d,"status":"duplicate"}' % entry.id, ())
+            else:
+                self._count(webhook, entry.status)
+                respond(202, b'{"request_id":%d,"status":"queued"}' % entry.id, ())
+
+        self.journal.add(entry, logged)
+
+    def _judge(
+        self, webhook: InboundWebhook, headers: Sequence[Header], body: bytes | None
+    ) -> tuple[LogEntry, tuple[HookhubError, Sequence[Header]] | None]:
+        """The log entry for this request and, when it is refused, the error to answer.
+
+        Cheapest refusal first: rate limit, body size, then the signature over the raw bytes,
+        then parsing. Every refusal is logged too.
+        """
         now = self.clock()
-        # ASGI servers give header names in lower case.
         raw_headers = tuple(
             (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in scope["headers"][:MAX_HEADERS_KEPT]
+            for name, value in headers[:MAX_HEADERS_KEPT]
         )
         entry = LogEntry(
             webhook_id=webhook.id,
@@ -198,79 +267,95 @@ class InboundReceiver:
             headers=_headers_json(raw_headers),
             body=None,
         )
+        error: HookhubError | None = None
+        extra: Sequence[Header] = ()
         rate = webhook.rate_limit or self.default_rate_limit
-        if rate:
-            wait = self.limiter.wait_time(webhook.id, rate, now)
-            if wait > 0:
-                error: HookhubError = RateLimited(retry_after=wait)
-                return await self._refuse(
-                    entry,
-                    webhook,
-                    error,
-                    headers=[(b"retry-after", str(max(1, round(wait + 0.5))).encode())],
-                )
-        body = await _read_body(scope, receive, self.max_body)
-        if body is None:
-            return await self._refuse(
-                entry,
-                webhook,
-                PayloadTooLarge(
-                    f"The body is larger than {self.max_body} bytes.",
-                    details={"limit": self.max_body},
-                ),
+        wait = self.limiter.wait_time(webhook.id, rate, now) if rate else 0.0
+        if wait > 0:
+            error = RateLimited(retry_after=wait)
+            extra = ((b"retry-after", str(max(1, round(wait + 0.5))).encode()),)
+        elif body is None:
+            error = PayloadTooLarge(
+                f"The body is larger than {self.max_body} bytes.",
+                details={"limit": self.max_body},
             )
-        entry.body = body
-        provider = get_provider(webhook.source)
-        request = RawRequest.received(raw_headers, body)
-        try:
-            provider.verify(request, webhook.secret or "", now, webhook.options)
-            payload = provider.parse(request)
-            entry.dedupe_key = provider.dedupe_key(request, payload, webhook.options)
-            entry.event_type = _column_text(provider.event_type(request, payload, webhook.options))
-        except HookhubError as exc:
-            if exc.status >= 500 or exc.status == 422:  # a misconfigured webhook, not the sender
-                exc = SignatureInvalid("The webhook's secret or options cannot verify requests.")
-            return await self._refuse(entry, webhook, exc)
+        else:
+            entry.body = body
+            provider = get_provider(webhook.source)
+            request = RawRequest.received(raw_headers, body)
+            try:
+                provider.verify(request, webhook.secret or "", now, webhook.options)
+                payload = provider.parse(request)
+                entry.dedupe_key = provider.dedupe_key(request, payload, webhook.options)
+                event_type = provider.event_type(request, payload, webhook.options)
+                entry.event_type = _column_text(event_type)
+            except HookhubError as exc:
+                error = exc
+                if exc.status >= 500 or exc.status == 422:  # a misconfigured webhook
+                    error = SignatureInvalid(
+                        "The webhook's secret or options cannot verify requests."
+                    )
+        if error is not None:
+            entry.http_status = error.status
+            entry.error = error.message.replace("\x00", "\ufffd")
+            return entry, (error, extra)
         entry.status, entry.http_status = "received", 202
-        await self.journal.append(entry)
-        if entry.status == "gone":
-            return self._gone(webhook)
-        self._count(webhook, entry.status)
-        if entry.status == "duplicate":
-            return 200, {"request_id": entry.id, "status": "duplicate"}, []
-        return 202, {"request_id": entry.id, "status": "queued"}, []
-
-    async def _refuse(
-        self,
-        entry: LogEntry,
-        webhook: InboundWebhook,
-        error: HookhubError,
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
-        """Log a refused request (every outcome is in the log), then answer the error."""
-        entry.http_status = error.status
-        entry.error = error.message.replace("\x00", "\ufffd")
-        await self.journal.append(entry)
-        if entry.status == "gone":
-            return self._gone(webhook)
-        self._count(webhook, "rejected")
-        body: dict[str, Any] = {"error": error.to_dict(), "request_id": entry.id}
-        return error.status, body, headers or []
-
-    def _gone(
-        self, webhook: InboundWebhook
-    ) -> tuple[int, dict[str, Any], list[tuple[bytes, bytes]]]:
-        """The webhook was deleted while this request was on its way (the log said so)."""
-        self.forget(webhook.token)
-        return 404, _error("not_found", "No inbound webhook at this URL."), []
+        return entry, None
 
     def _count(self, webhook: InboundWebhook, status: str) -> None:
-        if self.metrics is not None:
-            key = (webhook.source, status)
-            counter = self._counters.get(key)
-            if counter is None:  # labels() is a locked lookup: once per pair, not per request
-                counter = self._counters[key] = self.metrics.inbound_requests.labels(*key)
-            counter.inc()
+        key = (webhook.source, status)
+        self._tally[key] = self._tally.get(key, 0) + 1
+
+    def _committed(self) -> None:
+        """After each group commit: the metrics move by the batch, then processing wakes."""
+        if self.metrics is not None and self._tally:
+            for key, count in self._tally.items():
+                counter = self._counters.get(key)
+                if counter is None:  # labels() is a locked lookup: once per pair
+                    counter = self._counters[key] = self.metrics.inbound_requests.labels(*key)
+                counter.inc(count)
+        self._tally.clear()
+        self.on_received()
+
+    # -- the same as an ASGI app -------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            error_body = _error("method_not_allowed", "Send webhooks with POST.")
+            answer: tuple[int, bytes, Sequence[Header]] = (
+                405,
+                jsoncodec.dumps(error_body),
+                ((b"allow", b"POST"),),
+            )
+        else:
+            loop = asyncio.get_running_loop()
+            answered: asyncio.Future[tuple[int, bytes, Sequence[Header]]] = loop.create_future()
+
+            def respond(status: int, content: bytes, headers: Sequence[Header]) -> None:
+                if not answered.done():
+                    answered.set_result((status, content, headers))
+
+            token = scope["path"][len(PREFIX) :]
+            self.receive(
+                token, scope["headers"], await _read_body(scope, receive, self.max_body), respond
+            )
+            answer = await answered
+        status, content, extra = answer
+        # A Content-Length spares the chunked framing the server would otherwise add.
+        headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(content)), *extra]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+
+def _failure(exc: BaseException) -> tuple[int, bytes, Sequence[Header]]:
+    """The answer when the request could not be judged or logged."""
+    if isinstance(exc, SQLAlchemyError | Unavailable):
+        # Not durable, so not acknowledged: the provider will retry, which is what we want.
+        log.warning("inbound.log_unavailable", extra={"error": type(exc).__name__})
+        error = Unavailable("The request could not be stored; retry shortly.")
+        return 503, jsoncodec.dumps({"error": error.to_dict()}), ((b"retry-after", b"5"),)
+    log.error("inbound.unexpected_error", exc_info=exc)
+    return 500, jsoncodec.dumps({"error": HookhubError().to_dict()}), ()
 
 
 async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
@@ -317,3 +402,6 @@ def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
 
 def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": None}}
+
+
+_NOT_FOUND = jsoncodec.dumps(_error("not_found", "No inbound webhook at this URL."))
