@@ -69,6 +69,9 @@ class GatheringTransport:
         if not self.transport.is_closing():
             self.transport.write(data)
 
+    def is_closing(self) -> bool:  # asked on every response: not through __getattr__
+        return self.transport.is_closing()
+
     def write_now(self, data: bytes) -> None:
         """Write ``data`` at once, after anything gathered before it."""
         if self._pending:
