@@ -31,9 +31,7 @@ from uvicorn.config import Config, LifespanType
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from hookhub.core import jsoncodec
-from hookhub.errors import HookhubError
-from hookhub.inbound.receiver import PREFIX, InboundReceiver
+from hookhub.inbound.receiver import PREFIX, InboundReceiver, declared_length, failure_answer
 
 _PREFIX = PREFIX.encode()
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -166,7 +164,7 @@ class InboundExchange:
         self._complete = False
         self._started = False
         self._ran = False
-        self._too_large = _declared_length(headers) > receiver.max_body
+        self._too_large = declared_length(headers) > receiver.max_body
 
     def start(self) -> None:
         """Its turn on the connection has come (at once, or after a pipelined request)."""
@@ -208,8 +206,8 @@ class InboundExchange:
             self._chunks = []
         try:
             self.receiver.receive(self.token, self.headers, body, self.respond)
-        except Exception:  # receive() answers its own errors; this is the last resort
-            self.respond(500, _INTERNAL_ERROR, ())
+        except Exception as exc:  # receive() answers its own errors; this is the last resort
+            self.respond(*failure_answer(exc))
 
     def respond(self, status: int, content: bytes, headers: Sequence[tuple[bytes, bytes]]) -> None:
         if self.response_complete:
@@ -231,19 +229,6 @@ class InboundExchange:
         if not self.keep_alive:
             protocol.transport.close()
         protocol.on_response_complete()
-
-
-_INTERNAL_ERROR = jsoncodec.dumps({"error": HookhubError().to_dict()})
-
-
-def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
-    for name, value in headers:
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
 
 
 class HookhubHttpProtocol(GatheringHttpToolsProtocol):

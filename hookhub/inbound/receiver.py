@@ -213,7 +213,7 @@ class InboundReceiver:
         try:
             webhook = await self._webhook(token)
         except Exception as exc:
-            respond(*_failure(exc))
+            respond(*failure_answer(exc))
             return
         self._receive(webhook, headers, body, respond)
 
@@ -240,12 +240,12 @@ class InboundReceiver:
         try:
             entry, refusal = self._judge(webhook, headers, body)
         except Exception as exc:
-            respond(*_failure(exc))
+            respond(*failure_answer(exc))
             return
 
         def logged(error: BaseException | None) -> None:
             if error is not None:
-                respond(*_failure(error))
+                respond(*failure_answer(error))
             elif entry.status == "gone":  # deleted while this request was on its way
                 self.forget(webhook.token)
                 respond(404, _NOT_FOUND, ())
@@ -363,7 +363,7 @@ class InboundReceiver:
         await send({"type": "http.response.body", "body": content})
 
 
-def _failure(exc: BaseException) -> tuple[int, bytes, Sequence[Header]]:
+def failure_answer(exc: BaseException) -> tuple[int, bytes, Sequence[Header]]:
     """The answer when the request could not be judged or logged."""
     if isinstance(exc, SQLAlchemyError | Unavailable):
         # Not durable, so not acknowledged: the provider will retry, which is what we want.
@@ -374,16 +374,21 @@ def _failure(exc: BaseException) -> tuple[int, bytes, Sequence[Header]]:
     return 500, jsoncodec.dumps({"error": HookhubError().to_dict()}), ()
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    """The body, or None as soon as it is known to exceed ``limit`` (nothing more is read)."""
-    for name, value in scope["headers"]:
+def declared_length(headers: Sequence[Header]) -> int:
+    """The request's Content-Length, 0 when it has none or an unreadable one."""
+    for name, value in headers:
         if name == b"content-length":
             try:
-                if int(value) > limit:
-                    return None
+                return int(value)
             except ValueError:
-                pass
-            break
+                return 0
+    return 0
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to exceed ``limit`` (nothing more is read)."""
+    if declared_length(scope["headers"]) > limit:
+        return None
     chunks: list[bytes] = []
     size = 0
     while True:
