@@ -4,7 +4,9 @@
 single runs by 10-20 %. This isolates what Hookhub itself adds per request, in this process
 pinned to core 0, on uvloop, with signed Stripe ``customer.created`` requests (unique ids,
 bench/inbound_requests.py), against a fresh SQLite file, including its group commits (in a
-worker thread, as in the server). Prints CPU time per request (all threads) per run.
+worker thread, as in the server). Prints CPU time per request (all threads) per run, and the
+wall time per request: more than the CPU time when the process waits (a commit's fsync with
+every connection waiting for its answer); both a request.
 
 ``--via protocol`` (the default): the request bytes are fed to the HTTP protocol ``hookhub
 serve`` runs (``hookhub.api.http``), on 64 connections whose transports are in memory, each
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +77,7 @@ async def drive(receiver: InboundReceiver, batch: list[tuple[dict[str, Any], byt
         async def receive() -> dict[str, Any]:
             return {"type": "http.request", "body": body, "more_body": False}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 statuses.append(message["status"])
 
@@ -172,7 +175,7 @@ async def drive_protocol(app: Any, wire: list[bytes]) -> list[int]:
     for _ in range(min(CONCURRENCY, len(wire))):
         transport = MemoryTransport(on_answer)
         protocol = protocol_class(config=config, server_state=state, app_state={}, _loop=loop)
-        protocol.connection_made(transport)
+        protocol.connection_made(transport)  # type: ignore[arg-type]
         protocols[transport] = protocol
         send_next(transport)
     await done
@@ -181,8 +184,8 @@ async def drive_protocol(app: Any, wire: list[bytes]) -> list[int]:
     return statuses
 
 
-def one_run(count: int, no_database: bool, via: str) -> float:
-    """CPU seconds per request of one run on a fresh database."""
+def one_run(count: int, no_database: bool, via: str) -> tuple[float, float]:
+    """CPU and wall seconds per request of one run on a fresh database."""
     with tempfile.TemporaryDirectory(prefix="hookhub-bench-receive-") as tmp:
         settings = load_settings(database_url=f"sqlite:///{Path(tmp) / 'hookhub.db'}")
         services = build_services(settings)
@@ -215,27 +218,30 @@ def one_run(count: int, no_database: bool, via: str) -> float:
 
                 async def run_all() -> list[int]:
                     await drive_protocol(app, wire_requests(batch[:1]))  # warm
-                    started = time.process_time()
-                    statuses = await drive_protocol(app, wire_requests(batch[1:]))
-                    used.append(time.process_time() - started)
+                    wire = wire_requests(batch[1:])
+                    started = time.process_time(), time.perf_counter()
+                    statuses = await drive_protocol(app, wire)
+                    used.append(time.process_time() - started[0])
+                    used.append(time.perf_counter() - started[1])
                     return statuses
 
                 used: list[float] = []
                 statuses = uvloop.run(run_all())[:count]
-                elapsed = used[0]
+                elapsed, wall = used
             else:
                 uvloop.run(drive(receiver, batch[:1]))  # warm: caches, first statement compiles
-                started = time.process_time()
+                started = time.process_time(), time.perf_counter()
                 statuses = uvloop.run(drive(receiver, batch[1:]))
-                elapsed = time.process_time() - started
+                elapsed = time.process_time() - started[0]
+                wall = time.perf_counter() - started[1]
         finally:
             services.close()
     if set(statuses) != {202} or len(statuses) != count:
         raise RuntimeError(f"unexpected answers: {sorted(set(statuses))}, {len(statuses)}")
-    return elapsed / count
+    return elapsed / count, wall / count
 
 
-def measure(args: argparse.Namespace, source: str | None) -> float:
+def measure(args: argparse.Namespace, source: str | None) -> tuple[float, float]:
     """One run in a fresh process (with the package in ``source`` first on its path)."""
     env = dict(os.environ)
     if source is not None:
@@ -245,7 +251,8 @@ def measure(args: argparse.Namespace, source: str | None) -> float:
     if args.no_database:
         argv.append("--no-database")
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+    cpu, wall = done.stdout.strip().splitlines()[-1].split()
+    return float(cpu), float(wall)
 
 
 def main() -> None:
@@ -259,7 +266,7 @@ def main() -> None:
     args = parser.parse_args()
     os.sched_setaffinity(0, {0})
     if args.one_run:
-        print(one_run(args.requests, args.no_database, args.via))
+        print(*one_run(args.requests, args.no_database, args.via))
         return
     print_machine(machine_info(None))
     what = "receiver only (log write stubbed)" if args.no_database else "receiver + SQLite log"
@@ -268,18 +275,19 @@ def main() -> None:
     contenders: dict[str, str | None] = {"hookhub": None}
     if args.compare_source:
         contenders[f"hookhub from {args.compare_source}"] = args.compare_source
-    figures: dict[str, list[float]] = {name: [] for name in contenders}
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
     for run in range(1, args.runs + 1):
         order = list(contenders.items())
         if run % 2 == 0:
             order.reverse()
         for name, source in order:
-            per_request = measure(args, source)
-            figures[name].append(per_request)
-            print(f"  run {run}: {name:<40} {per_request * 1e6:6.1f} us CPU a request")
+            cpu, wall = measure(args, source)
+            figures[name].append((cpu, wall))
+            print(f"  run {run}: {name:<40} {cpu * 1e6:6.1f} us CPU, {wall * 1e6:6.1f} us wall")
     print(f"\nmedians of {args.runs} runs:")
     for name, values in figures.items():
-        print(f"  {name:<40} {median(values) * 1e6:6.1f} us CPU a request")
+        cpu, wall = median([v[0] for v in values]), median([v[1] for v in values])
+        print(f"  {name:<40} {cpu * 1e6:6.1f} us CPU, {wall * 1e6:6.1f} us wall")
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ def build_services(settings: Settings) -> Services:
         settings.database_url,
         pool_size=settings.db_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
     )
     outbox = Outbox()
     metrics = Metrics()
