@@ -152,8 +152,9 @@ def _configure_sqlite(engine: Engine, synchronous: str, wal_autocheckpoint: int)
         # A checkpoint copies the WAL's pages into the database file and fsyncs both, in the
         # commit that crosses the threshold. Every 4,000 pages rather than SQLite's 1,000: a
         # page changed by several commits meanwhile (the dedupe index's are) is copied once,
-        # and the commit thread waits on fsync a quarter as often (a 64-entry inbound group:
-        # 35 -> 28 us of CPU and 44 -> 34 us of wall time an entry).
+        # and the commit thread waits on fsync a quarter as often (64-entry inbound groups,
+        # bench/bench_journal_write.py: 33 -> 31 us of CPU and 41 -> 36 us of wall time an
+        # entry; under load, 1.14x the requests acknowledged: bench/RESULTS.md).
         cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
