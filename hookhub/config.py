@@ -46,9 +46,10 @@ class Settings(BaseSettings):
     """NORMAL survives a crash of the process; FULL also survives a power cut."""
 
     sqlite_wal_autocheckpoint: int = Field(default=4000, ge=0)
-    """WAL pages (4 KiB each) after which a commit copies the WAL into the database file; 0
-    never does. SQLite's default of 1,000 made the receive path checkpoint (and fsync twice)
-    about 20 times a second under load; see bench/RESULTS.md."""
+    """WAL pages (4 KiB each) after which a commit copies the WAL into the database file; with
+    0 none does and the WAL grows until something else checkpoints. SQLite's default of 1,000
+    made the receive path checkpoint (and fsync twice) about 20 times a second under load;
+    see bench/RESULTS.md."""
 
     db_pool_size: int = Field(default=10, ge=1)
 
