@@ -24,9 +24,9 @@ from hookhub.core.contacts import (
     normalize_email,
     normalize_ext_id,
 )
-from hookhub.crm.models import Contact, CustomEvent
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.outbox import OutboxMessage, OutboxWriter, build_message
+from hookhub.records.contacts import Contact, CustomEvent
 from hookhub.store.contacts import AttributeStore, ContactStore
 from hookhub.store.events import EventStore
 from hookhub.store.lists import ListStore

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookhub.crm.models import Contact
 from hookhub.crm.operations import UNSET, CrmTx
 from hookhub.errors import HookhubError, NotFound
 from hookhub.inbound.rules import Plan, RuleError
+from hookhub.records.contacts import Contact
 
 
 def apply_plans(crm: CrmTx, plans: list[Plan]) -> list[dict[str, Any]]:

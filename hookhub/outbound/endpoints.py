@@ -20,8 +20,8 @@ from hookhub.core import jsoncodec
 from hookhub.core.catalog import CATALOG, WILDCARD
 from hookhub.core.urlguard import DestinationPolicy, check_url
 from hookhub.errors import Conflict, NotFound, ValidationFailed
-from hookhub.outbound.models import Delivery, Endpoint
 from hookhub.outbound.outbox import Outbox, build_message
+from hookhub.records.outbound import Delivery, Endpoint
 from hookhub.store.database import Database, after_commit
 from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.endpoints import EndpointStore

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from hookhub.core.catalog import subscription_matches
 from hookhub.outbound.outbox import OutboxMessage
 from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.endpoints import EndpointStore
+from hookhub.store.notify import notify
 
 NOTIFY_CHANNEL = "hookhub_deliveries"
 _SUBSCRIPTIONS = "subscriptions"
@@ -55,6 +56,6 @@ class Fanout:
                 )
         if rows:
             DeliveryStore(conn).insert_many(rows)
-            if conn.dialect.name == "postgresql" and not scratch.get("notified"):
-                conn.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+            if not scratch.get("notified"):
+                notify(conn, NOTIFY_CHANNEL)
                 scratch["notified"] = True

@@ -24,7 +24,6 @@ import logging
 import os
 import random
 import socket
-import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -39,12 +38,13 @@ from hookhub.config import Settings
 from hookhub.core import jsoncodec, signing
 from hookhub.core.retry import Outcome, RetryPolicy, classify, parse_retry_after
 from hookhub.metrics import Metrics
-from hookhub.outbound.models import Endpoint
 from hookhub.outbound.outbox import Outbox, OutboxWriter
 from hookhub.outbound.sender import AttemptResult, Transport
+from hookhub.records.outbound import Endpoint
 from hookhub.store.database import Database
 from hookhub.store.deliveries import ClaimedDelivery, DeliveryStore, DeliveryUpdate
 from hookhub.store.endpoints import EndpointStore
+from hookhub.store.notify import NotificationListener
 
 log = logging.getLogger("hookhub.worker")
 
@@ -241,7 +241,7 @@ class DeliveryWorker:
         self._user_agent = f"hookhub/{__version__}"
         # An attempt started with less lease than this left could outlive the lease.
         self._lease_margin = min(settings.delivery_timeout, settings.lease_seconds / 2)
-        self._listener: threading.Thread | None = None
+        self._listener: NotificationListener | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -280,6 +280,8 @@ class DeliveryWorker:
             self._flushing_done = True
             self._flush_wake.set()
             await flusher
+            if self._listener is not None:
+                self._listener.stop()
             await asyncio.to_thread(self._release_all)
             log.info("worker.stopped", extra={"worker_id": self.worker_id})
 
@@ -312,29 +314,12 @@ class DeliveryWorker:
     def _start_listener(self) -> None:
         if self.db.backend != "postgresql":
             return
-        self._listener = threading.Thread(target=self._listen, name="hookhub-listen", daemon=True)
-        self._listener.start()
-
-    def _listen(self) -> None:
-        """PostgreSQL LISTEN in a thread of its own; any notification wakes the loop."""
-        import psycopg
-        from sqlalchemy.engine import make_url
-
         from hookhub.outbound.fanout import NOTIFY_CHANNEL
 
-        conninfo = (
-            make_url(self.db.url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._listener = NotificationListener(
+            self.db.url, {NOTIFY_CHANNEL: self.wake}, on_reconnect=self.wake
         )
-        while not self._stopping:
-            try:
-                with psycopg.connect(conninfo, autocommit=True) as conn:
-                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                    while not self._stopping:
-                        for _ in conn.notifies(timeout=1.0, stop_after=1):
-                            self.wake()
-            except Exception as exc:  # reconnect; the polling backstop covers the gap
-                log.warning("worker.listen_failed", extra={"error": type(exc).__name__})
-                time.sleep(1.0)
+        self._listener.start()
 
     # -- claiming --------------------------------------------------------------------------
 

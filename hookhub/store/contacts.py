@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from hookhub.core import jsoncodec
 from hookhub.core.contacts import AttributeType
-from hookhub.crm.models import Contact
+from hookhub.records.contacts import Contact
 from hookhub.store.database import after_commit
 from hookhub.store.schema import attribute_definitions, contacts, list_members
 

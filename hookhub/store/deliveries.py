@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, or_, select, text, update
 
-from hookhub.outbound.models import Attempt, Delivery
+from hookhub.records.outbound import Attempt, Delivery
 from hookhub.store.schema import UTCDateTime, deliveries, delivery_attempts
 
 # Literal, not bound: SQLite only uses a partial index when the query repeats its condition.

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from hookhub.core import jsoncodec
-from hookhub.outbound.models import Endpoint
+from hookhub.records.outbound import Endpoint
 from hookhub.store.schema import endpoints
 
 

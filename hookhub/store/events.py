@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from hookhub.core import jsoncodec
-from hookhub.crm.models import CustomEvent
+from hookhub.records.contacts import CustomEvent
 from hookhub.store.schema import custom_events
 
 _INSERT = insert(custom_events).returning(custom_events.c.id)

@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hookhub.crm.models import ContactList
 from hookhub.errors import Conflict
+from hookhub.records.contacts import ContactList
 from hookhub.store.schema import list_members, lists
 
 _count = (

@@ -11,9 +11,9 @@ from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
 from hookhub.api.schemas import ListCreate, ListMembersAdd, ListMembersAdded, ListOut, PageOut
 from hookhub.core.pagination import decode_cursor, encode_cursor
-from hookhub.crm.models import ContactList
 from hookhub.crm.operations import CrmTx
 from hookhub.errors import NotFound
+from hookhub.records.contacts import ContactList
 
 router = APIRouter(prefix="/lists", tags=["lists"])
 ListId = Annotated[int, Path(ge=1, le=2**63 - 1)]

@@ -1,0 +1,24 @@
+"""API key scopes, secrets at rest, configuration versions
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02 18:00:00
+
+A slot in the migration chain reserved while several changes were in progress; it is filled in
+by the change named above (or removed, with the chain relinked, if that change needs none).
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
