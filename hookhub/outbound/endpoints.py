@@ -281,7 +281,7 @@ class EndpointService:
             endpoint = self._require(EndpointStore(conn), endpoint_id)
             now = datetime.now(UTC)
             message = build_message(event_type, dict(kind.example), now)
-            self.outbox.writer(conn).write([message], fanout=False)
+            self.outbox.writer(conn).write_test_send(message)
             deliveries = DeliveryStore(conn)
             at = now.timestamp()
             deliveries.insert_many(
@@ -338,6 +338,13 @@ class EndpointService:
             self._wake_after(conn)
             delivery = deliveries.get(delivery_id)
         assert delivery is not None
+        return delivery
+
+    def delivery(self, delivery_id: int) -> Delivery:
+        with self.db.read() as conn:
+            delivery = DeliveryStore(conn).get(delivery_id)
+        if delivery is None:
+            raise NotFound(f"No delivery {delivery_id}.", details={"delivery_id": delivery_id})
         return delivery
 
     def deliveries(

@@ -105,6 +105,12 @@ def recover(webhook_id: WebhookId, body: Recover, services: ServicesDep) -> Resp
     return JSON(counts, status_code=202)
 
 
+@router.get("/deliveries/{delivery_id}", response_model=DeliveryOut)
+def get_delivery(delivery_id: DeliveryId, services: ServicesDep) -> Response:
+    """One delivery with every attempt, response bodies included (lists leave those out)."""
+    return JSON(services.endpoints.delivery(delivery_id).to_api())
+
+
 @router.post("/deliveries/{delivery_id}/retry", status_code=202, response_model=DeliveryOut)
 def retry_delivery(delivery_id: DeliveryId, services: ServicesDep) -> Response:
     """Send the delivery again (whatever its state), as soon as a worker is free.
