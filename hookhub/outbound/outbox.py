@@ -114,8 +114,8 @@ class OutboxWriter:
         self.write([message])
         return message
 
-    def write(self, batch: list[OutboxMessage], *, fanout: bool = True) -> None:
-        """Store messages; ``fanout=False`` leaves their deliveries to the caller (test sends)."""
+    def write(self, batch: list[OutboxMessage]) -> None:
+        """Store messages and fan them out to the endpoints subscribed to them."""
         if not batch:
             return
         self._store.insert_many(
@@ -129,8 +129,27 @@ class OutboxWriter:
                 for m in batch
             ]
         )
-        for step in self._outbox._fanouts if fanout else ():
+        for step in self._outbox._fanouts:
             step(self._conn, batch, self._scratch, self._facts)
+        self._written(batch)
+
+    def write_test_send(self, message: OutboxMessage) -> None:
+        """Store the message of a test send: no fan-out (the caller queues its one delivery),
+        and marked, so that recovering another endpoint never backfills it there."""
+        self._store.insert_many(
+            [
+                {
+                    "id": message.id,
+                    "type": message.type,
+                    "payload": message.payload.decode(),
+                    "created_at": message.created_at,
+                    "is_test": True,
+                }
+            ]
+        )
+        self._written([message])
+
+    def _written(self, batch: list[OutboxMessage]) -> None:
         if not self._counts:
             after_commit(self._conn, lambda: self._outbox.committed(self._counts))
         self._counts.update(m.type for m in batch)

@@ -303,7 +303,13 @@ class DeliveryStore:
                 deliveries.c.id == delivery_id,
                 or_(deliveries.c.lease_owner.is_(None), deliveries.c.next_attempt_at <= now),
             )
-            .values(status="pending", next_attempt_at=now, lease_owner=None, updated_at=now)
+            .values(
+                status="pending",
+                attempt_count=0,  # the full retry schedule again, then one delivery.exhausted
+                next_attempt_at=now,
+                lease_owner=None,
+                updated_at=now,
+            )
         )
         return bool(result.rowcount)
 
@@ -317,7 +323,7 @@ class DeliveryStore:
                 deliveries.c.created_at >= since,
                 deliveries.c.created_at < until,
             )
-            .values(status="pending", next_attempt_at=now, updated_at=now)
+            .values(status="pending", attempt_count=0, next_attempt_at=now, updated_at=now)
         )
         return int(result.rowcount)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, insert, select
+from sqlalchemy import Connection, Row, bindparam, false, insert, select
 
 from hookhub.store.schema import messages
 
@@ -36,9 +36,14 @@ class MessageStore:
         return list(self.conn.execute(query))
 
     def created_between(self, start: datetime, end: datetime) -> list[Row[Any]]:
+        """Messages of the window that fan-out made (test sends are left out)."""
         query = (
             select(messages.c.id, messages.c.type)
-            .where(messages.c.created_at >= start, messages.c.created_at < end)
+            .where(
+                messages.c.created_at >= start,
+                messages.c.created_at < end,
+                messages.c.is_test == false(),
+            )
             .order_by(messages.c.id)
         )
         return list(self.conn.execute(query))

@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.types import TypeDecorator
@@ -154,6 +155,8 @@ messages = Table(
     Column("type", String(64), nullable=False),
     Column("payload", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    # Sent by "send test" to one endpoint: recover never backfills it to the others.
+    Column("is_test", Boolean, nullable=False, default=False, server_default=false()),
     Index(None, "type", "id"),
 )
 
