@@ -68,7 +68,8 @@ def build_worker(services: Services) -> DeliveryWorker:
     from hookhub import __version__
     from hookhub.core.urlguard import DestinationPolicy
     from hookhub.outbound.http11 import Http11Transport
-    from hookhub.outbound.sender import AiohttpTransport, Transport
+    from hookhub.outbound.sender import AiohttpTransport
+    from hookhub.outbound.transport import Transport
     from hookhub.outbound.worker import DeliveryWorker
 
     settings = services.settings

@@ -10,9 +10,12 @@ one core that is what decides how many deliveries a worker makes per second.
 Same contract as :class:`~hookhub.outbound.sender.AiohttpTransport`: never raises for a network
 problem, never sends a byte to an address the destination policy refuses (names are resolved
 here and the checked address is the one dialled), never follows a redirect, never reads more
-than ``MAX_RESPONSE_BODY`` bytes of a response (a longer one is cut and its connection closed),
-and never puts the URL's path or query, headers or secrets into an error detail. http and
-https; no proxies (an environment proxy would bypass the destination guard).
+than ``MAX_RESPONSE_BODY`` bytes of a response body (a longer one is cut and its connection
+closed) nor a head past ``MAX_RESPONSE_HEAD`` bytes, ``MAX_HEADER_COUNT`` fields or a field past
+``MAX_HEADER_FIELD`` bytes (the attempt fails as ``response_too_large``: the parser joins a
+header's pieces as they arrive, so an unbounded one costs quadratic copying), and never puts
+the URL's path or query, headers or secrets into an error detail. http and https; no proxies
+(an environment proxy would bypass the destination guard).
 """
 
 from __future__ import annotations
@@ -31,16 +34,19 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from hookhub.core.urlguard import DestinationPolicy
-from hookhub.outbound.sender import (
-    _MAX_DETAIL,
-    _RESET_ERRNOS,
+from hookhub.outbound.transport import (
+    MAX_ERROR_DETAIL,
+    MAX_HEADER_COUNT,
+    MAX_HEADER_FIELD,
     MAX_RESPONSE_BODY,
+    MAX_RESPONSE_HEAD,
+    RESET_ERRNOS,
     AttemptResult,
     DestinationRefused,
     GuardedResolver,
     TransportBase,
-    _parse_ip,
     decode_body,
+    parse_ip,
 )
 
 __all__ = ["Http11Transport"]
@@ -106,6 +112,10 @@ class _Failure(Exception):
         self.detail = detail
 
 
+def _head_too_large(what: str) -> _Failure:
+    return _Failure("response_too_large", f"the response was refused: {what}")
+
+
 class _Connection(asyncio.Protocol):
     """One connection and the response it is waiting for, parsed as it arrives."""
 
@@ -129,6 +139,9 @@ class _Connection(asyncio.Protocol):
         self.keep_alive = False
         self.length_known = False
         self._interim = False
+        self.in_head = True
+        self.head_size = 0
+        self.header_count = 0
 
     # -- the request ---------------------------------------------------------------------------
 
@@ -162,12 +175,28 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            failure = exc.__context__
+            if not isinstance(failure, _Failure):
+                failure = _Failure("invalid_response", f"the response is not valid HTTP: {exc}")
+            self._fail(failure)
+            self.abort()
+            return
         except httptools.HttpParserUpgrade:
             self._finish()  # a 101 answer: it is complete as it is, and not reusable
             self.abort()
+            return
         except httptools.HttpParserError as exc:
             self._fail(_Failure("invalid_response", f"the response is not valid HTTP: {exc}"))
             self.abort()
+            return
+        if self.in_head:
+            # Still in the head, so all of this read was head (a response begins with the
+            # first byte read): counted by reads, each parsed piece joins a bounded head.
+            self.head_size += len(data)
+            if self.head_size > MAX_RESPONSE_HEAD:
+                self._fail(_head_too_large(f"a head over {MAX_RESPONSE_HEAD} bytes"))
+                self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -175,7 +204,7 @@ class _Connection(asyncio.Protocol):
             return
         if self.status is not None and not self.length_known and not self._interim:
             self._finish()  # a body without a length ends with the connection
-        elif isinstance(exc, OSError) and exc.errno in _RESET_ERRNOS:
+        elif isinstance(exc, OSError) and exc.errno in RESET_ERRNOS:
             self._fail(_Failure("connection_reset", exc.strerror or type(exc).__name__))
         elif self.status is None:
             self._fail(
@@ -186,7 +215,15 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------
 
+    def on_message_begin(self) -> None:
+        self.in_head = True
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_count += 1
+        if len(name) + len(value) > MAX_HEADER_FIELD:
+            raise _head_too_large(f"a header field over {MAX_HEADER_FIELD} bytes")
+        if self.header_count > MAX_HEADER_COUNT:
+            raise _head_too_large(f"more than {MAX_HEADER_COUNT} header fields")
         lowered = name.lower()
         if lowered == b"retry-after":
             self.retry_after = value.decode("latin-1")
@@ -196,6 +233,7 @@ class _Connection(asyncio.Protocol):
             self.length_known = True
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         status = self.parser.get_status_code()
         self._interim = 100 <= status < 200 and status != 101
         if not self._interim:
@@ -363,7 +401,7 @@ class Http11Transport(TransportBase):
 
     async def _addresses(self, target: _Target) -> list[tuple[socket.AddressFamily, str]]:
         try:
-            literal = _parse_ip(target.host)
+            literal = parse_ip(target.host)
         except ValueError:
             literal = None
         if literal is not None:
@@ -392,7 +430,7 @@ class Http11Transport(TransportBase):
         failure: _Failure | None = None
         for family, address in await self._addresses(target):
             # Judged again right before dialling: the address connected to is the one checked.
-            reason = self._policy.refusal(_parse_ip(address))
+            reason = self._policy.refusal(parse_ip(address))
             if reason is not None:
                 failure = _Failure("destination_refused", str(DestinationRefused(address, reason)))
                 continue
@@ -450,7 +488,7 @@ def _result(started: float, status: int | None, error: str, detail: str) -> Atte
         status_code=status,
         duration_ms=(time.perf_counter() - started) * 1000,
         error=error,
-        error_detail=detail[:_MAX_DETAIL],
+        error_detail=detail[:MAX_ERROR_DETAIL],
         response_body=None,
         retry_after=None,
     )

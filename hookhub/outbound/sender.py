@@ -1,12 +1,11 @@
-"""The HTTP sender: one POST of one signed body to one endpoint, reported as an ``AttemptResult``.
+"""The aiohttp sender: one POST of one signed body to one endpoint, through aiohttp's client.
 
-``Transport`` is the seam the delivery worker talks to. The real ones are
-``hookhub.outbound.http11.Http11Transport`` (the default: a lean HTTP/1.1 client) and
-``AiohttpTransport`` here (aiohttp's ClientSession; ``HOOKHUB_DELIVERY_CLIENT=aiohttp``), both
-with keep-alive pools, bounded reads and redirects never followed; ``hookhub.outbound.testing``
-has an in-memory one. This module also holds what they share (results, the resolver guard).
-Here the SSRF guard lives in the connector: the resolver drops forbidden addresses and the
-socket factory refuses any forbidden address before a socket connects.
+A :class:`~hookhub.outbound.transport.Transport` (``HOOKHUB_DELIVERY_CLIENT=aiohttp``); the
+default is ``hookhub.outbound.http11.Http11Transport``, and what both share (results, limits,
+the resolver guard) is in ``hookhub.outbound.transport``. Both keep connections alive, bound
+their reads and never follow redirects. Here the SSRF guard lives in the connector: the
+resolver drops forbidden addresses and the socket factory refuses any forbidden address before
+a socket connects. aiohttp caps each response header at 8 KiB itself.
 
 It must never raise for a network problem, never send a byte to a refused address, never read
 an unbounded response, and never put URLs, headers or secrets into an error detail.
@@ -15,147 +14,29 @@ an unbounded response, and never put URLs, headers or secrets into an error deta
 from __future__ import annotations
 
 import asyncio
-import errno
-import ipaddress
 import socket
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Protocol, Self
+from collections.abc import Mapping
+from typing import Protocol
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import ThreadedResolver
 
-from hookhub.core.urlguard import DestinationPolicy, IPAddress
+from hookhub.core.urlguard import DestinationPolicy
+from hookhub.outbound.transport import (
+    MAX_ERROR_DETAIL,
+    MAX_RESPONSE_BODY,
+    RESET_ERRNOS,
+    AttemptResult,
+    DestinationRefused,
+    GuardedResolver,
+    TransportBase,
+    decode_body,
+    parse_ip,
+)
 
-__all__ = [
-    "MAX_RESPONSE_BODY",
-    "AiohttpTransport",
-    "AttemptResult",
-    "DestinationRefused",
-    "GuardedResolver",
-    "Transport",
-    "TransportBase",
-    "decode_body",
-]
-
-MAX_RESPONSE_BODY = 64 * 1024
-"""Bytes of a response body that are read and kept; the rest is never read."""
-
-_MAX_DETAIL = 500
-_RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptResult:
-    """What one delivery attempt produced."""
-
-    status_code: int | None
-    """The receiver's HTTP status; None when no response arrived."""
-    duration_ms: float
-    error: str | None
-    """Error class: "timeout", "connect_error", "dns_error", "tls_error", "destination_refused",
-    "connection_reset", "invalid_response", "invalid_url", "invalid_request" (a header that
-    cannot be sent), "network_error". A 3xx is a status, not an error."""
-    error_detail: str | None
-    """A human message; never contains the URL's path or query, headers or secrets."""
-    response_body: str | None
-    """The start of the response body (at most 64 KiB, undecodable bytes replaced)."""
-    retry_after: str | None
-    """The raw ``Retry-After`` header, if the receiver sent one."""
-
-    @property
-    def ok(self) -> bool:
-        """A 2xx received in full within the timeout."""
-        return self.status_code is not None and 200 <= self.status_code < 300 and not self.error
-
-
-class Transport(Protocol):
-    """Sends one POST; never raises for network problems."""
-
-    async def post(
-        self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
-    ) -> AttemptResult: ...
-
-    async def close(self) -> None: ...
-
-
-class DestinationRefused(OSError):
-    """Raised inside the connector for an address the destination policy forbids."""
-
-    def __init__(self, target: str, reason: str) -> None:
-        super().__init__(f"refused to connect to {target}: {reason}")
-        self.target = target
-        self.reason = reason
-
-
-def _parse_ip(host: str) -> IPAddress:
-    return ipaddress.ip_address(host.split("%", 1)[0])  # resolvers append %zone to link-local
-
-
-class GuardedResolver(AbstractResolver):
-    """Wraps a resolver and drops the addresses the policy forbids.
-
-    A name with no allowed address at all is refused outright, so the refusal reads as such
-    instead of as a DNS failure. Literal IPs never reach a resolver: the socket factory of
-    :class:`AiohttpTransport` judges those (and, again, every address really dialled).
-    """
-
-    def __init__(self, inner: AbstractResolver, policy: DestinationPolicy) -> None:
-        self._inner = inner
-        self._policy = policy
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed: list[ResolveResult] = []
-        refused: list[str] = []
-        for result in results:
-            try:
-                reason = self._policy.refusal(_parse_ip(result["host"]))
-            except ValueError:
-                reason = "not an IP address"
-            if reason is None:
-                allowed.append(result)
-            else:
-                refused.append(f"{result['host']} ({reason})")
-        if not allowed and refused:
-            raise DestinationRefused(host, "resolves to " + ", ".join(refused[:4]))
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-class TransportBase:
-    """What the real transports share: default headers, and ``async with`` closing them."""
-
-    def __init__(self, *, user_agent: str) -> None:
-        # Sent with every request unless the caller sets them (the delivery worker sets both).
-        self._default_headers = {"user-agent": user_agent, "accept-encoding": "identity"}
-
-    def _with_defaults(self, headers: Mapping[str, str]) -> Mapping[str, str]:
-        """``headers`` with this transport's defaults under any the caller did not set."""
-        if "user-agent" in headers:
-            return headers  # the delivery worker's, complete (its per-endpoint base headers)
-        return {**self._default_headers, **headers}
-
-    async def close(self) -> None:
-        raise NotImplementedError
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+__all__ = ["AiohttpTransport"]
 
 
 class AiohttpTransport(TransportBase):
@@ -190,7 +71,7 @@ class AiohttpTransport(TransportBase):
     def _socket_factory(self, addr_info: aiohttp.AddrInfoType) -> socket.socket:
         family, type_, proto, _, sockaddr = addr_info
         host = str(sockaddr[0])
-        reason = self._policy.refusal(_parse_ip(host))
+        reason = self._policy.refusal(parse_ip(host))
         if reason is not None:
             raise DestinationRefused(host, reason)
         return socket.socket(family=family, type=type_, proto=proto)
@@ -232,7 +113,7 @@ class AiohttpTransport(TransportBase):
                 status_code=status,
                 duration_ms=(time.perf_counter() - started) * 1000,
                 error=error,
-                error_detail=detail[:_MAX_DETAIL] if detail else detail,
+                error_detail=detail[:MAX_ERROR_DETAIL] if detail else detail,
                 response_body=response_body,
                 retry_after=retry_after,
             )
@@ -269,7 +150,7 @@ class AiohttpTransport(TransportBase):
         except aiohttp.ServerDisconnectedError:
             return result("connection_reset", "the server closed the connection without a response")
         except aiohttp.ClientOSError as exc:
-            if exc.errno in _RESET_ERRNOS:
+            if exc.errno in RESET_ERRNOS:
                 return result("connection_reset", _os_message(exc))
             return result("network_error", _os_message(exc))
         except aiohttp.ClientPayloadError as exc:
@@ -305,22 +186,6 @@ async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
         remaining -= len(chunk)
     # Unread bytes stay unread: the connection is then closed instead of reused.
     return b"".join(chunks)
-
-
-def decode_body(raw: bytes, charset: Callable[[], str | None]) -> str:
-    """A response body as text; ``charset`` (of the response) is looked up only if needed."""
-    if raw.isascii():  # most answers are short ASCII ("ok", "{}")
-        return raw.decode("ascii")
-    return _decode(raw, charset())
-
-
-def _decode(raw: bytes, charset: str | None) -> str:
-    if charset:
-        try:
-            return raw.decode(charset, errors="replace")
-        except LookupError:  # unknown, or not a text encoding at all (e.g. "rot13")
-            pass
-    return raw.decode("utf-8", errors="replace")
 
 
 def _refusal_in(exc: BaseException) -> DestinationRefused | None:

@@ -39,7 +39,7 @@ from hookhub.core import jsoncodec, signing
 from hookhub.core.retry import Outcome, RetryPolicy, classify, parse_retry_after
 from hookhub.metrics import Metrics
 from hookhub.outbound.outbox import Outbox, OutboxWriter
-from hookhub.outbound.sender import AttemptResult, Transport
+from hookhub.outbound.transport import AttemptResult, Transport
 from hookhub.records.outbound import Endpoint
 from hookhub.store.database import Database
 from hookhub.store.deliveries import ClaimedDelivery, DeliveryStore, DeliveryUpdate

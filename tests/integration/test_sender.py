@@ -20,8 +20,15 @@ from aiohttp.resolver import ThreadedResolver
 
 from hookhub.core.urlguard import DestinationPolicy
 from hookhub.outbound.http11 import Http11Transport
-from hookhub.outbound.sender import MAX_RESPONSE_BODY, AiohttpTransport, AttemptResult, Transport
-from hookhub.outbound.testing import RecordingTransport, network_error, respond
+from hookhub.outbound.sender import AiohttpTransport
+from hookhub.outbound.transport import (
+    MAX_RESPONSE_BODY,
+    AttemptResult,
+    RecordingTransport,
+    Transport,
+    network_error,
+    respond,
+)
 
 USER_AGENT = "hookhub/test"
 SECRET = "s3cr3t-token-value"
