@@ -12,8 +12,8 @@ problem, never sends a byte to an address the destination policy refuses (names 
 here and the checked address is the one dialled), never follows a redirect, never reads more
 than ``MAX_RESPONSE_BODY`` bytes of a response body (a longer one is cut and its connection
 closed) nor a head past ``MAX_RESPONSE_HEAD`` bytes, ``MAX_HEADER_COUNT`` fields or a field past
-``MAX_HEADER_FIELD`` bytes (the attempt fails as ``response_too_large``: the parser joins a
-header's pieces as they arrive, so an unbounded one costs quadratic copying), and never puts
+``MAX_HEADER_FIELD`` bytes (``http11_connection``; the attempt fails as ``response_too_large``: a
+header is joined as its pieces arrive, so an unbounded one costs quadratic copying), never puts
 the URL's path or query, headers or secrets into an error detail. http and https; no proxies
 (an environment proxy would bypass the destination guard).
 """
@@ -29,18 +29,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-import httptools
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import ThreadedResolver
 
 from hookhub.core.urlguard import DestinationPolicy
+from hookhub.outbound.http11_connection import Connection, Failure
 from hookhub.outbound.transport import (
     MAX_ERROR_DETAIL,
-    MAX_HEADER_COUNT,
-    MAX_HEADER_FIELD,
-    MAX_RESPONSE_BODY,
-    MAX_RESPONSE_HEAD,
-    RESET_ERRNOS,
     AttemptResult,
     DestinationRefused,
     GuardedResolver,
@@ -103,181 +98,6 @@ def _target(url: str) -> _Target:
     return _Target(scheme, host, port, head)
 
 
-class _Failure(Exception):
-    """An attempt ended without a usable response: ``error`` class and a safe ``detail``."""
-
-    def __init__(self, error: str, detail: str) -> None:
-        super().__init__(detail)
-        self.error = error
-        self.detail = detail
-
-
-def _head_too_large(what: str) -> _Failure:
-    return _Failure("response_too_large", f"the response was refused: {what}")
-
-
-class _Connection(asyncio.Protocol):
-    """One connection and the response it is waiting for, parsed as it arrives."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.closed = False
-        self.idle_since = 0.0
-        self._waiter: asyncio.Future[None] | None = None
-        self._reset_response()
-
-    def _reset_response(self) -> None:
-        self.status: int | None = None
-        self.retry_after: str | None = None
-        self.content_type: str | None = None
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.truncated = False
-        self.complete = False
-        self.keep_alive = False
-        self.length_known = False
-        self._interim = False
-        self.in_head = True
-        self.head_size = 0
-        self.header_count = 0
-
-    # -- the request ---------------------------------------------------------------------------
-
-    def send(self, data: bytes) -> asyncio.Future[None]:
-        """Write a whole request; the future is done when its response is (or fails)."""
-        assert self.transport is not None
-        self._reset_response()
-        self.parser = httptools.HttpResponseParser(self)
-        self._waiter = self.loop.create_future()
-        self.transport.write(data)
-        return self._waiter
-
-    def abort(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.abort()
-
-    def close(self) -> None:
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-
-    # -- asyncio.Protocol ----------------------------------------------------------------------
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        if self._waiter is None or self.complete:
-            self.abort()  # bytes nobody asked for: the connection cannot be trusted
-            return
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            failure = exc.__context__
-            if not isinstance(failure, _Failure):
-                failure = _Failure("invalid_response", f"the response is not valid HTTP: {exc}")
-            self._fail(failure)
-            self.abort()
-            return
-        except httptools.HttpParserUpgrade:
-            self._finish()  # a 101 answer: it is complete as it is, and not reusable
-            self.abort()
-            return
-        except httptools.HttpParserError as exc:
-            self._fail(_Failure("invalid_response", f"the response is not valid HTTP: {exc}"))
-            self.abort()
-            return
-        if self.in_head:
-            # Still in the head, so all of this read was head (a response begins with the
-            # first byte read): counted by reads, each parsed piece joins a bounded head.
-            self.head_size += len(data)
-            if self.head_size > MAX_RESPONSE_HEAD:
-                self._fail(_head_too_large(f"a head over {MAX_RESPONSE_HEAD} bytes"))
-                self.abort()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if self._waiter is None or self._waiter.done():
-            return
-        if self.status is not None and not self.length_known and not self._interim:
-            self._finish()  # a body without a length ends with the connection
-        elif isinstance(exc, OSError) and exc.errno in RESET_ERRNOS:
-            self._fail(_Failure("connection_reset", exc.strerror or type(exc).__name__))
-        elif self.status is None:
-            self._fail(
-                _Failure("connection_reset", "the server closed the connection without a response")
-            )
-        else:
-            self._fail(_Failure("invalid_response", "the connection closed mid-response"))
-
-    # -- httptools callbacks -------------------------------------------------------------------
-
-    def on_message_begin(self) -> None:
-        self.in_head = True
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.header_count += 1
-        if len(name) + len(value) > MAX_HEADER_FIELD:
-            raise _head_too_large(f"a header field over {MAX_HEADER_FIELD} bytes")
-        if self.header_count > MAX_HEADER_COUNT:
-            raise _head_too_large(f"more than {MAX_HEADER_COUNT} header fields")
-        lowered = name.lower()
-        if lowered == b"retry-after":
-            self.retry_after = value.decode("latin-1")
-        elif lowered == b"content-type":
-            self.content_type = value.decode("latin-1")
-        elif lowered in (b"content-length", b"transfer-encoding"):
-            self.length_known = True
-
-    def on_headers_complete(self) -> None:
-        self.in_head = False
-        status = self.parser.get_status_code()
-        self._interim = 100 <= status < 200 and status != 101
-        if not self._interim:
-            self.status = status
-            if status in (204, 304):
-                self.length_known = True
-
-    def on_body(self, body: bytes) -> None:
-        if self.truncated:
-            return
-        room = MAX_RESPONSE_BODY - self.size
-        if len(body) > room:
-            self.chunks.append(body[:room])
-            self.size = MAX_RESPONSE_BODY
-            self.truncated = True
-            self._finish()
-            self.abort()  # the rest is never read; the connection cannot be reused
-            return
-        self.chunks.append(body)
-        self.size += len(body)
-
-    def on_message_complete(self) -> None:
-        if self._interim:  # 100 Continue and friends: the real answer follows
-            self._interim = False
-            return
-        self.keep_alive = self.parser.should_keep_alive()
-        self._finish()
-
-    # -- outcome -------------------------------------------------------------------------------
-
-    def _finish(self) -> None:
-        self.complete = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    def _fail(self, failure: _Failure) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(failure)
-
-    @property
-    def reusable(self) -> bool:
-        return self.complete and self.keep_alive and not self.truncated and not self.closed
-
-
 class Http11Transport(TransportBase):
     """Keep-alive connections per origin; the destination policy checks every address dialled.
 
@@ -298,8 +118,8 @@ class Http11Transport(TransportBase):
         self._policy = policy
         self._resolver = GuardedResolver(resolver or ThreadedResolver(), policy)
         self._ssl_context = ssl_context
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._busy: set[_Connection] = set()
+        self._idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._busy: set[Connection] = set()
         self._swept_at = 0.0
         self._closed = False
 
@@ -309,7 +129,7 @@ class Http11Transport(TransportBase):
         if self._closed:
             raise RuntimeError("Http11Transport is closed")
         started = time.perf_counter()
-        connection: _Connection | None = None
+        connection: Connection | None = None
         try:
             target = _target(url)
             request = self._request(target, body, headers)
@@ -319,7 +139,7 @@ class Http11Transport(TransportBase):
                 await connection.send(request)
         except _InvalidURL:
             return _result(started, None, "invalid_url", "the URL cannot be requested")
-        except _Failure as failure:
+        except Failure as failure:
             status = None
             if connection is not None:
                 status = connection.status
@@ -356,7 +176,7 @@ class Http11Transport(TransportBase):
         lines = [target.head]
         for name, value in self._with_defaults(headers).items():
             if "\r" in value or "\n" in value or "\r" in name or "\n" in name or ":" in name:
-                raise _Failure("invalid_request", f"header {name!r} cannot be sent")
+                raise Failure("invalid_request", f"header {name!r} cannot be sent")
             lines.append(f"{name}: {value}\r\n".encode("latin-1", "replace"))
         lines.append(b"Content-Length: %d\r\n\r\n" % len(body))
         lines.append(body)
@@ -364,7 +184,7 @@ class Http11Transport(TransportBase):
 
     # -- connections ---------------------------------------------------------------------------
 
-    async def _connection(self, target: _Target) -> _Connection:
+    async def _connection(self, target: _Target) -> Connection:
         now = time.monotonic()
         if now - self._swept_at > IDLE_SECONDS / 2:
             self._sweep(now)
@@ -376,7 +196,7 @@ class Http11Transport(TransportBase):
             connection.close()
         return await self._connect(target)
 
-    def _give_back(self, target: _Target, connection: _Connection) -> None:
+    def _give_back(self, target: _Target, connection: Connection) -> None:
         if self._closed:
             connection.close()
             return
@@ -407,7 +227,7 @@ class Http11Transport(TransportBase):
         if literal is not None:
             reason = self._policy.refusal(literal)
             if reason is not None:
-                raise _Failure("destination_refused", str(DestinationRefused(target.host, reason)))
+                raise Failure("destination_refused", str(DestinationRefused(target.host, reason)))
             family = socket.AF_INET6 if literal.version == 6 else socket.AF_INET
             return [(family, str(literal))]
         try:
@@ -415,28 +235,28 @@ class Http11Transport(TransportBase):
                 target.host, target.port, socket.AF_UNSPEC
             )
         except DestinationRefused as exc:
-            raise _Failure("destination_refused", str(exc)) from exc
+            raise Failure("destination_refused", str(exc)) from exc
         except OSError as exc:
             cause = exc.strerror or str(exc) or type(exc).__name__
-            raise _Failure("dns_error", f"cannot resolve {target.host}: {cause}") from exc
+            raise Failure("dns_error", f"cannot resolve {target.host}: {cause}") from exc
         if not resolved:
-            raise _Failure("dns_error", f"cannot resolve {target.host}: no address")
+            raise Failure("dns_error", f"cannot resolve {target.host}: no address")
         return [(socket.AddressFamily(r["family"]), r["host"]) for r in resolved]
 
-    async def _connect(self, target: _Target) -> _Connection:
+    async def _connect(self, target: _Target) -> Connection:
         loop = asyncio.get_running_loop()
         tls = target.scheme == "https"
         context = (self._ssl_context or _default_ssl_context()) if tls else None
-        failure: _Failure | None = None
+        failure: Failure | None = None
         for family, address in await self._addresses(target):
             # Judged again right before dialling: the address connected to is the one checked.
             reason = self._policy.refusal(parse_ip(address))
             if reason is not None:
-                failure = _Failure("destination_refused", str(DestinationRefused(address, reason)))
+                failure = Failure("destination_refused", str(DestinationRefused(address, reason)))
                 continue
             try:
                 _transport, connection = await loop.create_connection(
-                    lambda: _Connection(loop),
+                    lambda: Connection(loop),
                     host=address,
                     port=target.port,
                     family=family,
@@ -445,12 +265,12 @@ class Http11Transport(TransportBase):
                 )
                 return connection
             except ssl.SSLError as exc:
-                failure = _Failure(
+                failure = Failure(
                     "tls_error", f"TLS handshake with {target.host}:{target.port} failed: {exc}"
                 )
             except OSError as exc:
                 cause = exc.strerror or type(exc).__name__
-                failure = _Failure(
+                failure = Failure(
                     "connect_error", f"cannot connect to {target.host}:{target.port}: {cause}"
                 )
         assert failure is not None
