@@ -173,13 +173,14 @@ def worker(
     database_url: DatabaseUrl = None,
     log_level: LogLevel = None,
 ) -> None:
-    """Run the background work only (deliveries, inbound rules); run many against PostgreSQL."""
+    """Run the background work only (deliveries, inbound rules, retention); run many against
+    PostgreSQL."""
     import signal
 
     import uvloop
 
     from hookhub.inbound.processor import InboundProcessor
-    from hookhub.services import build_worker
+    from hookhub.services import build_retention_loop, build_worker
 
     settings = _settings(database_url=database_url, log_level=log_level)
     configure_logging(settings.log_level, settings.log_format)
@@ -187,21 +188,20 @@ def worker(
 
     async def main() -> None:
         delivery = build_worker(services)
-        processor = InboundProcessor(
-            services.inbound,
-            poll_interval=settings.poll_interval,
-            dedupe_retention=settings.dedupe_retention,
-        )
+        processor = InboundProcessor(services.inbound, poll_interval=settings.poll_interval)
+        # Retention loop: a run()/stop() loop like the others, to go under their supervisor.
+        retention = build_retention_loop(services)
 
         def stop() -> None:
             delivery.stop()
             processor.stop()
+            retention.stop()
 
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop)
         try:
-            await asyncio.gather(delivery.run(), processor.run())
+            await asyncio.gather(delivery.run(), processor.run(), retention.run())
         finally:
             await delivery.transport.close()
 
@@ -210,6 +210,62 @@ def worker(
         uvloop.run(main())
     finally:
         services.close()
+
+
+@app.command()
+def purge(
+    requests: Annotated[
+        bool,
+        typer.Option(
+            "--requests",
+            help="Purge the inbound request log (HOOKHUB_RETENTION_REQUESTS) and dedupe keys"
+            " past the dedupe window (HOOKHUB_DEDUPE_RETENTION).",
+        ),
+    ] = False,
+    messages: Annotated[
+        bool,
+        typer.Option(
+            "--messages",
+            help="Purge messages whose deliveries are all final, with their deliveries and"
+            " attempts (HOOKHUB_RETENTION_MESSAGES).",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete what is past its retention now, and print how many rows of each kind went.
+
+    Without --requests or --messages, both. Batches of HOOKHUB_RETENTION_BATCH rows, each its
+    own transaction: safe to run while Hookhub serves. A retention of 0 keeps forever.
+    """
+    from hookhub.retention import RetentionService
+
+    settings = _settings(database_url=database_url)
+    configure_logging(settings.log_level, settings.log_format)
+    services = _services(settings)
+    both = not requests and not messages
+    try:
+        counts = RetentionService(services.db, settings).purge(
+            requests=requests or both, messages=messages or both, dry_run=dry_run
+        )
+    finally:
+        services.close()
+    if counts.skipped:
+        err_console.print("Another process is purging right now; nothing was deleted.")
+        raise typer.Exit(1)
+    shown = (
+        {"requests": counts.requests, "dedupe_keys": counts.dedupe_keys} if requests or both else {}
+    )
+    if messages or both:
+        shown.update(
+            messages=counts.messages, deliveries=counts.deliveries, attempts=counts.attempts
+        )
+    if dry_run:
+        console.print("Dry run, nothing deleted; these would be:")
+    for kind, count in shown.items():
+        console.print(f"{kind}: {count}")
 
 
 @app.command()

@@ -61,6 +61,17 @@ class Settings(BaseSettings):
     dedupe_retention: float = Field(default=30 * 24 * 3600, ge=3600)
     """How long a provider's event id is remembered to drop its duplicates (seconds)."""
 
+    # Retention: what is deleted once it is old (seconds; 0 keeps it forever).
+    retention_requests: float = Field(default=30 * 24 * 3600, ge=0)
+    """Inbound requests (the request log, bodies included) older than this are deleted."""
+    retention_messages: float = Field(default=30 * 24 * 3600, ge=0)
+    """Messages older than this are deleted with their deliveries and attempts, once every
+    delivery of theirs is final (succeeded or exhausted); pending work is never deleted."""
+    retention_interval: float = Field(default=600.0, gt=0)
+    """How often ``serve`` and ``worker`` purge (seconds)."""
+    retention_batch: int = Field(default=500, ge=1, le=10_000)
+    """Rows deleted per transaction, so a purge never holds the hot paths up for long."""
+
     # Outbound delivery.
     retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_SCHEDULE
     retry_jitter: float = Field(default=0.2, ge=0, lt=1)

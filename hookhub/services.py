@@ -18,6 +18,7 @@ from hookhub.store.database import Database
 
 if TYPE_CHECKING:
     from hookhub.outbound.worker import DeliveryWorker
+    from hookhub.retention import RetentionLoop
 
 
 @dataclass
@@ -85,3 +86,12 @@ def build_worker(services: Services) -> DeliveryWorker:
     return DeliveryWorker(
         services.db, services.outbox, settings, transport, metrics=services.metrics
     )
+
+
+def build_retention_loop(services: Services) -> RetentionLoop:
+    """Purges on the retention settings; pauses between batches to let other writers in."""
+    from hookhub.retention import RetentionLoop, RetentionService
+
+    settings = services.settings
+    service = RetentionService(services.db, settings, pause=0.01)
+    return RetentionLoop(service, interval=settings.retention_interval)

@@ -32,7 +32,7 @@ from hookhub.api.routes import (
 from hookhub.api.schemas import ErrorOut
 from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
-from hookhub.services import Services, build_worker
+from hookhub.services import Services, build_retention_loop, build_worker
 
 API_PREFIX = "/api/v1"
 
@@ -55,11 +55,7 @@ class HookhubApp:
 def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
     settings = services.settings
     processor = (
-        InboundProcessor(
-            services.inbound,
-            poll_interval=settings.poll_interval,
-            dedupe_retention=settings.dedupe_retention,
-        )
+        InboundProcessor(services.inbound, poll_interval=settings.poll_interval)
         if run_workers
         else None
     )
@@ -106,18 +102,22 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
 def _lifespan(
     services: Services, processor: InboundProcessor
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
-    """Runs a delivery worker and the inbound processor beside the HTTP server."""
+    """Runs a delivery worker, the inbound processor and retention beside the HTTP server."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = build_worker(services)
+        # Retention loop: a run()/stop() loop like the others, to go under their supervisor.
+        retention = build_retention_loop(services)
         tasks = [
             asyncio.create_task(worker.run(), name="hookhub-delivery-worker"),
             asyncio.create_task(processor.run(), name="hookhub-inbound-processor"),
+            asyncio.create_task(retention.run(), name="hookhub-retention"),
         ]
         try:
             yield
         finally:
+            retention.stop()
             processor.stop()
             worker.stop()
             await asyncio.gather(*tasks)

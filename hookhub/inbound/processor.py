@@ -2,9 +2,9 @@
 
 Woken by the receiver of this process after each group commit, and by polling otherwise (for
 requests received by other processes), so an acknowledged request is processed within a
-second under normal load. A failing batch is logged and retried; it is never skipped. Every ten
-minutes it also forgets dedupe keys older than the retention (30 days by default). While the
+second under normal load. A failing batch is logged and retried; it is never skipped. While the
 receiver of the same process is busy, processing runs in its gaps (see _yield_to_receiver).
+(Old dedupe keys are forgotten by retention, ``hookhub/retention.py``.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from hookhub.inbound.service import InboundService
 log = logging.getLogger("hookhub.inbound")
 
 
-PURGE_EVERY = 600.0
 QUIET = 0.05
 """While the receiver of this process committed within this many seconds, it is busy..."""
 MAX_DEFER = 1.0
@@ -32,12 +31,9 @@ class InboundProcessor:
         service: InboundService,
         *,
         poll_interval: float = 0.5,
-        dedupe_retention: float = 30 * 24 * 3600,
     ) -> None:
         self.service = service
         self.poll_interval = poll_interval
-        self.dedupe_retention = dedupe_retention
-        self._purged_at = 0.0
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -78,9 +74,6 @@ class InboundProcessor:
         while not self._stopping:
             self._wake.clear()
             try:
-                if time.monotonic() - self._purged_at > PURGE_EVERY:
-                    self._purged_at = time.monotonic()
-                    await asyncio.to_thread(self.service.purge_dedupe, self.dedupe_retention)
                 await self._yield_to_receiver()
                 done = await asyncio.to_thread(self.service.process_backlog)
                 self._ran_at = time.monotonic()  # the receiver's turn starts now

@@ -375,14 +375,6 @@ class InboundService:
         plans = resolve(self._rules(webhook), payload, event_type)
         return apply_plans(crm, plans)
 
-    def purge_dedupe(self, retention: float) -> int:
-        """Forget provider event ids older than ``retention`` seconds; answers how many."""
-        with self.db.write() as conn:
-            purged = InboundRequestStore(conn).purge_dedupe(time.time() - retention)
-        if purged:
-            log.info("inbound.dedupe_purged", extra={"count": purged})
-        return purged
-
     def replay(self, webhook_id: int, request_id: int) -> dict[str, Any]:
         """Run the current rules on a logged request again (dedupe does not apply)."""
         webhook = self.get(webhook_id)

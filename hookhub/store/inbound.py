@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text, update
 
-from hookhub.store.schema import inbound_dedupe, inbound_requests, inbound_webhooks
+from hookhub.store.schema import inbound_requests, inbound_webhooks
 
 _PENDING = text("inbound_requests.status = 'received'")
 _CLAIM_DEDUPE = (
@@ -271,9 +271,3 @@ class InboundRequestStore:
     def count_pending(self) -> int:
         query = select(inbound_requests.c.id).where(_PENDING)
         return len(self.conn.execute(query).all())
-
-    def purge_dedupe(self, older_than: float) -> int:
-        result = self.conn.execute(
-            delete(inbound_dedupe).where(inbound_dedupe.c.received_at < older_than)
-        )
-        return int(result.rowcount)
