@@ -21,11 +21,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import jmespath
-from jmespath import functions as jp_functions
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
 from hookhub.core.contacts import EVENT_NAME
+from hookhub.core.expressions import Budget, ExpressionTooCostly, evaluate, is_truthy
 from hookhub.errors import ValidationFailed
 
 MAX_RULES = 50
@@ -54,34 +54,6 @@ NOT_YET = {
 }
 
 
-class _Functions(jp_functions.Functions):
-    """JMESPath's built-ins plus a few that mapping payloads keeps asking for."""
-
-    @jp_functions.signature({"types": ["array"]})
-    def _func_from_items(self, items: list[Any]) -> dict[str, Any]:
-        """``[[key, value], ...]`` -> object (pairs with a non-string key are skipped)."""
-        return {
-            pair[0]: pair[1]
-            for pair in items
-            if isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
-        }
-
-    @jp_functions.signature({"types": ["string"]}, {"types": ["string"]})
-    def _func_split(self, text: str, separator: str) -> list[str]:
-        return text.split(separator) if separator else list(text)
-
-    @jp_functions.signature({"types": ["string"]})
-    def _func_lower(self, text: str) -> str:
-        return text.lower()
-
-    @jp_functions.signature({"types": ["string"]})
-    def _func_upper(self, text: str) -> str:
-        return text.upper()
-
-
-_OPTIONS = jmespath.Options(custom_functions=_Functions())
-
-
 @dataclass(frozen=True, slots=True)
 class Expression:
     """A compiled JMESPath expression and where it stands in the rule set."""
@@ -92,16 +64,26 @@ class Expression:
     fast: Callable[[Any], Any] | None = None
     """The same expression without the interpreter, for the common shapes (see _shortcut)."""
 
-    def search(self, payload: Any) -> Any:
+    def search(self, payload: Any, budget: Budget | None = None) -> Any:
+        """The expression's value on ``payload``, charged to ``budget`` (a fresh one if None).
+
+        Any failure, whatever Python raised on the payload's values (OverflowError from
+        ``floor(to_number('1e999'))``, ...), is a RuleError naming this expression.
+        """
         if self.fast is not None:
             return self.fast(payload)
         try:
-            return self.parsed.search(payload, options=_OPTIONS)
+            return evaluate(self.parsed.parsed, payload, budget or Budget())
+        except ExpressionTooCostly as exc:
+            raise RuleTooCostly(
+                f"{self.where}: {exc}; simplify the expression", expression=self.source
+            ) from exc
         except JMESPathError as exc:
             raise RuleError(f"{self.where}: {exc}", expression=self.source) from exc
-        except (TypeError, ValueError, RecursionError) as exc:
+        except Exception as exc:  # MemoryError and RecursionError too: they are the payload's
             raise RuleError(
-                f"{self.where}: cannot evaluate ({exc})", expression=self.source
+                f"{self.where}: cannot evaluate ({type(exc).__name__}: {exc})",
+                expression=self.source,
             ) from exc
 
 
@@ -114,6 +96,10 @@ class RuleError(ValidationFailed):
         super().__init__(message, details={"expression": expression, "rule": rule})
         self.expression = expression
         self.rule = rule
+
+
+class RuleTooCostly(RuleError):
+    """An expression went past its evaluation budget (see ``hookhub.core.expressions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,22 +354,27 @@ def compile_rules(raw: Any) -> list[Rule]:
 # -- resolving ----------------------------------------------------------------------------------
 
 
-def matches(rule: Rule, payload: Any, event_type: str | None) -> bool:
+def matches(rule: Rule, payload: Any, event_type: str | None, budget: Budget | None = None) -> bool:
+    """Whether ``rule`` applies; ``when`` is true as JMESPath says (``0`` is true)."""
     if rule.event_types and event_type not in rule.event_types:
         return False
     if rule.when is None:
         return True
-    result = rule.when.search(payload)
-    return result not in (None, False, "", [], {})
+    return is_truthy(rule.when.search(payload, budget))
 
 
 def resolve(rules: list[Rule], payload: Any, event_type: str | None) -> list[Plan]:
-    """The plans of the rules that match; RuleError (with the rule's name) on the first fault."""
+    """The plans of the rules that match; RuleError (with the rule's name) on the first fault.
+
+    Every expression of the rule set shares one budget: one payload's evaluation is bounded
+    as a whole, whatever the number of rules.
+    """
     plans = []
+    budget = Budget()
     for rule in rules:
         try:
-            if matches(rule, payload, event_type):
-                plans.append(_plan(rule, payload))
+            if matches(rule, payload, event_type, budget):
+                plans.append(_plan(rule, payload, budget))
         except RuleError as exc:
             exc.rule = rule.name
             exc.details = {"expression": exc.expression, "rule": rule.name}
@@ -391,16 +382,16 @@ def resolve(rules: list[Rule], payload: Any, event_type: str | None) -> list[Pla
     return plans
 
 
-def _plan(rule: Rule, payload: Any) -> Plan:
+def _plan(rule: Rule, payload: Any, budget: Budget) -> Plan:
     plan = Plan(rule=rule.name, add_to_lists=rule.add_to_lists)
     contact = rule.contact
     if contact is not None:
         plan.mode = contact.mode
         if contact.email is not None:
-            plan.email = contact.email.search(payload)
+            plan.email = contact.email.search(payload, budget)
             plan.expressions["email"] = contact.email.source
         if contact.ext_id is not None:
-            plan.ext_id = contact.ext_id.search(payload)
+            plan.ext_id = contact.ext_id.search(payload, budget)
             plan.expressions["ext_id"] = contact.ext_id.source
         if plan.email is None and plan.ext_id is None:
             source = contact.email or contact.ext_id
@@ -409,7 +400,7 @@ def _plan(rule: Rule, payload: Any) -> Plan:
                 f"{source.where} resolved to null: no contact to act on", expression=source.source
             )
         for source in contact.attributes_from:
-            found = source.search(payload)
+            found = source.search(payload, budget)
             if found is None:
                 continue
             if not isinstance(found, dict):
@@ -424,17 +415,17 @@ def _plan(rule: Rule, payload: Any) -> Plan:
                     plan.attributes[name.upper()] = value
                     plan.expressions[name.upper()] = source.source
         for name, expr in contact.attributes.items():
-            value = expr.search(payload)
+            value = expr.search(payload, budget)
             if value is not None:  # a field missing from this payload changes nothing
                 plan.attributes[name] = value
                 plan.expressions[name] = expr.source
     if rule.event is not None:
         plan.event_name = rule.event.name
         plan.event_properties = {
-            key: expr.search(payload) for key, expr in rule.event.properties.items()
+            key: expr.search(payload, budget) for key, expr in rule.event.properties.items()
         }
         if rule.event.date is not None:
-            plan.event_date = _moment(rule.event.date.search(payload), rule.event.date)
+            plan.event_date = _moment(rule.event.date.search(payload, budget), rule.event.date)
     return plan
 
 

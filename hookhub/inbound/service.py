@@ -1,10 +1,7 @@
-"""Inbound webhooks: their configuration, and running their rules on logged requests.
+"""Inbound webhooks: their configuration and their request log.
 
-Rules run *after* a request is acknowledged, from the durable request log, in arrival order per
-webhook (:meth:`InboundService.process_backlog`). Each request's actions and the outbox messages
-they cause commit together (a savepoint per request inside a batch transaction); a request whose
-rules fail is marked ``failed`` with the reason and an ``inbound.failed`` event, and nothing it
-started is kept. Preview runs the same code in a transaction that is always rolled back.
+Running their rules on logged requests (the backlog, replay, preview) is
+:class:`hookhub.inbound.runner.RuleRunner`'s job; this service hands it the compiled rules.
 """
 
 from __future__ import annotations
@@ -14,27 +11,24 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Connection, Row
-from sqlalchemy.exc import DataError
+from sqlalchemy import Row
 
 from hookhub import ids
 from hookhub.config import Settings
 from hookhub.core import jsoncodec
-from hookhub.crm.operations import CrmTx
-from hookhub.errors import Conflict, HookhubError, NotFound, ValidationFailed
-from hookhub.inbound.actions import apply_plans
+from hookhub.errors import HookhubError, NotFound, ValidationFailed
 from hookhub.inbound.presets import preset_rules
 from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
-from hookhub.inbound.rules import Rule, RuleError, compile_rules, resolve
+from hookhub.inbound.rules import Rule, compile_rules
+from hookhub.inbound.runner import CrmFactory, RuleRunner
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database
 from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore
 
 log = logging.getLogger("hookhub.inbound")
-PROCESS_BATCH = 10  # short write transactions: the receiver's commits never wait long
 
 
 @dataclass(slots=True)
@@ -108,17 +102,6 @@ def request_to_api(row: Row[Any]) -> dict[str, Any]:
     }
 
 
-class CrmFactory(Protocol):
-    """Makes the contacts-core operations for one request, inside the caller's transaction.
-
-    ``facts`` is shared by the requests processed in one transaction (see ``Outbox.writer``).
-    """
-
-    def __call__(
-        self, conn: Connection, now: datetime, facts: dict[str, Any] | None = None
-    ) -> CrmTx: ...
-
-
 class InboundService:
     def __init__(
         self,
@@ -134,6 +117,9 @@ class InboundService:
         self._crm = crm_factory
         self._rule_cache: dict[tuple[int, datetime], list[Rule]] = {}
         self.on_change: list[Callable[[str], None]] = []
+        self.runner = RuleRunner(
+            db, crm_factory=crm_factory, rules_for=self._rules, load_webhook=row_to_webhook
+        )
 
     # -- configuration ---------------------------------------------------------------------
 
@@ -278,169 +264,13 @@ class InboundService:
 
     def process_backlog(self) -> int:
         """Run the rules of acknowledged requests, oldest first per webhook; answers how many."""
-        with self.db.read() as conn:
-            webhook_ids = InboundRequestStore(conn).webhooks_with_backlog()
-        done = 0
-        for webhook_id in webhook_ids:
-            done += self._process_webhook(webhook_id)
-        return done
-
-    def _process_webhook(self, webhook_id: int) -> int:
-        with self.db.write() as conn:
-            row = InboundWebhookStore(conn).lock_for_processing(webhook_id)
-            if row is None:
-                return 0  # deleted, or another process is working through it
-            webhook = row_to_webhook(row)
-            requests = InboundRequestStore(conn).backlog(webhook_id, PROCESS_BATCH)
-            now = datetime.now(UTC)
-            facts: dict[str, Any] = {}  # e.g. the endpoints' subscriptions, read once
-            for request in requests:
-                self._run(conn, now, webhook, request, facts)
-        return len(requests)
-
-    def _run(
-        self,
-        conn: Connection,
-        now: datetime,
-        webhook: InboundWebhook,
-        request: Row[Any],
-        facts: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Apply one request's rules in a savepoint; record processed or failed.
-
-        Each request gets its own :class:`CrmTx`: what one caches (attribute types it defined,
-        the outbox writer's per-transaction state) would otherwise outlive the savepoint of a
-        failed request and mislead the next one.
-        """
-        store = InboundRequestStore(conn)
-        finished = time.time()
-        try:
-            with conn.begin_nested():
-                actions = self._actions(
-                    self._crm(conn, now, facts),
-                    webhook,
-                    request.body or b"",
-                    request.headers,
-                    request.event_type,
-                )
-        except (HookhubError, DataError) as caught:
-            exc = _as_failure(caught)
-            expression = exc.expression if isinstance(exc, RuleError) else None
-            rule = exc.rule if isinstance(exc, RuleError) else None
-            message = exc.message.replace("\x00", "\ufffd")
-            values = {
-                "status": "failed",
-                "error": message,
-                "error_expression": expression,
-                "actions": None,
-                "processed_at": finished,
-            }
-            store.finish(request.id, values)
-            self._crm(conn, now, facts).outbox.emit(
-                "inbound.failed",
-                {
-                    "inbound_webhook_id": webhook.id,
-                    "request_id": request.id,
-                    "error": message,
-                    "expression": expression,
-                    "rule": rule,
-                },
-                now,
-            )
-            log.info(
-                "inbound.failed", extra={"inbound_webhook_id": webhook.id, "request_id": request.id}
-            )
-            return values
-        values = {
-            "status": "processed",
-            "error": None,
-            "error_expression": None,
-            "actions": jsoncodec.dumps(actions).decode(),
-            "processed_at": finished,
-        }
-        store.finish(request.id, values)
-        return values
-
-    def _actions(
-        self,
-        crm: CrmTx,
-        webhook: InboundWebhook,
-        body: bytes,
-        headers_json: str,
-        event_type: str | None,
-    ) -> list[dict[str, Any]]:
-        provider = get_provider(webhook.source)
-        request = RawRequest.build([tuple(h) for h in jsoncodec.loads(headers_json)], body)
-        payload = provider.parse(request)
-        plans = resolve(self._rules(webhook), payload, event_type)
-        return apply_plans(crm, plans)
+        return self.runner.process_backlog()
 
     def replay(self, webhook_id: int, request_id: int) -> dict[str, Any]:
         """Run the current rules on a logged request again (dedupe does not apply)."""
-        webhook = self.get(webhook_id)
-        with self.db.write() as conn:
-            request = InboundRequestStore(conn).get(webhook_id, request_id)
-            if request is None:
-                raise NotFound(f"No request {request_id} for inbound webhook {webhook_id}.")
-            if request.status in ("rejected",) or request.body is None:
-                raise ValidationFailed(
-                    f"Only accepted requests can be replayed; this one was {request.status}.",
-                    details={"status": request.status},
-                )
-            if request.status == "received":
-                # The processor will run it; running it here too could run it twice.
-                raise Conflict(
-                    "This request has not been processed yet; replay it once it has.",
-                    details={"status": request.status},
-                )
-            self._run(conn, datetime.now(UTC), webhook, request)
+        self.runner.replay(self.get(webhook_id), request_id)
         return self.request(webhook_id, request_id)
 
     def preview(self, webhook_id: int, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
         """What the rules would do with this body; every change is rolled back."""
-        webhook = self.get(webhook_id)
-        provider = get_provider(webhook.source)
-        request = RawRequest.build(headers, body)
-        result: dict[str, Any] = {"matched": [], "actions": [], "messages": [], "error": None}
-        try:
-            payload = provider.parse(request)
-            event_type = provider.event_type(request, payload, webhook.options)
-            result["event_type"] = event_type
-            plans = resolve(self._rules(webhook), payload, event_type)
-            result["matched"] = [plan.to_api() for plan in plans]
-        except HookhubError as exc:
-            result["error"] = _error(exc)
-            return result
-        with self.db.dry_run() as conn:
-            crm = self._crm(conn, datetime.now(UTC))
-            try:
-                result["actions"] = apply_plans(crm, plans)
-            except (HookhubError, DataError) as exc:
-                # The real run would keep none of it, and record the failure instead.
-                result["error"] = _error(_as_failure(exc))
-                return result
-            result["messages"] = [
-                {"type": m.type, "payload": jsoncodec.loads(m.payload)} for m in crm.outbox.written
-            ]
-        return result
-
-
-def _as_failure(exc: HookhubError | DataError) -> HookhubError:
-    """A database's refusal of a payload's value, as the failure the request log records.
-
-    Such a value (a NUL character for PostgreSQL, a number out of a column's range) is a fault
-    of this request, not of the database: failing the whole batch would retry it forever and
-    hold back every request behind it.
-    """
-    if isinstance(exc, HookhubError):
-        return exc
-    reason = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
-    return ValidationFailed(f"The database refused a value from this payload: {reason}")
-
-
-def _error(exc: HookhubError) -> dict[str, Any]:
-    return {
-        "message": exc.message,
-        "expression": exc.expression if isinstance(exc, RuleError) else None,
-        "rule": exc.rule if isinstance(exc, RuleError) else None,
-    }
+        return self.runner.preview(self.get(webhook_id), body, headers)
