@@ -221,13 +221,16 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "An outbound webhook endpoint was disabled (410 Gone, or failing for too long).",
         properties={
             "webhook_id": {"type": "integer"},
-            "url": {"type": "string"},
+            "url": {
+                "type": "string",
+                "description": "scheme://host[:port]/… only: path and query are redacted",
+            },
             "reason": {"type": "string"},
         },
         required=("webhook_id", "reason"),
         example={
             "webhook_id": 9,
-            "url": "https://hooks.example.com/in",
+            "url": "https://hooks.example.com/…",
             "reason": "failing since 2026-01-10T09:30:00.000Z",
         },
         operational=True,

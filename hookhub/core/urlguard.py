@@ -23,6 +23,7 @@ __all__ = [
     "ParsedDestination",
     "check_url",
     "is_forbidden_address",
+    "redact_url",
 ]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -270,3 +271,25 @@ class DestinationPolicy:
 
     def __repr__(self) -> str:
         return f"DestinationPolicy(allow={[str(n) for n in self._allow]!r})"
+
+
+def redact_url(url: str) -> str:
+    """``url`` without what may make it a capability: ``scheme://host[:port]/…``.
+
+    Slack, Zapier and similar receive URLs carry their secret in the path or the query, so
+    anything shown to a third party keeps only where the URL points. Credentials in the
+    authority (``user:pass@``) are dropped too. A string that does not parse as a URL with a
+    host answers ``"[redacted]"``.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "[redacted]"
+    if not parts.scheme or not host:
+        return "[redacted]"
+    if ":" in host:  # an IPv6 literal keeps its brackets
+        host = f"[{host}]"
+    authority = host if port is None else f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{authority}/…"

@@ -37,6 +37,7 @@ from hookhub import __version__
 from hookhub.config import Settings
 from hookhub.core import jsoncodec, signing
 from hookhub.core.retry import Outcome, RetryPolicy, classify, parse_retry_after
+from hookhub.core.urlguard import redact_url
 from hookhub.metrics import Metrics
 from hookhub.outbound.outbox import Outbox, OutboxWriter
 from hookhub.outbound.transport import AttemptResult, Transport
@@ -743,7 +744,7 @@ class DeliveryWorker:
                     "webhook.disabled",
                     {
                         "webhook_id": endpoint_id,
-                        "url": endpoint.url if endpoint else None,
+                        "url": redact_url(endpoint.url) if endpoint else None,
                         "reason": reason,
                     },
                     occurred,

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from hookhub.core.urlguard import DestinationPolicy, check_url, is_forbidden_address
+from hookhub.core.urlguard import DestinationPolicy, check_url, is_forbidden_address, redact_url
 from hookhub.errors import ValidationFailed
 
 REFUSED = [
@@ -201,3 +201,24 @@ def test_check_url_with_a_policy_refuses_forbidden_ip_literals_early() -> None:
     assert check_url("https://8.8.8.8/", policy=policy).port == 443
     allowing = DestinationPolicy(["127.0.0.0/8"])
     assert check_url("http://127.0.0.1:9/", policy=allowing).ip == ipaddress.ip_address("127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("url", "redacted"),
+    [
+        ("https://hooks.slack.com/services/T000/B000/XXXXSECRET", "https://hooks.slack.com/…"),
+        (
+            "https://hooks.zapier.com/hooks/catch/123/abc/?token=s3cret",
+            "https://hooks.zapier.com/…",
+        ),
+        ("http://example.com:8443/a#frag", "http://example.com:8443/…"),
+        ("https://user:pass@example.com/x", "https://example.com/…"),
+        ("HTTPS://Example.COM", "https://example.com/…"),
+        ("http://[2001:db8::1]:9000/p?q=1", "http://[2001:db8::1]:9000/…"),
+        ("not a url", "[redacted]"),
+        ("http://example.com:99999/x", "[redacted]"),
+        ("", "[redacted]"),
+    ],
+)
+def test_redact_url_keeps_only_scheme_host_and_port(url: str, redacted: str) -> None:
+    assert redact_url(url) == redacted
