@@ -7,6 +7,7 @@ Header values that carry credentials are never passed to a logger (see ``redact_
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +26,26 @@ SENSITIVE_HEADERS = frozenset(
 
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     return {k: ("[redacted]" if k.lower() in SENSITIVE_HEADERS else v) for k, v in headers.items()}
+
+
+MAX_ERROR_CHARS = 200
+_CREDENTIALS = re.compile(r"(://)[^\s/@]+@")
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line of the message``, short and without secrets.
+
+    SQLAlchemy wraps the driver's error with the statement and its parameters: only the
+    driver's own first line is kept. Credentials in URLs (``scheme://user:pass@``) are cut.
+    """
+    inner = getattr(exc, "orig", None)
+    shown = inner if isinstance(inner, BaseException) else exc
+    lines = str(shown).strip().splitlines()
+    message = _CREDENTIALS.sub(r"\1…@", lines[0] if lines else "")
+    if len(message) > MAX_ERROR_CHARS:
+        message = message[: MAX_ERROR_CHARS - 1] + "…"
+    name = type(shown).__name__
+    return f"{name}: {message}" if message else name
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

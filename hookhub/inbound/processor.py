@@ -2,7 +2,9 @@
 
 Woken by the receiver of this process after each group commit, and by polling otherwise (for
 requests received by other processes), so an acknowledged request is processed within a
-second under normal load. A failing batch is logged and retried; it is never skipped. While the
+second under normal load. A failing batch is logged and retried with backoff (0.25 s doubling
+to 5 s); it is never skipped, and nothing is lost meanwhile: each webhook's batch is one
+transaction, so a database that goes away mid-batch leaves its requests waiting. While the
 receiver of the same process is busy, processing runs in its gaps (see _yield_to_receiver).
 (Old dedupe keys are forgotten by retention, ``hookhub/retention.py``.)
 """
@@ -15,6 +17,9 @@ import logging
 import time
 
 from hookhub.inbound.service import InboundService
+from hookhub.logs import describe_error
+from hookhub.store.database import is_transient
+from hookhub.supervisor import Backoff, Heartbeat
 
 log = logging.getLogger("hookhub.inbound")
 
@@ -39,6 +44,8 @@ class InboundProcessor:
         self._stopping = False
         self._received_at = 0.0
         self._ran_at = 0.0
+        self.heartbeat = Heartbeat()
+        self._backoff = Backoff(0.25, 5.0)
 
     def wake(self) -> None:
         """Thread-safe: requests may be waiting (the receiver of this process just logged)."""
@@ -70,18 +77,38 @@ class InboundProcessor:
         self._wake.set()
 
     async def run(self) -> None:
+        """Process until :meth:`stop` is called; may be called again after it raised."""
         self._loop = asyncio.get_running_loop()
         while not self._stopping:
             self._wake.clear()
+            self.heartbeat.beat()
             try:
                 await self._yield_to_receiver()
                 done = await asyncio.to_thread(self.service.process_backlog)
                 self._ran_at = time.monotonic()  # the receiver's turn starts now
-            except Exception:
-                log.exception("inbound.process_failed")
-                done = 0
-                await asyncio.sleep(1.0)
+            except Exception as exc:
+                # The database away (retried quietly) or a bug (logged with its traceback);
+                # either way the batch rolled back and its requests wait for the next try.
+                delay = self._backoff.next()
+                self.heartbeat.failing("process", exc)
+                if is_transient(exc):
+                    log.warning(
+                        "inbound.process_failed",
+                        extra={"error": describe_error(exc), "retry_in": delay},
+                    )
+                else:
+                    log.exception("inbound.process_failed", extra={"retry_in": delay})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopped(), delay)
+                continue
+            self._backoff.reset()
+            self.heartbeat.recovered("process")
             if done:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def _stopped(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            await self._wake.wait()

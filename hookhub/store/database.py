@@ -16,19 +16,46 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from hookhub.errors import Unavailable
+from hookhub.logs import describe_error
 
 log = logging.getLogger(__name__)
 
 Backend = Literal["sqlite", "postgresql"]
 _AFTER_COMMIT = "hookhub.after_commit"
 _WRITE = "hookhub_write"
+
+
+@dataclass(frozen=True)
+class DatabaseCheck:
+    """What a readiness check found: can we connect, can we write, and if not, why."""
+
+    reachable: bool
+    writable: bool
+    error: str | None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database being away or busy (retry later), not a bad statement.
+
+    Connection refused or dropped (a PostgreSQL restart), ``database is locked`` (another
+    process holds SQLite's write lock past the busy timeout), a full disk, an exhausted pool.
+    """
+    if isinstance(exc, Unavailable | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        return True
+    if isinstance(exc, sa_exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError
+        )
+    return False
 
 
 def normalize_url(url: str) -> str:
@@ -126,6 +153,30 @@ class Database:
         with self.read() as conn:
             conn.execute(text("SELECT 1"))
 
+    def check_writable(self, timeout: float) -> DatabaseCheck:
+        """Whether the database answers and would take a write now, waiting at most ``timeout``
+        for a lock (SQLite) or a statement (PostgreSQL). Nothing is written.
+
+        Connecting to a server that does not answer at all can take longer: callers bound
+        the whole call too (``/readyz`` runs it in a thread under a deadline).
+        """
+        try:
+            with self._connect() as conn:
+                conn.exec_driver_sql("SELECT 1").close()
+                conn.rollback()
+        except Exception as exc:
+            cause = exc.__cause__ if isinstance(exc, Unavailable) and exc.__cause__ else exc
+            return DatabaseCheck(reachable=False, writable=False, error=describe_error(cause))
+        try:
+            with self._connect() as conn:
+                if self.is_sqlite:
+                    _sqlite_try_write_lock(conn, timeout)
+                else:
+                    _postgres_check_writable(conn, timeout)
+        except Exception as exc:
+            return DatabaseCheck(reachable=True, writable=False, error=describe_error(exc))
+        return DatabaseCheck(reachable=True, writable=True, error=None)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
@@ -139,6 +190,29 @@ def after_commit(conn: Connection, callback: Callable[[], Any]) -> None:
 
 
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024
+SQLITE_BUSY_TIMEOUT_MS = 30000
+
+
+def _sqlite_try_write_lock(conn: Connection, timeout: float) -> None:
+    """Take SQLite's write lock (``BEGIN IMMEDIATE``) and give it back, waiting ``timeout``."""
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    raw.execute(f"PRAGMA busy_timeout={max(1, int(timeout * 1000))}")
+    try:
+        raw.execute("BEGIN IMMEDIATE")
+        raw.execute("ROLLBACK")
+    finally:
+        raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+
+
+def _postgres_check_writable(conn: Connection, timeout: float) -> None:
+    with conn.begin():
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout * 1000))}")
+        in_recovery, read_only = conn.exec_driver_sql(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')"
+        ).one()
+    if in_recovery or read_only == "on":
+        raise Unavailable("The database is read-only.")
 
 
 def _configure_sqlite(engine: Engine, synchronous: str, wal_autocheckpoint: int) -> None:
@@ -157,7 +231,7 @@ def _configure_sqlite(engine: Engine, synchronous: str, wal_autocheckpoint: int)
         # entry; under load, 1.14x the requests acknowledged: bench/RESULTS.md).
         cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         # Read the file through a shared memory map rather than a read() call per page: the
         # default 2 MB page cache per connection is soon outgrown (draining 20,000 inbound
         # requests: 54 s -> 46 s). Address space only; the pages are the OS's page cache.
