@@ -181,6 +181,7 @@ def worker(
 
     from hookhub.inbound.processor import InboundProcessor
     from hookhub.services import build_retention_loop, build_worker
+    from hookhub.supervisor import Supervisor
 
     settings = _settings(database_url=database_url, log_level=log_level)
     configure_logging(settings.log_level, settings.log_format)
@@ -189,19 +190,16 @@ def worker(
     async def main() -> None:
         delivery = build_worker(services)
         processor = InboundProcessor(services.inbound, poll_interval=settings.poll_interval)
-        # Retention loop: a run()/stop() loop like the others, to go under their supervisor.
         retention = build_retention_loop(services)
-
-        def stop() -> None:
-            delivery.stop()
-            processor.stop()
-            retention.stop()
-
+        supervisor = Supervisor(stall_after=settings.loop_stall_after)
+        supervisor.add("delivery", delivery)
+        supervisor.add("inbound", processor)
+        supervisor.add("retention", retention)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop)
+            loop.add_signal_handler(signum, supervisor.stop)
         try:
-            await asyncio.gather(delivery.run(), processor.run(), retention.run())
+            await supervisor.run()
         finally:
             await delivery.transport.close()
 

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     batch_window: float = Field(default=5.0, ge=0)
     secret_rotation_overlap: float = Field(default=24 * 3600, ge=0)
 
+    # Supervision and readiness.
+    loop_stall_after: float = Field(default=60.0, gt=0)
+    """Seconds without a heartbeat after which a background loop counts as stalled."""
+    readiness_timeout: float = Field(default=2.0, gt=0)
+    """How long /readyz waits for the database to answer and to grant its write lock."""
+
     @field_validator("retry_schedule", mode="before")
     @classmethod
     def _parse_schedule(cls, value: Any) -> Any:

@@ -2,12 +2,12 @@
 
 ``POST /in/{token}`` goes straight to the bare-ASGI receiver (providers time out, so it skips
 the framework); everything else is the FastAPI app. With ``run_workers`` (``hookhub serve``)
-the app's lifespan also runs a delivery worker and the inbound rules processor.
+the app's lifespan also runs a delivery worker and the inbound rules processor, under a
+:class:`~hookhub.supervisor.Supervisor` that restarts them and reports them on ``/readyz``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
@@ -18,6 +18,7 @@ from hookhub import __version__
 from hookhub.api.deps import require_api_key
 from hookhub.api.errors import install_error_handlers
 from hookhub.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from hookhub.api.readiness import Readiness
 from hookhub.api.responses import JSON
 from hookhub.api.routes import (
     attributes,
@@ -33,6 +34,7 @@ from hookhub.api.schemas import ErrorOut
 from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import Services, build_retention_loop, build_worker
+from hookhub.supervisor import Supervisor
 
 API_PREFIX = "/api/v1"
 
@@ -59,6 +61,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         if run_workers
         else None
     )
+    supervisor = Supervisor(stall_after=settings.loop_stall_after) if run_workers else None
     receiver = InboundReceiver(
         services.inbound,
         max_body=settings.max_body_bytes,
@@ -74,9 +77,10 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        lifespan=_lifespan(services, processor) if processor else None,
+        lifespan=_lifespan(services, processor, supervisor) if processor else None,
     )
     app.state.services = services
+    app.state.readiness = Readiness(services.db, settings.readiness_timeout, supervisor)
     install_error_handlers(app)
 
     api = APIRouter(
@@ -100,27 +104,24 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
 
 
 def _lifespan(
-    services: Services, processor: InboundProcessor
+    services: Services, processor: InboundProcessor, supervisor: Supervisor | None
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Runs a delivery worker, the inbound processor and retention beside the HTTP server."""
+    assert supervisor is not None
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         worker = build_worker(services)
-        # Retention loop: a run()/stop() loop like the others, to go under their supervisor.
-        retention = build_retention_loop(services)
-        tasks = [
-            asyncio.create_task(worker.run(), name="hookhub-delivery-worker"),
-            asyncio.create_task(processor.run(), name="hookhub-inbound-processor"),
-            asyncio.create_task(retention.run(), name="hookhub-retention"),
-        ]
+        supervisor.add("delivery", worker)
+        supervisor.add("inbound", processor)
+        supervisor.add("retention", build_retention_loop(services))
+        supervisor.start()
         try:
             yield
         finally:
-            retention.stop()
-            processor.stop()
-            worker.stop()
-            await asyncio.gather(*tasks)
+            supervisor.stop()
+            await supervisor.wait()
+            supervisor.clear()
             await worker.transport.close()
 
     return lifespan

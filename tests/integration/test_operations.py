@@ -24,7 +24,11 @@ def test_readyz_names_the_reachable_backend(anonymous: Any, db_url: str) -> None
     response = anonymous.get("/readyz")
     assert response.status_code == 200
     expected = "sqlite" if db_url.startswith("sqlite") else "postgresql"
-    assert response.json() == {"status": "ready", "database": expected}
+    assert response.json() == {
+        "status": "ready",
+        "database": {"backend": expected, "reachable": True, "writable": True, "error": None},
+        "loops": {},
+    }
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
@@ -34,7 +38,10 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
             assert client.get("/healthz").status_code == 200
             response = client.get("/readyz")
         assert response.status_code == 503
-        assert response.json()["error"]["code"] == "unavailable"
+        body = response.json()
+        assert body["status"] == "unavailable"
+        assert body["database"]["reachable"] is False
+        assert body["database"]["error"] == "OperationalError: unable to open database file"
     finally:
         services.close()
 

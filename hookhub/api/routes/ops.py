@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Literal
+
+from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from hookhub import __version__
 from hookhub.api.deps import ServicesDep
+from hookhub.api.readiness import Readiness
 from hookhub.api.responses import JSON
-from hookhub.errors import Unavailable
 
 router = APIRouter(tags=["operations"])
 
@@ -19,13 +22,38 @@ def healthz() -> Response:
     return JSON({"status": "ok", "version": __version__})
 
 
-@router.get("/readyz")
-def readyz(services: ServicesDep) -> Response:
-    try:
-        services.db.ping()
-    except Exception as exc:
-        raise Unavailable("The database is not reachable.") from exc
-    return JSON({"status": "ready", "database": services.db.backend})
+class DatabaseReadiness(BaseModel):
+    backend: Literal["sqlite", "postgresql"]
+    reachable: bool
+    writable: bool
+    error: str | None
+
+
+class LoopReadiness(BaseModel):
+    state: Literal["running", "failing", "restarting", "stalled", "stopped"]
+    restarts: int
+    last_error: str | None
+
+
+class ReadinessOut(BaseModel):
+    status: Literal["ready", "unavailable"]
+    database: DatabaseReadiness
+    loops: dict[str, LoopReadiness]
+
+
+@router.get(
+    "/readyz",
+    response_model=ReadinessOut,
+    responses={503: {"model": ReadinessOut, "description": "Not ready: the body says why"}},
+)
+async def readyz(request: Request, services: ServicesDep) -> Response:
+    """200 when the database answers and takes writes and every background loop runs."""
+    readiness: Readiness | None = getattr(request.app.state, "readiness", None)
+    if readiness is None:
+        readiness = Readiness(services.db, services.settings.readiness_timeout)
+        request.app.state.readiness = readiness
+    ready, body = await readiness.report()
+    return JSON(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics")
