@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from starlette.types import Receive, Scope, Send
 
 from hookhub import __version__
+from hookhub.api import openapi
 from hookhub.api.deps import require_api_key
 from hookhub.api.errors import install_error_handlers
 from hookhub.api.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -97,6 +98,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(ops.router)
+    openapi.install(app, API_PREFIX)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)

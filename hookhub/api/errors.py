@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from hookhub.api.openapi import allowed_methods
 from hookhub.api.responses import JSON, error_response
 from hookhub.errors import (
     BadRequest,
@@ -83,7 +84,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(ValidationFailed(_summary(details), details=details))
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, exc: HTTPException) -> Response:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 400:
             error: HookhubError = InvalidJSON()
         elif exc.status_code == 404:
@@ -91,11 +92,14 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 413:
             error = PayloadTooLarge()
         else:
+            headers = dict(exc.headers or {})
+            if exc.status_code == 405:
+                headers["Allow"] = ", ".join(allowed_methods(app, request.scope["path"]))
             code = _HTTP_CODES.get(exc.status_code, "error")
             return JSON(
                 {"error": {"code": code, "message": str(exc.detail), "details": None}},
                 status_code=exc.status_code,
-                headers=dict(exc.headers or {}),
+                headers=headers,
             )
         return error_response(error)
 

@@ -9,9 +9,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+)
 
-Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
+from hookhub.core.catalog import CATALOG, subscription_patterns
+
+MAX_ID = 2**53 - 1
+"""Ids stay within the integers every JSON parser reads exactly."""
+
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 def _storable(value: str) -> str:
@@ -40,25 +54,57 @@ Name = Annotated[
     AfterValidator(_storable),
 ]
 """A list's name: trimmed on create and rename alike, never blank."""
-UTCDate = Annotated[datetime, AfterValidator(_utc)]
+
+
+def _date_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return value
+
+
+UTCDate = Annotated[datetime, BeforeValidator(_date_text), AfterValidator(_utc), Strict(False)]
+Email = Annotated[Text, Field(max_length=320, json_schema_extra={"format": "email"})]
+"""An email address; the services check its syntax (the document says so with ``format``)."""
+EventName = Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9_-]{1,255}$")]
+AttributeName = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
+AttributeValue = Annotated[Text, Field(max_length=10_000)] | int | float | bool | None
+Attributes = Annotated[
+    dict[AttributeName, AttributeValue],
+    Field(
+        json_schema_extra={"additionalProperties": False},
+        description="Attribute values by name (a string, number, boolean, or null to remove).",
+    ),
+]
+
+
+EventPattern = Annotated[
+    str,
+    Field(
+        max_length=64,
+        json_schema_extra={"enum": subscription_patterns()},
+        description="An event type, a family such as contact.*, or * (GET /api/v1/event-types).",
+    ),
+]
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown fields refused, and no coercion (``"enabled": 0`` is not false)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ContactCreate(Body):
-    email: Text = Field(max_length=320)
-    ext_id: Text | None = Field(default=None, max_length=255)
-    attributes: dict[str, Any] | None = None
+    email: Email
+    ext_id: Text | None = Field(default=None, min_length=1, max_length=255)
+    attributes: Attributes | None = None
     list_ids: list[Id] = Field(default_factory=list, max_length=1000)
     unsubscribed: bool = False
 
 
 class ContactPatch(Body):
-    email: Text | None = Field(default=None, max_length=320)
-    ext_id: Text | None = Field(default=None, max_length=255)
-    attributes: dict[str, Any] | None = None
+    email: Email | None = None
+    ext_id: Text | None = Field(default=None, min_length=1, max_length=255)
+    attributes: Attributes | None = None
     unsubscribed: bool | None = None
     list_ids: list[Id] = Field(
         default_factory=list, max_length=1000, description="Lists to add the contact to."
@@ -91,7 +137,7 @@ class ListOut(BaseModel):
 
 
 class ListMembersAdd(Body):
-    emails: list[Text] = Field(default_factory=list, max_length=10_000)
+    emails: list[Email] = Field(default_factory=list, max_length=10_000)
     contact_ids: list[Id] = Field(default_factory=list, max_length=10_000)
 
 
@@ -101,15 +147,15 @@ class ListMembersAdded(BaseModel):
 
 
 class Identifiers(Body):
-    email: Text | None = Field(default=None, max_length=320)
+    email: Email | None = None
     contact_id: Id | None = None
-    ext_id: Text | None = Field(default=None, max_length=255)
+    ext_id: Text | None = Field(default=None, min_length=1, max_length=255)
 
 
 class EventCreate(Body):
-    event_name: str = Field(max_length=255)
+    event_name: EventName
     identifiers: Identifiers
-    contact_properties: dict[str, Any] | None = None
+    contact_properties: Attributes | None = None
     event_properties: dict[str, Any] | None = None
     event_date: UTCDate | None = None
 
@@ -124,7 +170,7 @@ class EventOut(BaseModel):
 
 
 class AttributeCreate(Body):
-    name: str = Field(max_length=64)
+    name: AttributeName
     type: Literal["string", "number", "boolean", "date"]
 
 
@@ -159,6 +205,23 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
+HeaderName = Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
+HeaderValue = Annotated[str, Field(max_length=4096, pattern=r"^[^\x00-\x08\x0a-\x1f\x7f]*$")]
+"""HTTP field values: tab allowed, no other control character."""
+Headers = Annotated[
+    dict[HeaderName, HeaderValue],
+    Field(
+        max_length=20,
+        json_schema_extra={"additionalProperties": False},
+        description="Extra headers sent with every delivery (not the signature headers).",
+    ),
+]
+
+
+WebhookSecret = Annotated[str, Field(max_length=128, pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")]
+"""``whsec_`` and the base64 of at least 24 random bytes (Standard Webhooks)."""
+
+
 class BearerAuth(Body):
     type: Literal["bearer"]
     token: str = Field(min_length=1, max_length=4096)
@@ -171,33 +234,31 @@ class BasicAuth(Body):
 
 
 class WebhookCreate(Body):
-    url: str = Field(max_length=2048)
-    events: list[str] = Field(min_length=1, max_length=100)
+    url: str = Field(min_length=1, max_length=2048)
+    events: list[EventPattern] = Field(min_length=1, max_length=100)
     description: Text = Field(default="", max_length=1000)
-    headers: dict[str, str] | None = None
+    headers: Headers | None = None
     auth: Annotated[BearerAuth | BasicAuth, Field(discriminator="type")] | None = None
     batched: bool = False
     enabled: bool = True
     rate_limit: float | None = Field(
-        default=None, gt=0, le=100_000, description="Messages per second, per worker."
+        default=None, ge=0.001, le=100_000, description="Messages per second, per worker."
     )
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
-    secret: str | None = Field(
-        default=None,
-        max_length=128,
-        description="Bring your own whsec_ secret (default: generated).",
+    secret: WebhookSecret | None = Field(
+        default=None, description="Bring your own whsec_ secret (default: generated)."
     )
 
 
 class WebhookPatch(Body):
-    url: str | None = Field(default=None, max_length=2048)
-    events: list[str] | None = Field(default=None, min_length=1, max_length=100)
+    url: str | None = Field(default=None, min_length=1, max_length=2048)
+    events: list[EventPattern] | None = Field(default=None, min_length=1, max_length=100)
     description: Text | None = Field(default=None, max_length=1000)
-    headers: dict[str, str] | None = None
+    headers: Headers | None = None
     auth: Annotated[BearerAuth | BasicAuth, Field(discriminator="type")] | None = None
     batched: bool | None = None
     enabled: bool | None = None
-    rate_limit: float | None = Field(default=None, gt=0, le=100_000)
+    rate_limit: float | None = Field(default=None, ge=0.001, le=100_000)
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
 
 
@@ -224,11 +285,11 @@ class SecretOut(BaseModel):
 
 
 class RotateSecret(Body):
-    secret: str | None = Field(default=None, max_length=128)
+    secret: WebhookSecret | None = None
 
 
 class TestSend(Body):
-    event_type: str = Field(max_length=64)
+    event_type: Annotated[str, Field(max_length=64, json_schema_extra={"enum": sorted(CATALOG)})]
 
 
 class TestSent(BaseModel):
@@ -276,18 +337,20 @@ class InboundCreate(Body):
     name: Text = Field(default="", max_length=255)
     source: Literal["stripe", "shopify", "calendly", "typeform", "github", "standard", "generic"]
     secret: Text | None = Field(default=None, min_length=1, max_length=1024)
-    rules: list[Any] | None = Field(default=None, description="Default: the source's presets.")
+    rules: list[dict[str, Any]] | None = Field(
+        default=None, description="Default: the source's presets."
+    )
     options: dict[str, Any] | None = None
-    rate_limit: float | None = Field(default=None, gt=0, le=1_000_000)
+    rate_limit: float | None = Field(default=None, ge=0.001, le=1_000_000)
     enabled: bool = True
 
 
 class InboundPatch(Body):
     name: Text | None = Field(default=None, min_length=1, max_length=255)
     secret: Text | None = Field(default=None, min_length=1, max_length=1024)
-    rules: list[Any] | None = None
+    rules: list[dict[str, Any]] | None = None
     options: dict[str, Any] | None = None
-    rate_limit: float | None = Field(default=None, gt=0, le=1_000_000)
+    rate_limit: float | None = Field(default=None, ge=0.001, le=1_000_000)
     enabled: bool | None = None
 
 

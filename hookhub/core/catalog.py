@@ -277,3 +277,12 @@ def subscription_matches(patterns: list[str], event_type: str) -> bool:
     if kind is None or kind.operational:
         return False
     return WILDCARD in patterns or event_type.split(".", 1)[0] + ".*" in patterns
+
+
+def subscription_patterns() -> list[str]:
+    """Every value an endpoint may subscribe to: ``*``, each family (``contact.*``) that holds a
+    business event, and each event type by name (what the OpenAPI document lists as the enum)."""
+    families = sorted(
+        {name.split(".", 1)[0] + ".*" for name, kind in CATALOG.items() if not kind.operational}
+    )
+    return [WILDCARD, *families, *CATALOG]

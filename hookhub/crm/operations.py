@@ -407,6 +407,9 @@ class CrmTx:
         contact_id = identifiers.get("contact_id")
         ext_id = normalize_ext_id(identifiers.get("ext_id"))
         email = identifiers.get("email")
+        if email is not None:
+            # Checked even when contact_id decides the contact: a bad address is an error.
+            email = normalize_email(email)
         if contact_id is None and ext_id is None and email is None:
             raise ValidationFailed(
                 "identifiers needs email, contact_id or ext_id.", details={"field": "identifiers"}

@@ -286,7 +286,8 @@ class InboundReceiver:
         error: HookhubError | None = None
         extra: Sequence[Header] = ()
         rate = webhook.rate_limit or self.default_rate_limit
-        wait = self.limiter.wait_time(webhook.id, rate, now) if rate else 0.0
+        # Capped: a rate stored before the API's minimum existed could ask for an infinite wait.
+        wait = min(self.limiter.wait_time(webhook.id, rate, now), 86_400.0) if rate else 0.0
         if wait > 0:
             error = RateLimited(retry_after=wait)
             extra = ((b"retry-after", str(max(1, round(wait + 0.5))).encode()),)

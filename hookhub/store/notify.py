@@ -109,4 +109,3 @@ class NotificationListener:
             callback(*args)
         except Exception:
             log.exception("notify.callback_failed")
-

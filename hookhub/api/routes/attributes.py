@@ -15,7 +15,12 @@ from hookhub.errors import Conflict
 router = APIRouter(prefix="/attributes", tags=["attributes"])
 
 
-@router.post("", status_code=201, response_model=AttributeOut)
+@router.post(
+    "",
+    status_code=201,
+    response_model=AttributeOut,
+    responses={200: {"model": AttributeOut, "description": "Already defined with this type"}},
+)
 def define_attribute(body: AttributeCreate, services: ServicesDep) -> Response:
     wanted = AttributeType(body.type)
     with services.crm.transaction() as crm:

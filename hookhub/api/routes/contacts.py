@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
-from hookhub.api.schemas import ContactCreate, ContactOut, ContactPatch, Id, PageOut, Text
+from hookhub.api.schemas import MAX_ID, ContactCreate, ContactOut, ContactPatch, PageOut, Text
 from hookhub.core.contacts import normalize_email
 from hookhub.core.pagination import decode_cursor, encode_cursor
 from hookhub.crm.operations import UNSET
@@ -44,8 +44,10 @@ def create_contact(
 @router.get("", response_model=PageOut[ContactOut])
 def list_contacts(
     services: ServicesDep,
-    list_id: Annotated[Id | None, Query()] = None,
-    email: Annotated[str | None, Query(max_length=320)] = None,
+    list_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    email: Annotated[
+        str | None, Query(max_length=320, json_schema_extra={"format": "email"})
+    ] = None,
     ext_id: Annotated[Text | None, Query(max_length=255)] = None,
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,

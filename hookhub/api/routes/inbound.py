@@ -10,6 +10,7 @@ from starlette.responses import Response
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
 from hookhub.api.schemas import (
+    MAX_ID,
     InboundCreate,
     InboundOut,
     InboundPatch,
@@ -21,8 +22,8 @@ from hookhub.core import jsoncodec
 from hookhub.core.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/inbound-webhooks", tags=["inbound webhooks"])
-InboundId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-RequestId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+InboundId = Annotated[int, Path(ge=1, le=MAX_ID)]
+RequestId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Status = Literal["received", "processed", "failed", "rejected", "duplicate"]
 
 

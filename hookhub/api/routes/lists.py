@@ -9,14 +9,21 @@ from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
-from hookhub.api.schemas import ListCreate, ListMembersAdd, ListMembersAdded, ListOut, PageOut
+from hookhub.api.schemas import (
+    MAX_ID,
+    ListCreate,
+    ListMembersAdd,
+    ListMembersAdded,
+    ListOut,
+    PageOut,
+)
 from hookhub.core.pagination import decode_cursor, encode_cursor
 from hookhub.crm.operations import CrmTx
 from hookhub.errors import NotFound
 from hookhub.records.contacts import ContactList
 
 router = APIRouter(prefix="/lists", tags=["lists"])
-ListId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+ListId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def _require(crm: CrmTx, list_id: int) -> ContactList:

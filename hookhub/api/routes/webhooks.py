@@ -10,6 +10,7 @@ from starlette.responses import Response
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
 from hookhub.api.schemas import (
+    MAX_ID,
     DeliveryOut,
     PageOut,
     Recover,
@@ -25,8 +26,8 @@ from hookhub.api.schemas import (
 from hookhub.core.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["webhooks"])
-WebhookId = Annotated[int, Path(ge=1, le=2**63 - 1)]
-DeliveryId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+WebhookId = Annotated[int, Path(ge=1, le=MAX_ID)]
+DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
 Status = Literal["pending", "succeeded", "failed", "exhausted"]
 
 
