@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test lint typecheck unit bench clean
+.PHONY: serve test test-fast lint typecheck unit bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check hookhub tests bench
 	$(BIN)/mypy
 
+# Everything, both backends (PostgreSQL runs when HOOKHUB_TEST_POSTGRES_URL is set), in parallel.
 test: lint
-	$(BIN)/pytest -W error
+	$(BIN)/pytest -W error -n auto
+
+# The inner loop: unit and SQLite integration tests, without the slow end-to-end ones.
+test-fast: lint
+	$(BIN)/pytest -W error -n auto -m "not postgres and not slow" tests/unit tests/integration
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

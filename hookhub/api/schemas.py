@@ -67,16 +67,25 @@ Email = Annotated[Text, Field(max_length=320, json_schema_extra={"format": "emai
 """An email address; the services check its syntax (the document says so with ``format``)."""
 EventName = Annotated[str, Field(max_length=255, pattern=r"^[A-Za-z0-9_-]{1,255}$")]
 AttributeName = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,63}$")]
-AttributeValue = Annotated[Text, Field(max_length=10_000)] | int | float | bool | None
 Attributes = Annotated[
-    dict[AttributeName, AttributeValue],
+    dict[str, Any],
     Field(
-        json_schema_extra={"additionalProperties": False},
+        # The services check names and values (and answer which attribute is wrong and what
+        # type it needs); the document states the same rules.
+        json_schema_extra={
+            "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]{0,63}$"},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "maxLength": 10_000},
+                    {"type": "number"},
+                    {"type": "boolean"},
+                    {"type": "null"},
+                ]
+            },
+        },
         description="Attribute values by name (a string, number, boolean, or null to remove).",
     ),
 ]
-
-
 EventPattern = Annotated[
     str,
     Field(
