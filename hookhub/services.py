@@ -13,6 +13,7 @@ from hookhub.keys import ApiKeys
 from hookhub.metrics import Metrics
 from hookhub.outbound.endpoints import EndpointService
 from hookhub.outbound.fanout import Fanout
+from hookhub.outbound.messages import MessageService
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database
 
@@ -31,6 +32,7 @@ class Services:
     metrics: Metrics
     endpoints: EndpointService
     inbound: InboundService
+    messages: MessageService
 
     def close(self) -> None:
         self.db.dispose()
@@ -61,6 +63,7 @@ def build_services(settings: Settings) -> Services:
             settings,
             crm_factory=lambda conn, now, facts=None: CrmTx(conn, outbox.writer(conn, facts), now),
         ),
+        messages=MessageService(db),
     )
 
 

@@ -316,25 +316,39 @@ class Recovered(BaseModel):
     backfilled: int = Field(description="Deliveries created for messages the webhook missed.")
 
 
-class AttemptOut(BaseModel):
+class AttemptSummaryOut(BaseModel):
     at: str
     status_code: int | None
     duration_ms: float
     error: str | None
     error_detail: str | None
+
+
+class AttemptOut(AttemptSummaryOut):
     response_body: str | None
 
 
-class DeliveryOut(BaseModel):
+class _DeliveryFields(BaseModel):
     id: int
     message_id: str
     webhook_id: int
     status: Literal["pending", "succeeded", "failed", "exhausted"]
-    attempt_count: int
+    attempt_count: int = Field(description="Attempts since it was last queued (retry resets it).")
     next_attempt_at: str | None
     in_flight: bool = Field(description="A worker is attempting it right now.")
     created_at: str
     updated_at: str
+
+
+class DeliverySummaryOut(_DeliveryFields):
+    """A delivery as lists show it: its attempts without their response bodies."""
+
+    attempts: list[AttemptSummaryOut]
+
+
+class DeliveryOut(_DeliveryFields):
+    """A delivery with every attempt's response body (GET /deliveries/{id}, a message)."""
+
     attempts: list[AttemptOut]
 
 
@@ -390,11 +404,17 @@ class InboundPreview(Body):
     headers: dict[str, str] | None = None
 
 
-class InboundRequestOut(BaseModel):
+class InboundRequestSummaryOut(BaseModel):
+    """A logged request as the list shows it: its body's size, not the body."""
+
     id: int
     received_at: str
     status: Literal["received", "processed", "failed", "rejected", "duplicate"]
     headers: dict[str, str]
-    body: str | None
+    body_size: int | None = Field(description="Bytes of the body kept in the log.")
     error: str | None
     actions: list[Any] | None
+
+
+class InboundRequestOut(InboundRequestSummaryOut):
+    body: str | None

@@ -77,10 +77,16 @@ def row_to_webhook(row: Row[Any]) -> InboundWebhook:
 
 
 def request_to_api(row: Row[Any]) -> dict[str, Any]:
+    """A logged request with its body (as text)."""
     body: bytes | None = row.body
     text: str | None = None
     if body is not None:
         text = body.decode("utf-8", errors="replace")
+    return {**request_summary_to_api(row, None if body is None else len(body)), "body": text}
+
+
+def request_summary_to_api(row: Row[Any], body_size: int | None) -> dict[str, Any]:
+    """A logged request as lists show it: the body's size in bytes, not the body."""
     return {
         "id": row.id,
         "webhook_id": row.webhook_id,
@@ -90,7 +96,7 @@ def request_to_api(row: Row[Any]) -> dict[str, Any]:
         "event_type": row.event_type,
         "dedupe_key": row.dedupe_key,
         "headers": dict(jsoncodec.loads(row.headers)),
-        "body": text,
+        "body_size": body_size,
         "error": row.error,
         "error_expression": row.error_expression,
         "actions": jsoncodec.loads(row.actions) if row.actions else None,
@@ -242,7 +248,7 @@ class InboundService:
             rows = InboundRequestStore(conn).page(
                 webhook_id, status=status, before_id=before_id, limit=limit
             )
-        return [request_to_api(r) for r in rows]
+        return [request_summary_to_api(r, r.body_size) for r in rows]
 
     def request(self, webhook_id: int, request_id: int) -> dict[str, Any]:
         with self.db.read() as conn:

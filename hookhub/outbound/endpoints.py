@@ -353,9 +353,9 @@ class EndpointService:
         with self.db.read() as conn:
             self._require(EndpointStore(conn), endpoint_id)
             return DeliveryStore(conn).page(
-                endpoint_id=endpoint_id, status=status, after_id=before_id, limit=limit
+                endpoint_id=endpoint_id,
+                status=status,
+                after_id=before_id,
+                limit=limit,
+                with_bodies=False,
             )
-
-    def message_deliveries(self, message_id: str) -> list[Delivery]:
-        with self.db.read() as conn:
-            return DeliveryStore(conn).page(message_id=message_id, limit=1000)

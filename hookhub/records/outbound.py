@@ -80,15 +80,17 @@ class Attempt:
     error_detail: str | None
     response_body: str | None
 
-    def to_api(self) -> dict[str, Any]:
-        return {
+    def to_api(self, *, with_body: bool = True) -> dict[str, Any]:
+        shape: dict[str, Any] = {
             "at": _iso_epoch(self.at),
             "status_code": self.status_code,
             "duration_ms": round(self.duration_ms, 3),
             "error": self.error,
             "error_detail": self.error_detail,
-            "response_body": self.response_body,
         }
+        if with_body:
+            shape["response_body"] = self.response_body
+        return shape
 
 
 @dataclass(slots=True)
@@ -104,7 +106,8 @@ class Delivery:
     updated_at: float
     attempts: list[Attempt] = field(default_factory=list)
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, *, with_bodies: bool = True) -> dict[str, Any]:
+        """``with_bodies=False`` leaves the attempts' response bodies out (lists)."""
         return {
             "id": self.id,
             "message_id": self.message_id,
@@ -117,5 +120,5 @@ class Delivery:
             "in_flight": self.in_flight,
             "created_at": _iso_epoch(self.created_at),
             "updated_at": _iso_epoch(self.updated_at),
-            "attempts": [a.to_api() for a in self.attempts],
+            "attempts": [a.to_api(with_body=with_bodies) for a in self.attempts],
         }

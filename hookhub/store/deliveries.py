@@ -390,7 +390,9 @@ class DeliveryStore:
         status: str | None = None,
         after_id: int | None = None,
         limit: int = 50,
+        with_bodies: bool = True,
     ) -> list[Delivery]:
+        """Newest first; ``with_bodies=False`` never reads the attempts' response bodies."""
         query = select(deliveries).order_by(deliveries.c.id.desc()).limit(limit)
         if endpoint_id is not None:
             query = query.where(deliveries.c.endpoint_id == endpoint_id)
@@ -401,15 +403,20 @@ class DeliveryStore:
         if after_id is not None:
             query = query.where(deliveries.c.id < after_id)
         items = [_row_to_delivery(row) for row in self.conn.execute(query)]
-        self.attach_attempts(items)
+        self.attach_attempts(items, with_bodies=with_bodies)
         return items
 
-    def attach_attempts(self, items: Sequence[Delivery]) -> None:
+    def attach_attempts(self, items: Sequence[Delivery], *, with_bodies: bool = True) -> None:
         by_id: dict[int, list[Attempt]] = defaultdict(list)
         ids = [d.id for d in items]
+        columns = [
+            c
+            for c in delivery_attempts.c
+            if with_bodies or c is not delivery_attempts.c.response_body
+        ]
         for start in range(0, len(ids), 500):
             query = (
-                select(delivery_attempts)
+                select(*columns)
                 .where(delivery_attempts.c.delivery_id.in_(ids[start : start + 500]))
                 .order_by(delivery_attempts.c.id)
             )
@@ -421,7 +428,7 @@ class DeliveryStore:
                         duration_ms=row.duration_ms,
                         error=row.error,
                         error_detail=row.error_detail,
-                        response_body=row.response_body,
+                        response_body=row.response_body if with_bodies else None,
                     )
                 )
         for delivery in items:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, select, text, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, text, update
 
 from hookhub.store.schema import inbound_requests, inbound_webhooks
 
@@ -256,8 +256,11 @@ class InboundRequestStore:
     def page(
         self, webhook_id: int, *, status: str | None, before_id: int | None, limit: int
     ) -> list[Row[Any]]:
+        """Newest first, each with ``body_size`` instead of its body (which is never read)."""
+        columns = [c for c in inbound_requests.c if c is not inbound_requests.c.body]
+        size = func.length(inbound_requests.c.body).label("body_size")
         query = (
-            select(inbound_requests)
+            select(*columns, size)
             .where(inbound_requests.c.webhook_id == webhook_id)
             .order_by(inbound_requests.c.id.desc())
             .limit(limit)

@@ -249,7 +249,11 @@ def test_body_over_the_limit_is_413_and_logged_without_it(
     assert at_limit.status_code == 202, "the limit itself is allowed"
 
     too_big, fits = requests_of(client, hook)[::-1]
-    assert (too_big["status"], too_big["http_status"], too_big["body"]) == ("rejected", 413, None)
+    assert (too_big["status"], too_big["http_status"], too_big["body_size"]) == (
+        "rejected",
+        413,
+        None,
+    )
     assert fits["status"] == "received"
 
 
@@ -325,5 +329,5 @@ def test_rate_limit_answers_429_with_retry_after(
         ("rejected", 429),
         ("received", 202),
     ]
-    assert entries[0]["body"] is None, "refused before the body was read"
+    assert entries[0]["body_size"] is None, "refused before the body was read"
     assert services.inbound.process_backlog() == 2

@@ -16,6 +16,7 @@ from hookhub.api.schemas import (
     InboundPatch,
     InboundPreview,
     InboundRequestOut,
+    InboundRequestSummaryOut,
     PageOut,
 )
 from hookhub.core import jsoncodec
@@ -62,7 +63,7 @@ def delete_inbound(webhook_id: InboundId, services: ServicesDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{webhook_id}/requests", response_model=PageOut[InboundRequestOut])
+@router.get("/{webhook_id}/requests", response_model=PageOut[InboundRequestSummaryOut])
 def list_requests(
     webhook_id: InboundId,
     services: ServicesDep,

@@ -15,8 +15,6 @@ from hookhub.api.schemas import MessageDetailOut, MessageOut, PageOut, Text
 from hookhub.core.catalog import EVENT_TYPES
 from hookhub.core.jsoncodec import isoformat
 from hookhub.core.pagination import decode_text_cursor, encode_cursor
-from hookhub.errors import NotFound
-from hookhub.store.messages import MessageStore
 
 router = APIRouter(tags=["messages"])
 
@@ -38,23 +36,21 @@ def list_messages(
     limit: Limit = DEFAULT_PAGE,
     cursor: Cursor = None,
 ) -> Response:
-    after = decode_text_cursor(cursor)
-    with services.db.read() as conn:
-        rows = MessageStore(conn).page(after_id=after, limit=limit, event_type=event_type)
-    next_cursor = encode_cursor(rows[-1].id) if len(rows) == limit else None
-    return JSON({"data": [message_to_api(r) for r in rows], "next_cursor": next_cursor})
+    """Oldest first; a page also ends once its payloads reach about 4 MiB (follow the cursor)."""
+    page = services.messages.page(
+        after_id=decode_text_cursor(cursor), limit=limit, event_type=event_type
+    )
+    next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
+    return JSON({"data": [message_to_api(r) for r in page.items], "next_cursor": next_cursor})
 
 
 @router.get("/messages/{message_id}", response_model=MessageDetailOut)
 def get_message(
     message_id: Annotated[Text, Path(max_length=40)], services: ServicesDep
 ) -> Response:
-    with services.db.read() as conn:
-        row = MessageStore(conn).get(message_id)
-    if row is None:
-        raise NotFound(f"No message {message_id!r}.")
-    deliveries = services.endpoints.message_deliveries(message_id)
-    return JSON({**message_to_api(row), "deliveries": [d.to_api() for d in deliveries]})
+    detail = services.messages.get(message_id)
+    deliveries = [d.to_api() for d in detail.deliveries]
+    return JSON({**message_to_api(detail.message), "deliveries": deliveries})
 
 
 @router.get("/event-types")

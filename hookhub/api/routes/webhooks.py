@@ -12,6 +12,7 @@ from hookhub.api.responses import JSON
 from hookhub.api.schemas import (
     MAX_ID,
     DeliveryOut,
+    DeliverySummaryOut,
     PageOut,
     Recover,
     Recovered,
@@ -85,7 +86,7 @@ def send_test(webhook_id: WebhookId, body: TestSend, services: ServicesDep) -> R
     return JSON({"message_id": message_id, "delivery_id": delivery_id}, status_code=202)
 
 
-@router.get("/webhooks/{webhook_id}/deliveries", response_model=PageOut[DeliveryOut])
+@router.get("/webhooks/{webhook_id}/deliveries", response_model=PageOut[DeliverySummaryOut])
 def list_deliveries(
     webhook_id: WebhookId,
     services: ServicesDep,
@@ -97,7 +98,8 @@ def list_deliveries(
         webhook_id, status=status, before_id=decode_cursor(cursor), limit=limit
     )
     next_cursor = encode_cursor(items[-1].id) if len(items) == limit else None
-    return JSON({"data": [d.to_api() for d in items], "next_cursor": next_cursor})
+    data = [d.to_api(with_bodies=False) for d in items]
+    return JSON({"data": data, "next_cursor": next_cursor})
 
 
 @router.post("/webhooks/{webhook_id}/recover", status_code=202, response_model=Recovered)
