@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import insert
-
 from hookhub.core import jsoncodec
 from hookhub.core.contacts import (
     AttributeType,
@@ -29,7 +27,7 @@ from hookhub.crm.operations import RESERVED_ATTRIBUTES, CrmTx
 from hookhub.crm.service import CrmService
 from hookhub.errors import HookhubError, ValidationFailed
 from hookhub.outbound.outbox import OutboxMessage
-from hookhub.store.schema import contacts
+from hookhub.store.imports import ContactImportStore
 
 BATCH_SIZE = 1000
 MAX_REJECTIONS_KEPT = 1000
@@ -135,7 +133,7 @@ class ContactImporter:
 
     def _analyze(self) -> None:
         with self.crm.db.write() as conn:
-            conn.exec_driver_sql("ANALYZE contacts")
+            ContactImportStore(conn).analyze_contacts()
 
     @staticmethod
     def _read_header(header: list[str]) -> tuple[int, int | None, dict[int, str]]:
@@ -282,8 +280,7 @@ class ContactImporter:
                 )
             )
         if inserts:
-            result = tx.conn.execute(
-                insert(contacts).returning(contacts.c.id, sort_by_parameter_order=True),
+            new_ids = ContactImportStore(tx.conn).insert_contacts(
                 [
                     {
                         "email": row.email,
@@ -294,10 +291,10 @@ class ContactImporter:
                         "updated_at": tx.now,
                     }
                     for row, attrs in inserts
-                ],
+                ]
             )
             created_at = jsoncodec.isoformat(tx.now)
-            for (row, attrs), new_id in zip(inserts, result.scalars(), strict=True):
+            for (row, attrs), new_id in zip(inserts, new_ids, strict=True):
                 report.created += 1
                 members.append((new_id, row.email))
                 messages.append(

@@ -7,13 +7,14 @@ cursor then points at the first message left out. It never writes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Row
 
+from hookhub.core.jsoncodec import isoformat
 from hookhub.errors import NotFound
-from hookhub.records.outbound import Delivery
 from hookhub.store.database import Database
 from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.messages import MessageStore
@@ -25,17 +26,21 @@ MESSAGE_DELIVERIES = 1000
 """Deliveries shown with one message, at most (one per endpoint)."""
 
 
+def message_to_api(row: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        # The stored bytes, embedded verbatim: exactly what endpoints receive.
+        "payload": orjson.Fragment(row.payload),
+        "created_at": isoformat(row.created_at),
+    }
+
+
 @dataclass(slots=True)
 class MessagePage:
-    items: list[Row[Any]]
+    items: list[dict[str, Any]]
     next_after: str | None
     """The id to continue after, when there is more."""
-
-
-@dataclass(slots=True)
-class MessageDetail:
-    message: Row[Any]
-    deliveries: list[Delivery] = field(default_factory=list)
 
 
 class MessageService:
@@ -56,13 +61,14 @@ class MessageService:
                 total += size
             items = store.many(chosen)
         more = len(chosen) < len(sizes) or len(sizes) == limit
-        return MessagePage(items, chosen[-1] if more and chosen else None)
+        next_after = chosen[-1] if more and chosen else None
+        return MessagePage([message_to_api(row) for row in items], next_after)
 
-    def get(self, message_id: str) -> MessageDetail:
+    def get(self, message_id: str) -> dict[str, Any]:
         """A message with each endpoint's delivery of it, attempts and response bodies included."""
         with self.db.read() as conn:
             row = MessageStore(conn).get(message_id)
             if row is None:
                 raise NotFound(f"No message {message_id!r}.")
             found = DeliveryStore(conn).page(message_id=message_id, limit=MESSAGE_DELIVERIES)
-        return MessageDetail(row, found)
+        return {**message_to_api(row), "deliveries": [d.to_api() for d in found]}

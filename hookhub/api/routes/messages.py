@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Path, Query
-from sqlalchemy import Row
 from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
 from hookhub.api.schemas import MessageDetailOut, MessageOut, PageOut, Text
 from hookhub.core.catalog import EVENT_TYPES
-from hookhub.core.jsoncodec import isoformat
 from hookhub.core.pagination import decode_text_cursor, encode_cursor
 
 router = APIRouter(tags=["messages"])
-
-
-def message_to_api(row: Row[Any]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        # The stored bytes, embedded verbatim: exactly what endpoints receive.
-        "payload": orjson.Fragment(row.payload),
-        "created_at": isoformat(row.created_at),
-    }
 
 
 @router.get("/messages", response_model=PageOut[MessageOut])
@@ -41,16 +28,14 @@ def list_messages(
         after_id=decode_text_cursor(cursor), limit=limit, event_type=event_type
     )
     next_cursor = encode_cursor(page.next_after) if page.next_after is not None else None
-    return JSON({"data": [message_to_api(r) for r in page.items], "next_cursor": next_cursor})
+    return JSON({"data": page.items, "next_cursor": next_cursor})
 
 
 @router.get("/messages/{message_id}", response_model=MessageDetailOut)
 def get_message(
     message_id: Annotated[Text, Path(max_length=40)], services: ServicesDep
 ) -> Response:
-    detail = services.messages.get(message_id)
-    deliveries = [d.to_api() for d in detail.deliveries]
-    return JSON({**message_to_api(detail.message), "deliveries": deliveries})
+    return JSON(services.messages.get(message_id))
 
 
 @router.get("/event-types")
