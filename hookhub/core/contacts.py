@@ -3,13 +3,15 @@
 Attributes are typed (``string``, ``number``, ``boolean``, ``date``). Values written through the
 API must already have the attribute's type (:func:`check_value`); values mapped from inbound
 payloads or CSV files are converted where the conversion is unambiguous (:func:`coerce_value`).
+An attribute without a declaration gets its type from its first value written through the API
+(:func:`infer_type`); from a payload, it is text (see ``CrmTx.prepare_attributes``).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -17,8 +19,8 @@ from email_validator import EmailNotValidError, validate_email
 
 from hookhub.errors import ValidationFailed
 
-ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
-EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}\Z")
 MAX_STRING_LENGTH = 10_000
 MAX_EXT_ID_LENGTH = 255
 _TRUE = {"true", "yes", "y", "1", "on"}
@@ -144,20 +146,19 @@ def coerce_value(name: str, kind: AttributeType, value: Any) -> Any:
                 value = False
         elif kind is AttributeType.STRING:
             value = text
-    elif (
-        kind is AttributeType.STRING
-        and isinstance(value, int | float)
-        and not isinstance(value, bool)
-    ):
+    elif kind is AttributeType.STRING and isinstance(value, bool):
+        value = "true" if value else "false"  # JSON's spelling, not Python's
+    elif kind is AttributeType.STRING and isinstance(value, int | float):
         value = str(value)
     elif (
         kind is AttributeType.DATE
         and isinstance(value, int | float)
         and not isinstance(value, bool)
     ):
-        # Unix timestamps (Stripe's `created`, Calendly's epochs) become dates.
+        # Unix timestamps (Stripe's `created`, Calendly's epochs) become dates, in UTC: the
+        # server's own time zone must not move a moment near midnight to another day.
         try:
-            value = datetime.fromtimestamp(value).date().isoformat()
+            value = datetime.fromtimestamp(value, UTC).date().isoformat()
         except (OverflowError, OSError, ValueError):
             raise _mismatch(name, "a date", value) from None
     return check_value(name, kind, value)

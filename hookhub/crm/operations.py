@@ -89,7 +89,11 @@ class CrmTx:
         return actual
 
     def prepare_attributes(self, raw: Any, *, coerce: bool = False) -> dict[str, Any]:
-        """Validated attribute values by upper-case name; None marks an attribute to remove."""
+        """Validated attribute values by upper-case name; None marks an attribute to remove.
+
+        ``coerce``: the values come from a payload (inbound rules): they are converted to the
+        declared types, and an undeclared attribute is declared as text.
+        """
         if raw is None:
             return {}
         if not isinstance(raw, Mapping):
@@ -114,7 +118,11 @@ class CrmTx:
                 if value is None:
                     prepared[name] = None
                     continue
-                kind = self.define_attribute(name, infer_type(name, value))
+                # A payload's value says nothing reliable about the attribute's type (one
+                # `"first_name": 1` would make FIRSTNAME a number for good): text, unless
+                # declared. The API's own writes keep typing by their first value.
+                inferred = AttributeType.STRING if coerce else infer_type(name, value)
+                kind = self.define_attribute(name, inferred)
             convert = coerce_value if coerce else check_value
             prepared[name] = convert(name, kind, value)
         return prepared

@@ -14,7 +14,6 @@ Evaluation errors name the rule and the expression at fault.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +23,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
-from hookhub.core.contacts import EVENT_NAME
+from hookhub.core.contacts import ATTRIBUTE_NAME, EVENT_NAME
 from hookhub.core.expressions import Budget, ExpressionTooCostly, evaluate, is_truthy
 from hookhub.errors import ValidationFailed
 
@@ -32,7 +31,6 @@ MAX_RULES = 50
 MAX_EXPRESSION = 1000
 MAX_MAPPINGS = 100
 ContactMode = Literal["upsert", "update_only", "create_only"]
-_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 _RULE_KEYS = frozenset(
     {
         "name",
@@ -254,7 +252,7 @@ def _mapping(value: Any, where: str, *, names: bool) -> dict[str, Expression]:
     for key, expr in value.items():
         if not isinstance(key, str) or not key or len(key) > 255:
             raise _fail(where, f"{key!r} is not a valid name")
-        if names and not _ATTRIBUTE_NAME.match(key):
+        if names and not ATTRIBUTE_NAME.match(key):
             raise _fail(f"{where}.{key}", "attribute names are letters, digits and _")
         out[key.upper() if names else key] = _expression(expr, f"{where}.{key}")
     return out
@@ -409,7 +407,7 @@ def _plan(rule: Rule, payload: Any, budget: Budget) -> Plan:
                 )
             for key, value in found.items():
                 name = str(key)
-                if not _ATTRIBUTE_NAME.match(name) or name.upper() in ("EMAIL", "EXT_ID"):
+                if not ATTRIBUTE_NAME.match(name) or name.upper() in ("EMAIL", "EXT_ID"):
                     plan.skipped_attributes.append(name)
                 elif value is not None and not isinstance(value, dict | list):
                     plan.attributes[name.upper()] = value

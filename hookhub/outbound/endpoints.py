@@ -27,7 +27,7 @@ from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.endpoints import EndpointStore
 from hookhub.store.messages import MessageStore
 
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}\Z")
 RESERVED_HEADERS = frozenset(
     {
         "webhook-id",
@@ -46,7 +46,7 @@ MAX_HEADERS = 20
 # HTTP field values allow tab but no other control character; the sender would refuse them on
 # every attempt, so they are refused here, once, with a clear error.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")
+_SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}\Z")
 
 
 def _known_pattern(event: str) -> bool:

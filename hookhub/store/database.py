@@ -7,7 +7,9 @@ of spinning in SQLite's busy handler; other processes wait on ``busy_timeout``. 
 a plain ``READ COMMITTED`` transaction.
 
 Callbacks registered with :func:`after_commit` run once the transaction has committed (waking
-delivery workers, counting metrics); they never run for a rolled-back transaction.
+delivery workers, counting metrics); they never run for a rolled-back transaction, nor when
+they were registered inside a savepoint that was rolled back (``conn.begin_nested()``): what
+that savepoint did never happened.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["sqlite", "postgresql"]
 _AFTER_COMMIT = "hookhub.after_commit"
+_SAVEPOINT_MARKS = "hookhub.savepoint_marks"
 _WRITE = "hookhub_write"
 
 
@@ -100,6 +103,7 @@ class Database:
                 pool_pre_ping=True,
                 echo=echo,
             )
+        _scope_callbacks_to_savepoints(self.engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -111,11 +115,13 @@ class Database:
         callbacks: list[Callable[[], Any]] = []
         with lock, self._connect() as conn:
             conn.info[_AFTER_COMMIT] = callbacks
+            conn.info[_SAVEPOINT_MARKS] = []
             try:
                 with conn.execution_options(**{_WRITE: True}).begin():
                     yield conn
             finally:
                 conn.info.pop(_AFTER_COMMIT, None)
+                conn.info.pop(_SAVEPOINT_MARKS, None)
         for callback in callbacks:
             try:
                 callback()
@@ -128,12 +134,14 @@ class Database:
         lock = self._write_lock or contextlib.nullcontext()
         with lock, self._connect() as conn:
             conn.info[_AFTER_COMMIT] = []
+            conn.info[_SAVEPOINT_MARKS] = []
             transaction = conn.execution_options(**{_WRITE: True}).begin()
             try:
                 yield conn
             finally:
                 transaction.rollback()
                 conn.info.pop(_AFTER_COMMIT, None)
+                conn.info.pop(_SAVEPOINT_MARKS, None)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -187,6 +195,35 @@ def after_commit(conn: Connection, callback: Callable[[], Any]) -> None:
     if callbacks is None:
         raise RuntimeError("after_commit() outside Database.write()")
     callbacks.append(callback)
+
+
+def _scope_callbacks_to_savepoints(engine: Engine) -> None:
+    """Forget the after-commit callbacks a rolled-back savepoint registered.
+
+    Each savepoint marks how many callbacks there were when it began; rolling it back drops
+    those registered since (an attribute type cached for a definition that was undone, a
+    count of messages that were never stored), releasing it keeps them.
+    """
+
+    @event.listens_for(engine, "savepoint")
+    def _on_savepoint(conn: Connection, _name: str) -> None:
+        callbacks = conn.info.get(_AFTER_COMMIT)
+        marks = conn.info.get(_SAVEPOINT_MARKS)
+        if callbacks is not None and marks is not None:
+            marks.append(len(callbacks))
+
+    @event.listens_for(engine, "rollback_savepoint")
+    def _on_rollback(conn: Connection, _name: str, _context: Any) -> None:
+        callbacks = conn.info.get(_AFTER_COMMIT)
+        marks = conn.info.get(_SAVEPOINT_MARKS)
+        if callbacks is not None and marks:
+            del callbacks[marks.pop() :]
+
+    @event.listens_for(engine, "release_savepoint")
+    def _on_release(conn: Connection, _name: str, _context: Any) -> None:
+        marks = conn.info.get(_SAVEPOINT_MARKS)
+        if marks:
+            marks.pop()
 
 
 SQLITE_MMAP_BYTES = 256 * 1024 * 1024

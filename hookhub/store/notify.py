@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 log = logging.getLogger("hookhub.notify")
 
-_CHANNEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_CHANNEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 RECONNECT_DELAY = 1.0
 

@@ -102,7 +102,7 @@ SOURCES = [
             "FIRSTNAME": "John",
             "LASTNAME": "Smith",
             "SMS": "+1-555-123-4567",
-            "SHOPIFY_CUSTOMER_ID": 7012345678901,
+            "SHOPIFY_CUSTOMER_ID": "7012345678901",
         },
         "order_placed",
         {
@@ -137,7 +137,7 @@ SOURCES = [
         "shopify",
         fixture("shopify_customers_create"),
         "bob@biller.example.com",
-        {"FIRSTNAME": "Bob", "LASTNAME": "Biller", "SHOPIFY_CUSTOMER_ID": 706405506930370084},
+        {"FIRSTNAME": "Bob", "LASTNAME": "Biller", "SHOPIFY_CUSTOMER_ID": "706405506930370084"},
         send={"topic": "customers/create"},
         signature_header="X-Shopify-Hmac-Sha256",
     ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -174,6 +176,33 @@ def test_coercion_converts_unambiguous_text_and_numbers(
 
 def test_coercion_turns_unix_timestamps_into_dates() -> None:
     assert coerce_value("SIGNUP", AttributeType.DATE, 0) == "1970-01-01"
+
+
+@pytest.fixture
+def los_angeles_time(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process runs in a time zone eight hours behind UTC, as many servers do."""
+    monkeypatch.setenv("TZ", "America/Los_Angeles")
+    time.tzset()
+    assert time.localtime(0).tm_year == 1969, "the time zone is in effect"
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("los_angeles_time")
+@pytest.mark.parametrize(
+    ("created", "day"),
+    [
+        (1700006400, "2023-11-15"),  # Stripe's `created`: 2023-11-15T00:00:00Z
+        (1700006400 + 3600, "2023-11-15"),  # 01:00 UTC, still the 14th in Los Angeles
+        (1700092799, "2023-11-15"),  # 23:59:59 UTC
+        (0, "1970-01-01"),
+    ],
+)
+def test_unix_timestamps_are_dates_in_utc_whatever_the_servers_time_zone(
+    created: int, day: str
+) -> None:
+    assert coerce_value("SIGNUP", AttributeType.DATE, created) == day
 
 
 @pytest.mark.parametrize(
