@@ -24,23 +24,16 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Row
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    InterfaceError,
-    OperationalError,
-    PendingRollbackError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DataError, PendingRollbackError
 
 from hookhub.core import jsoncodec
 from hookhub.crm.operations import CrmTx
-from hookhub.errors import Conflict, HookhubError, NotFound, Unavailable, ValidationFailed
+from hookhub.errors import Conflict, HookhubError, NotFound, ValidationFailed
 from hookhub.inbound.actions import apply_plans
 from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
 from hookhub.inbound.rules import Rule, RuleError, RuleTooCostly, resolve
-from hookhub.store.database import Database
+from hookhub.store.database import Database, is_transient
 from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore
 
 log = logging.getLogger("hookhub.inbound")
@@ -77,11 +70,8 @@ def is_database_outage(exc: BaseException) -> bool:
 
     Such an error is the database's, not the request's: the batch is retried later as it is.
     """
-    if isinstance(exc, Unavailable | OperationalError | InterfaceError | PoolTimeout):
-        return True
-    if isinstance(exc, PendingRollbackError):
-        return True  # the connection's transaction broke underneath us
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    # PendingRollbackError: the connection's transaction broke underneath us.
+    return is_transient(exc) or isinstance(exc, PendingRollbackError)
 
 
 class RuleRunner:
