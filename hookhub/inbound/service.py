@@ -140,6 +140,13 @@ class InboundService:
         secret = spec.get("secret")
         if secret is None and source != "generic":
             secret = ids.webhook_secret() if source == "standard" else ids.url_token()
+        if source == "generic" and not secret and options.get("auth") != "none":
+            # Such a webhook accepts anyone who learns its URL: only when asked in so many words.
+            raise ValidationFailed(
+                'A generic inbound webhook without a secret accepts every request: give a'
+                ' secret, or set "options": {"auth": "none"} to accept unauthenticated requests.',
+                details={"field": "options.auth"},
+            )
         self._check_config(provider.name, secret, options)
         now = datetime.now(UTC)
         values = {
