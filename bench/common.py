@@ -31,6 +31,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Hookhub seals secrets at rest and, on PostgreSQL, refuses to start without a key: every
+# process a benchmark starts (servers, workers, prefill scripts) inherits this one.
+BENCH_SECRET_KEY = "YmVuY2gtb25seSBrZXksIG5ldmVyIGZvciB1c2UhISE="
+os.environ.setdefault("HOOKHUB_SECRET_KEY", BENCH_SECRET_KEY)
 
 
 def hookhub_command() -> list[str]:

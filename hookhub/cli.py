@@ -24,7 +24,9 @@ from rich.progress import (
 from rich.table import Table
 
 from hookhub import __version__
+from hookhub.cli_secrets import secrets_app
 from hookhub.config import Settings, load_settings
+from hookhub.keys import Scope
 from hookhub.logs import configure_logging
 from hookhub.services import Services, build_services
 from hookhub.store.migrate import migrate
@@ -41,6 +43,7 @@ contacts_app = typer.Typer(help="Work with contacts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(inbound_app, name="inbound")
+app.add_typer(secrets_app, name="secrets")
 console = Console()
 err_console = Console(stderr=True)
 
@@ -88,9 +91,24 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _services(settings: Settings, *, migrate_first: bool = True) -> Services:
-    services = build_services(settings)
-    if migrate_first:
-        migrate(services.db)
+    from hookhub.errors import SecretKeyError
+    from hookhub.store.secrets import check_readable
+
+    try:
+        services = build_services(settings)
+    except SecretKeyError as exc:
+        err_console.print(f"[red]Secret key:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
+    try:
+        if migrate_first:
+            migrate(services.db)
+        assert services.db.secrets is not None
+        with services.db.read() as conn:
+            check_readable(conn, services.db.secrets.keyring)
+    except SecretKeyError as exc:
+        services.close()
+        err_console.print(f"[red]Secret key:[/red] {exc.message}")
+        raise typer.Exit(2) from exc
     return services
 
 
@@ -302,13 +320,21 @@ def version() -> None:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "cli",
+    scope: Annotated[
+        Scope,
+        typer.Option(
+            "--scope",
+            help="admin: everything; write: read and change, but no secrets and no keys;"
+            " read: GET only, never secrets.",
+        ),
+    ] = Scope.WRITE,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Create an API key and print it once (only its hash is stored)."""
     services = _services(_settings(database_url=database_url))
-    info, key = services.keys.create(name)
+    info, key = services.keys.create(name, scope=scope)
     services.close()
-    err_console.print(f"Created key {info.id} ({name}); it is shown once:")
+    err_console.print(f"Created {scope.value} key {info.id} ({name}); it is shown once:")
     print(key)
 
 
@@ -316,11 +342,12 @@ def keys_create(
 def keys_list(database_url: DatabaseUrl = None) -> None:
     """List API keys (their prefixes, never the keys)."""
     services = _services(_settings(database_url=database_url))
-    table = Table("id", "name", "prefix", "created", "revoked")
+    table = Table("id", "name", "scope", "prefix", "created", "revoked")
     for info in services.keys.list():
         table.add_row(
             str(info.id),
             info.name,
+            info.scope.value,
             info.prefix + "…",
             info.created_at.isoformat(),
             info.revoked_at.isoformat() if info.revoked_at else "",

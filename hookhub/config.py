@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 """Seconds after the first (immediate) attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h."""
 
+MIN_API_KEY_LENGTH = 24
+
 
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
@@ -34,7 +36,16 @@ class Settings(BaseSettings):
     """Base URL shown in inbound receive URLs; defaults to http://{host}:{port}."""
 
     api_key: SecretStr | None = None
-    """Made an admin key at start, for scripts and tests."""
+    """Made an admin key at start, for scripts and tests (at least 24 characters)."""
+
+    secret_key: SecretStr | None = None
+    """32 bytes in base64 sealing secrets at rest; required with PostgreSQL. With SQLite and
+    none set, one is generated on first start and kept in ``<database>.key``."""
+    secret_key_previous: SecretStr | None = None
+    """Comma-separated keys that only open secrets, while a rotation is under way."""
+
+    metrics_token: SecretStr | None = None
+    """A bearer token that reads /metrics (any API key does too)."""
 
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -112,6 +123,16 @@ class Settings(BaseSettings):
         if isinstance(value, list | tuple):
             for cidr in value:
                 ipaddress.ip_network(cidr, strict=False)  # raises ValueError on nonsense
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _check_api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < MIN_API_KEY_LENGTH:
+            raise ValueError(
+                f"HOOKHUB_API_KEY must be at least {MIN_API_KEY_LENGTH} characters"
+                " (`hookhub keys create` makes strong keys)"
+            )
         return value
 
     @field_validator("database_url")

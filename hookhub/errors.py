@@ -9,12 +9,14 @@ at the boundary with ``raise ... from exc``.
     │   └── InvalidJSON              400 invalid_json
     ├── Unauthorized                 401 unauthorized
     │   └── SignatureInvalid         401 invalid_signature
+    ├── Forbidden                    403 forbidden (the API key's scope does not allow it)
     ├── NotFound                     404 not_found
     ├── Conflict                     409 conflict
     ├── PayloadTooLarge              413 payload_too_large
     ├── ValidationFailed             422 validation_error
     ├── RateLimited                  429 rate_limited (carries retry_after)
-    └── Unavailable                  503 unavailable
+    ├── Unavailable                  503 unavailable
+    └── SecretKeyError               500 secret_key (a secret key is missing or cannot decrypt)
 """
 
 from __future__ import annotations
@@ -58,6 +60,12 @@ class SignatureInvalid(Unauthorized):
     default_message = "The signature is missing or does not verify."
 
 
+class Forbidden(HookhubError):
+    status = 403
+    code = "forbidden"
+    default_message = "The API key's scope does not allow this operation."
+
+
 class NotFound(HookhubError):
     status = 404
     code = "not_found"
@@ -96,3 +104,13 @@ class Unavailable(HookhubError):
     status = 503
     code = "unavailable"
     default_message = "A dependency is unavailable; try again shortly."
+
+
+class SecretKeyError(HookhubError):
+    """The secret key is missing, malformed, or not the one stored secrets were sealed with.
+
+    A deployment error rather than a client's: the CLI refuses to start with its message.
+    """
+
+    code = "secret_key"
+    default_message = "The secret key is missing or does not decrypt the stored secrets."

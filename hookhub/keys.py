@@ -1,9 +1,10 @@
 """API keys: creation, revocation and the check every ``/api/v1`` request goes through.
 
 Keys are 256-bit random tokens, so a fast SHA-256 is the right hash (a slow password hash buys
-nothing against a key that cannot be guessed). Successful checks are remembered for a few
-seconds so that a busy API does not query the key table on every request; revocation takes
-effect at once in the process that revokes, and within that time in every other process.
+nothing against a key that cannot be guessed). Each key has a scope (:class:`Scope`). Successful
+checks are remembered for a few seconds so that a busy API does not query the key table on every
+request; revocation takes effect at once in the process that revokes, and in every other process
+as soon as it sees the keys' configuration version move (:meth:`ApiKeys.invalidate`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,28 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 
 from hookhub import ids
-from hookhub.errors import NotFound, Unauthorized
+from hookhub.errors import Forbidden, NotFound, Unauthorized
 from hookhub.store.apikeys import ApiKeyStore
 from hookhub.store.database import Database
 
 CACHE_SECONDS = 5.0
+
+
+class Scope(StrEnum):
+    """What a key may do; each scope includes the ones below it."""
+
+    READ = "read"  # GET only, and never a secret
+    WRITE = "write"  # reads and changes, but no secret-revealing call and no key management
+    ADMIN = "admin"  # everything
+
+    def allows(self, required: Scope) -> bool:
+        return _RANK[self] >= _RANK[required]
+
+
+_RANK = {Scope.READ: 0, Scope.WRITE: 1, Scope.ADMIN: 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +43,7 @@ class ApiKeyInfo:
     id: int
     name: str
     prefix: str
+    scope: Scope
     created_at: datetime
     revoked_at: datetime | None
 
@@ -47,30 +64,39 @@ def key_prefix(key: str) -> str:
 class ApiKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._valid: dict[str, float] = {}
+        self._valid: dict[str, tuple[float, Scope]] = {}
         self._revocations = 0
         self._lock = threading.Lock()
 
-    def create(self, name: str) -> tuple[ApiKeyInfo, str]:
+    def create(self, name: str, *, scope: Scope = Scope.WRITE) -> tuple[ApiKeyInfo, str]:
         key = ids.api_key()
-        return self._store(name, key), key
+        return self._store(name, key, scope), key
 
     def adopt(self, name: str, key: str) -> ApiKeyInfo | None:
-        """Make ``key`` (from HOOKHUB_API_KEY) valid; None if it already was stored."""
+        """Make ``key`` (from HOOKHUB_API_KEY) an admin key; None if it already was stored."""
         key = key.strip()  # as check() strips what clients send; a stray newline is no key
         with self.db.read() as conn:
             if ApiKeyStore(conn).find(hash_key(key)) is not None:
                 return None
-        return self._store(name, key)
+        return self._store(name, key, Scope.ADMIN)
 
-    def _store(self, name: str, key: str) -> ApiKeyInfo:
+    def _store(self, name: str, key: str, scope: Scope) -> ApiKeyInfo:
         now = datetime.now(UTC)
         with self.db.write() as conn:
             key_id = ApiKeyStore(conn).insert(
-                name=name, prefix=key_prefix(key), key_hash=hash_key(key), now=now
+                name=name,
+                prefix=key_prefix(key),
+                key_hash=hash_key(key),
+                scope=scope.value,
+                now=now,
             )
         return ApiKeyInfo(
-            id=key_id, name=name, prefix=key_prefix(key), created_at=now, revoked_at=None
+            id=key_id,
+            name=name,
+            prefix=key_prefix(key),
+            scope=scope,
+            created_at=now,
+            revoked_at=None,
         )
 
     def list(self) -> list[ApiKeyInfo]:
@@ -81,6 +107,7 @@ class ApiKeys:
                 id=r.id,
                 name=r.name,
                 prefix=r.prefix,
+                scope=Scope(r.scope),
                 created_at=r.created_at,
                 revoked_at=r.revoked_at,
             )
@@ -95,39 +122,57 @@ class ApiKeys:
         with self.db.write() as conn:
             if not ApiKeyStore(conn).revoke(key_id, datetime.now(UTC)):
                 raise NotFound(f"No active API key {key_id}.")
+        self.invalidate()
+
+    def invalidate(self) -> None:
+        """Forget every cached check: keys changed (here, or in another process)."""
         with self._lock:
             self._valid.clear()
             self._revocations += 1
 
-    def check_cached(self, authorization: str | None) -> bool:
-        """True when the header carries a key checked within the last seconds (no database)."""
+    def check_cached(self, authorization: str | None) -> Scope | None:
+        """The scope of a key checked within the last seconds (no database); None if not known."""
         digest = _digest(authorization)
         if digest is None:
             raise Unauthorized()
         with self._lock:
-            expires = self._valid.get(digest)
-        return expires is not None and expires > time.monotonic()
+            cached = self._valid.get(digest)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        return None
 
-    def check(self, authorization: str | None) -> None:
-        """Raise Unauthorized unless the header is ``Bearer <active key>``."""
+    def check(self, authorization: str | None) -> Scope:
+        """The key's scope; raise Unauthorized unless the header is ``Bearer <active key>``."""
         digest = _digest(authorization)
         if digest is None:
             raise Unauthorized()
         now = time.monotonic()
         with self._lock:
-            expires = self._valid.get(digest)
+            cached = self._valid.get(digest)
             revocations = self._revocations
-        if expires is not None and expires > now:
-            return
+        if cached is not None and cached[0] > now:
+            return cached[1]
         with self.db.read() as conn:
-            if ApiKeyStore(conn).find_active(digest) is None:
-                raise Unauthorized("The API key is unknown or revoked.")
+            row = ApiKeyStore(conn).find_active(digest)
+        if row is None:
+            raise Unauthorized("The API key is unknown or revoked.")
+        scope = Scope(row.scope)
         with self._lock:
             if self._revocations != revocations:
-                return  # a key was revoked since the lookup: it may be this one, don't cache it
+                return scope  # keys changed since the lookup: it may be this one, don't cache it
             if len(self._valid) > 10_000:
                 self._valid.clear()
-            self._valid[digest] = now + CACHE_SECONDS
+            self._valid[digest] = (now + CACHE_SECONDS, scope)
+        return scope
+
+
+def require(scope: Scope, required: Scope) -> None:
+    """Raise :class:`Forbidden` unless a key of ``scope`` may do what needs ``required``."""
+    if not scope.allows(required):
+        raise Forbidden(
+            f"This API key's scope is {scope.value}; this operation needs {required.value}.",
+            details={"scope": scope.value, "required": required.value},
+        )
 
 
 def _digest(authorization: str | None) -> str | None:

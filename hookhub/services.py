@@ -15,7 +15,9 @@ from hookhub.outbound.endpoints import EndpointService
 from hookhub.outbound.fanout import Fanout
 from hookhub.outbound.messages import MessageService
 from hookhub.outbound.outbox import Outbox
+from hookhub.secretkey import load_keyring
 from hookhub.store.database import Database
+from hookhub.store.secrets import SecretBox
 
 if TYPE_CHECKING:
     from hookhub.outbound.worker import DeliveryWorker
@@ -39,12 +41,18 @@ class Services:
 
 
 def build_services(settings: Settings) -> Services:
+    """Raises :class:`~hookhub.errors.SecretKeyError` when no secret key can be had."""
     db = Database(
         settings.database_url,
         pool_size=settings.db_pool_size,
         sqlite_synchronous=settings.sqlite_synchronous,
         sqlite_wal_autocheckpoint=settings.sqlite_wal_autocheckpoint,
     )
+    try:
+        db.use_secrets(SecretBox(load_keyring(settings)))
+    except BaseException:
+        db.dispose()
+        raise
     outbox = Outbox()
     metrics = Metrics()
     outbox.add_listener(metrics.count_messages)

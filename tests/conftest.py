@@ -19,13 +19,17 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from hookhub.config import Settings, load_settings
+from hookhub.core.crypto import Keyring, parse_key
 from hookhub.services import Services, build_services
 from hookhub.store.database import Database, normalize_url
 from hookhub.store.migrate import migrate
 from hookhub.store.schema import metadata
+from hookhub.store.secrets import SecretBox
 
 POSTGRES_ENV = "HOOKHUB_TEST_POSTGRES_URL"
 API_KEY = "hh_test_key_0123456789abcdefghijklmnopqrstuvwxyz"
+# Seals secrets at rest in tests (PostgreSQL requires one; SQLite would make a key file).
+SECRET_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 
 
 def postgres_server_url() -> str | None:
@@ -47,6 +51,7 @@ def postgres_database() -> Iterator[str]:
         pytest.fail(f"{POSTGRES_ENV} is set but PostgreSQL is unreachable: {exc}")
     url = make_url(normalize_url(server)).set(database=name).render_as_string(hide_password=False)
     db = Database(url)
+    db.use_secrets(SecretBox(Keyring(parse_key(SECRET_KEY))))
     migrate(db)
     db.dispose()
     yield url
@@ -77,6 +82,7 @@ def make_settings(db_url: str, **overrides: Any) -> Settings:
     defaults: dict[str, Any] = {
         "database_url": db_url,
         "api_key": API_KEY,
+        "secret_key": SECRET_KEY,
         "retry_schedule": "1,1,1",
         "allow_private_destinations": "127.0.0.0/8,::1/128",
         "log_format": "text",

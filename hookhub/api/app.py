@@ -32,6 +32,7 @@ from hookhub.api.routes import (
     webhooks,
 )
 from hookhub.api.schemas import ErrorOut
+from hookhub.api.scopes import mark_scopes
 from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import Services, build_retention_loop, build_worker
@@ -94,8 +95,10 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
             422: {"model": ErrorOut, "description": "Invalid request"},
         },
     )
-    for module in (contacts, lists, events, attributes, messages, webhooks, inbound):
-        api.include_router(module.router)
+    routers = [m.router for m in (contacts, lists, events, attributes, messages, webhooks, inbound)]
+    mark_scopes(routers)
+    for router in routers:
+        api.include_router(router)
     app.include_router(api)
     app.include_router(ops.router)
     openapi.install(app, API_PREFIX)

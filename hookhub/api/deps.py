@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the app's services and the API-key check."""
+"""FastAPI dependencies: the app's services and the API-key (and scope) check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from hookhub.api.scopes import scope_of
 from hookhub.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+from hookhub.keys import require
 from hookhub.services import Services
 
 
@@ -18,11 +20,16 @@ async def get_services(request: Request) -> Services:
 
 
 async def require_api_key(request: Request) -> None:
-    """Async, so that a cached key costs no thread hop; a cache miss reads in a thread."""
+    """A valid key whose scope allows the route (403 otherwise).
+
+    Async, so that a cached key costs no thread hop; a cache miss reads in a thread.
+    """
     keys = (await get_services(request)).keys
     header = request.headers.get("authorization")
-    if not keys.check_cached(header):
-        await run_in_threadpool(keys.check, header)
+    scope = keys.check_cached(header)
+    if scope is None:
+        scope = await run_in_threadpool(keys.check, header)
+    require(scope, scope_of(request.scope.get("route")))
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

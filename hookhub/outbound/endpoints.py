@@ -198,8 +198,7 @@ class EndpointService:
             headers=validate_headers(spec.get("headers")),
             auth=validate_auth(spec.get("auth")),
             secret=validate_secret(spec["secret"]) if spec.get("secret") else ids.webhook_secret(),
-            previous_secret=None,
-            previous_secret_until=None,
+            previous_secrets=[],
             batched=bool(spec.get("batched", False)),
             enabled=bool(spec.get("enabled", True)),
             disabled_reason=None,
@@ -250,6 +249,7 @@ class EndpointService:
                     endpoint.disabled_reason = "disabled through the API"
                 endpoint.enabled = enabled
             endpoint.updated_at = datetime.now(UTC)
+            endpoint.drop_expired_secrets(endpoint.updated_at.timestamp())
             store.save(endpoint)
         return endpoint
 
@@ -259,14 +259,16 @@ class EndpointService:
                 raise NotFound(f"No webhook {endpoint_id}.", details={"webhook_id": endpoint_id})
 
     def rotate_secret(self, endpoint_id: int, new_secret: str | None = None) -> Endpoint:
-        """A new secret signs from now on; the old one keeps signing for the overlap."""
+        """A new secret signs from now on; the replaced ones keep signing for their overlap."""
         with self.db.write() as conn:
             store = EndpointStore(conn)
             endpoint = self._require(store, endpoint_id, lock=True)
             now = datetime.now(UTC)
-            endpoint.previous_secret = endpoint.secret
-            endpoint.previous_secret_until = now.timestamp() + self.settings.secret_rotation_overlap
-            endpoint.secret = validate_secret(new_secret) if new_secret else ids.webhook_secret()
+            endpoint.rotate(
+                validate_secret(new_secret) if new_secret else ids.webhook_secret(),
+                now.timestamp(),
+                self.settings.secret_rotation_overlap,
+            )
             endpoint.updated_at = now
             store.save(endpoint)
         return endpoint

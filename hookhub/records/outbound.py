@@ -12,6 +12,8 @@ from typing import Any
 from hookhub.core.catalog import subscription_matches
 from hookhub.core.jsoncodec import isoformat
 
+MAX_PREVIOUS_SECRETS = 10
+
 
 def _iso_epoch(value: float | None) -> str | None:
     return None if value is None else isoformat(datetime.fromtimestamp(value, UTC))
@@ -26,8 +28,8 @@ class Endpoint:
     headers: dict[str, str]
     auth: dict[str, str] | None
     secret: str
-    previous_secret: str | None
-    previous_secret_until: float | None
+    previous_secrets: list[tuple[str, float]]
+    """Secrets replaced by rotations, newest first, each with when it stops signing."""
     batched: bool
     enabled: bool
     disabled_reason: str | None
@@ -41,11 +43,23 @@ class Endpoint:
         return subscription_matches(self.event_types, event_type)
 
     def signing_secrets(self, now: float) -> list[str]:
-        """The current secret, plus the previous one during its rotation overlap."""
-        secrets = [self.secret]
-        if self.previous_secret and (self.previous_secret_until or 0) > now:
-            secrets.append(self.previous_secret)
-        return secrets
+        """The current secret, plus every replaced one still in its rotation overlap."""
+        return [self.secret, *(secret for secret, until in self.previous_secrets if until > now)]
+
+    def rotate(self, new_secret: str, now: float, overlap: float) -> None:
+        """Sign with ``new_secret`` from now on; the current one keeps signing for ``overlap``.
+
+        Secrets an earlier rotation left in their overlap stay until their own expiry; expired
+        ones are dropped, and at most :data:`MAX_PREVIOUS_SECRETS` are kept (the newest).
+        """
+        kept = [(secret, until) for secret, until in self.previous_secrets if until > now]
+        if overlap > 0:
+            kept.insert(0, (self.secret, now + overlap))
+        self.previous_secrets = kept[:MAX_PREVIOUS_SECRETS]
+        self.secret = new_secret
+
+    def drop_expired_secrets(self, now: float) -> None:
+        self.previous_secrets = [(s, until) for s, until in self.previous_secrets if until > now]
 
     def to_api(self) -> dict[str, Any]:
         auth: dict[str, Any] | None = None

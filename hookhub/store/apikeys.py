@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from hookhub.store.config_versions import ConfigKind, bump
 from hookhub.store.schema import api_keys
 
 
@@ -14,13 +15,15 @@ class ApiKeyStore:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def insert(self, *, name: str, prefix: str, key_hash: str, now: datetime) -> int:
+    def insert(self, *, name: str, prefix: str, key_hash: str, scope: str, now: datetime) -> int:
         statement = (
             insert(api_keys)
-            .values(name=name, prefix=prefix, key_hash=key_hash, created_at=now)
+            .values(name=name, prefix=prefix, key_hash=key_hash, scope=scope, created_at=now)
             .returning(api_keys.c.id)
         )
-        return int(self.conn.execute(statement).scalar_one())
+        key_id = int(self.conn.execute(statement).scalar_one())
+        bump(self.conn, ConfigKind.API_KEYS)
+        return key_id
 
     def find_active(self, key_hash: str) -> Row[Any] | None:
         query = select(api_keys).where(
@@ -44,4 +47,7 @@ class ApiKeyStore:
             .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        bump(self.conn, ConfigKind.API_KEYS)
+        return True

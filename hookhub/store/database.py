@@ -28,6 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from hookhub.errors import Unavailable
 from hookhub.logs import describe_error
+from hookhub.store.secrets import SecretBox, attach
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class Database:
         parsed = make_url(self.url)
         self.backend: Backend = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql"
         self._write_lock: threading.Lock | None = None
+        self.secrets: SecretBox | None = None
         if self.backend == "sqlite":
             if parsed.database in (None, "", ":memory:"):
                 raise ValueError("SQLite needs a file path (sqlite:///path/to/hookhub.db)")
@@ -91,6 +93,7 @@ class Database:
                 pool_size=pool_size,
                 max_overflow=pool_size * 4,
                 echo=echo,
+                hide_parameters=True,  # bound values are contact data and secrets: never logged
                 connect_args={"check_same_thread": False, "timeout": 30},
             )
             self._write_lock = threading.Lock()
@@ -102,8 +105,14 @@ class Database:
                 max_overflow=pool_size * 2,
                 pool_pre_ping=True,
                 echo=echo,
+                hide_parameters=True,
             )
         _scope_callbacks_to_savepoints(self.engine)
+
+    def use_secrets(self, box: SecretBox | None) -> None:
+        """Seal and open the secret columns with ``box`` (see ``hookhub.store.secrets``)."""
+        self.secrets = box
+        attach(self.engine, box)
 
     @property
     def is_sqlite(self) -> bool:

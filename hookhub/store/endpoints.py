@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from hookhub.core import jsoncodec
 from hookhub.records.outbound import Endpoint
+from hookhub.store.config_versions import ConfigKind, bump
 from hookhub.store.schema import endpoints
 
 
@@ -22,8 +23,7 @@ def row_to_endpoint(row: Row[Any]) -> Endpoint:
         headers=jsoncodec.loads(row.headers),
         auth=jsoncodec.loads(row.auth) if row.auth else None,
         secret=row.secret,
-        previous_secret=row.previous_secret,
-        previous_secret_until=row.previous_secret_until,
+        previous_secrets=_previous(row.previous_secrets),
         batched=bool(row.batched),
         enabled=bool(row.enabled),
         disabled_reason=row.disabled_reason,
@@ -43,8 +43,11 @@ def endpoint_values(endpoint: Endpoint) -> dict[str, Any]:
         "headers": jsoncodec.dumps(endpoint.headers).decode(),
         "auth": jsoncodec.dumps(endpoint.auth).decode() if endpoint.auth else None,
         "secret": endpoint.secret,
-        "previous_secret": endpoint.previous_secret,
-        "previous_secret_until": endpoint.previous_secret_until,
+        "previous_secrets": (
+            jsoncodec.dumps([list(p) for p in endpoint.previous_secrets]).decode()
+            if endpoint.previous_secrets
+            else None
+        ),
         "batched": endpoint.batched,
         "enabled": endpoint.enabled,
         "disabled_reason": endpoint.disabled_reason,
@@ -54,6 +57,16 @@ def endpoint_values(endpoint: Endpoint) -> dict[str, Any]:
         "created_at": endpoint.created_at,
         "updated_at": endpoint.updated_at,
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_previous(text: str) -> tuple[tuple[str, float], ...]:
+    return tuple((str(secret), float(until)) for secret, until in jsoncodec.loads(text))
+
+
+def _previous(text: str | None) -> list[tuple[str, float]]:
+    """Secrets replaced by rotations, newest first, with when each stops signing."""
+    return list(_parsed_previous(text)) if text else []
 
 
 _SUBSCRIPTIONS = select(endpoints.c.id, endpoints.c.event_types, endpoints.c.batched).where(
@@ -78,7 +91,9 @@ class EndpointStore:
 
     def insert(self, endpoint: Endpoint) -> int:
         statement = insert(endpoints).values(endpoint_values(endpoint)).returning(endpoints.c.id)
-        return int(self.conn.execute(statement).scalar_one())
+        endpoint_id = int(self.conn.execute(statement).scalar_one())
+        bump(self.conn, ConfigKind.ENDPOINTS)
+        return endpoint_id
 
     def get(self, endpoint_id: int, *, lock: bool = False) -> Endpoint | None:
         query = select(endpoints).where(endpoints.c.id == endpoint_id)
@@ -97,11 +112,13 @@ class EndpointStore:
         values = endpoint_values(endpoint)
         values.pop("created_at")
         self.conn.execute(update(endpoints).where(endpoints.c.id == endpoint.id).values(values))
+        bump(self.conn, ConfigKind.ENDPOINTS)
 
     def delete(self, endpoint_id: int) -> bool:
-        return bool(
-            self.conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id)).rowcount
-        )
+        if not self.conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id)).rowcount:
+            return False
+        bump(self.conn, ConfigKind.ENDPOINTS)
+        return True
 
     def page(self, *, after_id: int | None, limit: int) -> list[Endpoint]:
         query = select(endpoints).order_by(endpoints.c.id).limit(limit)
@@ -140,4 +157,7 @@ class EndpointStore:
             .where(endpoints.c.id == endpoint_id, endpoints.c.enabled.is_(True))
             .values(enabled=False, disabled_reason=reason)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        bump(self.conn, ConfigKind.ENDPOINTS)
+        return True

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, text, update
 
+from hookhub.store.config_versions import ConfigKind, bump
 from hookhub.store.schema import inbound_requests, inbound_webhooks
 
 _PENDING = text("inbound_requests.status = 'received'")
@@ -98,7 +99,9 @@ class InboundWebhookStore:
 
     def insert(self, values: dict[str, Any]) -> int:
         statement = insert(inbound_webhooks).values(values).returning(inbound_webhooks.c.id)
-        return int(self.conn.execute(statement).scalar_one())
+        webhook_id = int(self.conn.execute(statement).scalar_one())
+        bump(self.conn, ConfigKind.INBOUND_WEBHOOKS)
+        return webhook_id
 
     def get(self, webhook_id: int) -> Row[Any] | None:
         query = select(inbound_webhooks).where(inbound_webhooks.c.id == webhook_id)
@@ -112,12 +115,16 @@ class InboundWebhookStore:
         self.conn.execute(
             update(inbound_webhooks).where(inbound_webhooks.c.id == webhook_id).values(values)
         )
+        bump(self.conn, ConfigKind.INBOUND_WEBHOOKS)
 
     def delete(self, webhook_id: int) -> bool:
         result = self.conn.execute(
             delete(inbound_webhooks).where(inbound_webhooks.c.id == webhook_id)
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        bump(self.conn, ConfigKind.INBOUND_WEBHOOKS)
+        return True
 
     def page(self, *, after_id: int | None, limit: int) -> list[Row[Any]]:
         query = select(inbound_webhooks).order_by(inbound_webhooks.c.id).limit(limit)

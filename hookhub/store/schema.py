@@ -7,6 +7,8 @@ Conventions that keep both backends identical and the hot paths cheap:
 * User-visible moments are ``UTCDateTime`` (timezone-aware in, timezone-aware out).
 * Integer ids are never reused, on SQLite too (AUTOINCREMENT): a receiver that saw
   contact 42 deleted must never see another contact 42.
+* Secrets (endpoint secrets and credentials, inbound secrets) are ``SealedText``: encrypted
+  at rest with the engine's key (``hookhub.store.secrets``).
 * Scheduling columns (``next_attempt_at``, ``leased_until``) are epoch seconds as floats: they are
   compared on every claim and need no conversion.
 
@@ -37,6 +39,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.types import TypeDecorator
+
+from hookhub.store.secrets import SealedText
 
 naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -80,6 +84,8 @@ api_keys = Table(
     Column("name", String(200), nullable=False),
     Column("prefix", String(16), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
+    # admin, write or read (hookhub.keys.Scope); keys from before scopes were all admin.
+    Column("scope", String(16), nullable=False, server_default=text("'admin'")),
     Column("created_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime, nullable=True),
     sqlite_autoincrement=True,
@@ -168,10 +174,14 @@ endpoints = Table(
     Column("description", Text, nullable=False, default=""),
     Column("event_types", Text, nullable=False),  # JSON list of catalog names or "*"
     Column("headers", Text, nullable=False, default="{}"),  # JSON object
-    Column("auth", Text, nullable=True),  # JSON {type, token | username, password}
-    Column("secret", String(128), nullable=False),
+    # Sealed JSON {type, token | username, password}
+    Column("auth", SealedText("endpoints.auth"), nullable=True),
+    Column("secret", SealedText("endpoints.secret", sqlite_length=128), nullable=False),
+    # Unused since previous_secrets (kept: SQLite cannot drop them without rebuilding the table).
     Column("previous_secret", String(128), nullable=True),
     Column("previous_secret_until", Double, nullable=True),
+    # Sealed JSON [[secret, valid until (epoch seconds)], ...]: secrets replaced by a rotation.
+    Column("previous_secrets", SealedText("endpoints.previous_secrets"), nullable=True),
     Column("batched", Boolean, nullable=False, default=False),
     Column("enabled", Boolean, nullable=False, default=True),
     Column("disabled_reason", Text, nullable=True),
@@ -242,7 +252,7 @@ inbound_webhooks = Table(
     Column("name", String(255), nullable=False),
     Column("source", String(32), nullable=False),
     Column("token", String(64), nullable=False, unique=True),
-    Column("secret", Text, nullable=True),
+    Column("secret", SealedText("inbound_webhooks.secret"), nullable=True),
     Column("options", Text, nullable=False, default="{}"),  # JSON: the provider's options
     Column("rules", Text, nullable=False, default="[]"),  # JSON: the rules as saved
     Column("rate_limit", Double, nullable=True),  # requests per second, per process
@@ -300,10 +310,20 @@ inbound_dedupe = Table(
     Index(None, "received_at"),
 )
 
+# One row per kind of cached configuration (api_keys, endpoints, inbound_webhooks), bumped in
+# the transaction that changes it: other processes poll it (or hear NOTIFY) to drop caches.
+config_versions = Table(
+    "config_versions",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("version", BigInteger, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "api_keys",
     "attribute_definitions",
+    "config_versions",
     "contacts",
     "custom_events",
     "deliveries",

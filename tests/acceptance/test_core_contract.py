@@ -21,7 +21,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, SECRET_KEY
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -56,6 +56,7 @@ def hookhub_serve(db_url: str, workdir: Path, *, api_key: str | None) -> Iterato
             "HOOKHUB_DATABASE_URL": db_url,
             "HOOKHUB_LOG_FORMAT": "text",
             "HOOKHUB_RETRY_SCHEDULE": "1,1,1",
+            "HOOKHUB_SECRET_KEY": SECRET_KEY,
         }
     )
     if api_key is not None:

@@ -16,7 +16,7 @@ from hookhub.keys import ApiKeys
 from hookhub.services import Services
 from hookhub.store.apikeys import ApiKeyStore
 from hookhub.store.schema import api_keys
-from tests.conftest import API_KEY
+from tests.conftest import API_KEY, SECRET_KEY
 
 
 def api_routes(client: Any) -> list[tuple[str, str]]:
@@ -154,7 +154,7 @@ def test_keys_are_stored_only_as_hashes(services: Services, adopted: str) -> Non
 def test_cli_creates_lists_and_revokes_keys(
     anonymous: Any, services: Services, db_url: str
 ) -> None:
-    runner = CliRunner()
+    runner = CliRunner(env={"HOOKHUB_SECRET_KEY": SECRET_KEY})
     created = runner.invoke(cli.app, ["keys", "create", "--name", "ci", "--database-url", db_url])
     assert created.exit_code == 0, created.output
     key = created.stdout.strip().splitlines()[-1]

@@ -16,6 +16,7 @@ import pytest
 from hookhub.crm.importer import ContactImporter, ImportReport
 from hookhub.errors import NotFound, ValidationFailed
 from hookhub.services import Services
+from tests.conftest import SECRET_KEY
 from tests.integration.conftest import Outbox, RowCounts
 
 
@@ -206,7 +207,14 @@ def test_unknown_list_refuses_the_import(services: Services, row_counts: RowCoun
 
 def hookhub(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKHUB_")}
-    env.update({"HOOKHUB_DATABASE_URL": db_url, "COLUMNS": "200", "NO_COLOR": "1"})
+    env.update(
+        {
+            "HOOKHUB_DATABASE_URL": db_url,
+            "HOOKHUB_SECRET_KEY": SECRET_KEY,
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+        }
+    )
     return subprocess.run(
         [sys.executable, "-m", "hookhub", *args],
         env=env,

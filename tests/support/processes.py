@@ -15,6 +15,8 @@ from typing import IO
 
 import httpx2 as httpx
 
+from tests.conftest import SECRET_KEY
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -31,6 +33,7 @@ def hookhub_env(database_url: str, **extra: str) -> dict[str, str]:
             "HOOKHUB_LOG_FORMAT": "text",
             "HOOKHUB_LOG_LEVEL": "WARNING",
             "HOOKHUB_ALLOW_PRIVATE_DESTINATIONS": "127.0.0.0/8,::1/128",
+            "HOOKHUB_SECRET_KEY": SECRET_KEY,
         }
     )
     env.update(extra)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hmac
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.responses import PlainTextResponse, Response
@@ -13,6 +14,7 @@ from hookhub import __version__
 from hookhub.api.deps import ServicesDep
 from hookhub.api.readiness import Readiness
 from hookhub.api.responses import JSON
+from hookhub.api.schemas import ErrorOut
 
 router = APIRouter(tags=["operations"])
 
@@ -59,7 +61,23 @@ async def readyz(request: Request, services: ServicesDep) -> Response:
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
+        401: {"model": ErrorOut, "description": "Missing or invalid API key or metrics token"},
+    },
 )
-def metrics(services: ServicesDep) -> Response:
+def metrics(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> Response:
+    """Prometheus metrics: any API key, or ``Bearer <HOOKHUB_METRICS_TOKEN>``."""
+    token = services.settings.metrics_token
+    if token is None or not _is_token(authorization, token.get_secret_value()):
+        services.keys.check(authorization)  # any scope
     return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _is_token(authorization: str | None, token: str) -> bool:
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
