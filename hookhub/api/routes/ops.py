@@ -1,4 +1,4 @@
-"""Health, readiness and metrics: unauthenticated, for load balancers and Prometheus."""
+"""Health and readiness (unauthenticated, for load balancers) and metrics (a key or token)."""
 
 from __future__ import annotations
 
