@@ -36,14 +36,23 @@ def describe_error(exc: BaseException) -> str:
     """``Type: first line of the message``, short and without secrets.
 
     SQLAlchemy wraps the driver's error with the statement and its parameters: only the
-    driver's own first line is kept. Credentials in URLs (``scheme://user:pass@``) are cut.
+    driver's own first line is kept. An error raised from another (``raise ... from``) names
+    that cause too. Credentials in URLs (``scheme://user:pass@``) are cut.
     """
+    described = _describe_one(exc)
+    cause = exc.__cause__
+    if cause is not None and cause is not getattr(exc, "orig", None):
+        described += " (" + _describe_one(cause) + ")"
+    if len(described) > MAX_ERROR_CHARS:
+        described = described[: MAX_ERROR_CHARS - 1] + "…"
+    return described
+
+
+def _describe_one(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None)
     shown = inner if isinstance(inner, BaseException) else exc
     lines = str(shown).strip().splitlines()
     message = _CREDENTIALS.sub(r"\1…@", lines[0] if lines else "")
-    if len(message) > MAX_ERROR_CHARS:
-        message = message[: MAX_ERROR_CHARS - 1] + "…"
     name = type(shown).__name__
     return f"{name}: {message}" if message else name
 

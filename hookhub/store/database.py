@@ -182,8 +182,7 @@ class Database:
                 conn.exec_driver_sql("SELECT 1").close()
                 conn.rollback()
         except Exception as exc:
-            cause = exc.__cause__ if isinstance(exc, Unavailable) and exc.__cause__ else exc
-            return DatabaseCheck(reachable=False, writable=False, error=describe_error(cause))
+            return DatabaseCheck(reachable=False, writable=False, error=describe_error(exc))
         try:
             with self._connect() as conn:
                 if self.is_sqlite:

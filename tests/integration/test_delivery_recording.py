@@ -64,8 +64,9 @@ async def test_a_nul_in_one_response_does_not_hold_back_other_acknowledgements(
         create_contacts(services, 10)
         for endpoint in (odd_endpoint, plain_endpoint):
             await eventually(
-                lambda e=endpoint: [d.status for d in all_deliveries(services, e.id)]
-                == ["succeeded"] * 10
+                lambda e=endpoint: (
+                    [d.status for d in all_deliveries(services, e.id)] == ["succeeded"] * 10
+                )
             )
     assert len(odd.requests) == 10
     assert len(plain.requests) == 10

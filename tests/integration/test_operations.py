@@ -41,7 +41,10 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path) -> None:
         body = response.json()
         assert body["status"] == "unavailable"
         assert body["database"]["reachable"] is False
-        assert body["database"]["error"] == "OperationalError: unable to open database file"
+        assert body["database"]["error"] == (
+            "Unavailable: The database is unreachable."
+            " (OperationalError: unable to open database file)"
+        )
     finally:
         services.close()
 

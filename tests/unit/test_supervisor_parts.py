@@ -22,6 +22,13 @@ def test_describe_error_keeps_the_drivers_first_line_without_statement_or_parame
         "UPDATE contacts SET email = ?", ("ada@example.com",), sqlite3.OperationalError("locked")
     )
     assert describe_error(wrapped) == "OperationalError: locked"
+    wrapped.__cause__ = wrapped.orig  # as SQLAlchemy raises it: from the driver's error
+    assert describe_error(wrapped) == "OperationalError: locked"
+    wrapper = RuntimeError("The database is unreachable.")
+    wrapper.__cause__ = wrapped
+    assert describe_error(wrapper) == (
+        "RuntimeError: The database is unreachable. (OperationalError: locked)"
+    )
     assert "ada@example.com" not in describe_error(wrapped)
 
 
