@@ -16,20 +16,16 @@ import contextlib
 import os
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from hookhub.config import Settings
 from hookhub.core.crypto import CryptoError, Keyring, new_key, parse_key
 from hookhub.errors import SecretKeyError
-from hookhub.store.database import normalize_url
+from hookhub.store.database import sqlite_path
 
 
 def key_file_path(database_url: str) -> Path | None:
     """``<database>.key`` for a SQLite URL; None for PostgreSQL."""
-    url = make_url(normalize_url(database_url))
-    if url.get_backend_name() != "sqlite" or not url.database:
-        return None
-    return Path(url.database + ".key")
+    database = sqlite_path(database_url)
+    return None if database is None else Path(database + ".key")
 
 
 def _parse(text: str, name: str) -> bytes:

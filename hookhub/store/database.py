@@ -70,6 +70,14 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL; None for any other database."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    return parsed.database
+
+
 class Database:
     def __init__(
         self,
