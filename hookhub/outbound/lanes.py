@@ -93,6 +93,27 @@ class Lane:
         room = self.room(batch_size)
         return room if room * 5 >= 2 * self.capacity(batch_size) else 0
 
+    def take_queue(self) -> list[int]:
+        """Empty the queue; answers the delivery ids it held (to give back)."""
+        ids = [job.delivery_id for job in self.queue]
+        self.queue.clear()
+        return ids
+
+    def take_stale(self, now: float, margin: float) -> list[int]:
+        """Take out queued jobs whose lease would end before an attempt started now could
+        (within ``margin``): sending one could overlap the send of whoever claims it next.
+
+        Answers those still well within their lease, to give back now; one about to expire
+        (or expired) is left to fall due. Jobs queue in claim order, so their leases end in
+        order too.
+        """
+        give_back: list[int] = []
+        while self.queue and self.queue[0].lease_until < now + margin:
+            job = self.queue.popleft()
+            if job.lease_until > now + 1.0:
+                give_back.append(job.delivery_id)
+        return give_back
+
     def blocked(self, now: float) -> bool:
         return self.blocked_until > now
 

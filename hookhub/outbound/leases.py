@@ -12,6 +12,8 @@ a delivery whose attempt may still be under way.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections import Counter
 
 from hookhub.config import Settings
@@ -22,9 +24,14 @@ from hookhub.store.database import Database
 from hookhub.store.deliveries import ClaimedDelivery, DeliveryStore
 from hookhub.store.endpoints import EndpointStore
 
-__all__ = ["Leases"]
+__all__ = ["Leases", "default_worker_id"]
 
 log = logging.getLogger("hookhub.worker")
+
+
+def default_worker_id() -> str:
+    """The lease owner's name: host, process and a random part (a restarted process differs)."""
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 class Leases:

@@ -26,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -41,7 +39,7 @@ from hookhub.logs import describe_error
 from hookhub.metrics import Metrics
 from hookhub.outbound.endpoint_health import EndpointHealth
 from hookhub.outbound.lanes import Job, Lane
-from hookhub.outbound.leases import Leases
+from hookhub.outbound.leases import Leases, default_worker_id
 from hookhub.outbound.outbox import Outbox
 from hookhub.outbound.recording import OutcomeRecorder, clean_text
 from hookhub.outbound.request import batch_body, request_headers
@@ -58,10 +56,6 @@ log = logging.getLogger("hookhub.worker")
 
 CLAIM_BATCH = 256
 RELEASE_DELAY = 0.25
-
-
-def default_worker_id() -> str:
-    return f"{socket.gethostname()[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 class DeliveryWorker:
@@ -329,27 +323,15 @@ class DeliveryWorker:
 
     def _give_back_queue(self, lane: Lane) -> None:
         """A blocked lane's queued jobs go back, due when the lane opens again."""
-        if lane.queue:
-            ids = [job.delivery_id for job in lane.queue]
-            lane.queue.clear()
-            self._track(
-                asyncio.create_task(asyncio.to_thread(self.leases.release, ids, lane.blocked_until))
-            )
+        if ids := lane.take_queue():
+            self._give_back(ids, lane.blocked_until)
 
     def _drop_stale(self, lane: Lane, now: float) -> None:
-        """Take out queued jobs whose lease would end before an attempt started now could.
+        if ids := lane.take_stale(now, self._lease_margin):
+            self._give_back(ids, now)
 
-        Sending one could overlap the send of whoever claims it next. One still well within
-        its lease is given back now; one about to expire (or expired) is left to fall due.
-        Jobs queue in claim order, so their leases end in order too.
-        """
-        give_back: list[int] = []
-        while lane.queue and lane.queue[0].lease_until < now + self._lease_margin:
-            job = lane.queue.popleft()
-            if job.lease_until > now + 1.0:
-                give_back.append(job.delivery_id)
-        if give_back:
-            self._track(asyncio.create_task(asyncio.to_thread(self.leases.release, give_back, now)))
+    def _give_back(self, ids: list[int], when: float) -> None:
+        self._track(asyncio.create_task(asyncio.to_thread(self.leases.release, ids, when)))
 
     def _loop_call_later(self, delay: float) -> None:
         if self._loop is not None:

@@ -248,3 +248,50 @@ def _attempts(services: Services) -> int:
 
     with services.db.read() as conn:
         return int(conn.execute(select(func.count()).select_from(delivery_attempts)).scalar_one())
+
+
+async def test_a_delivery_worker_that_raises_is_restarted_and_delivers_again(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug in the claim loop ends run(); under the supervisor it runs again and nothing it
+    had leased is lost."""
+    caplog.set_level(logging.WARNING, logger="hookhub.supervisor")
+    with tuned_services(db_url, poll_interval=0.05, delivery_lease=3) as services:
+        from hookhub.services import build_worker
+
+        worker = build_worker(services)
+        real = worker._claim_and_dispatch
+        raised = []
+
+        async def buggy(everything: bool) -> None:
+            await real(everything)
+            if not raised and worker.lanes:  # after a claim: jobs are leased and queued
+                raised.append(True)
+                raise RuntimeError("a bug in the claim loop")
+
+        worker._claim_and_dispatch = buggy  # type: ignore[method-assign]
+        supervisor = Supervisor(first_restart=0.05)
+        supervisor.add("delivery", worker)
+        async with running_receiver() as receiver:
+            services.endpoints.create({"url": receiver.url, "events": ["contact.created"]})
+            create_contacts(services, 30)
+            supervisor.start()
+            try:
+                await eventually(lambda: _succeeded(services) == 30)
+            finally:
+                supervisor.stop()
+                await asyncio.wait_for(supervisor.wait(), 30)
+                await worker.transport.close()
+        assert raised
+        assert supervisor.health()["delivery"].restarts == 1
+        assert {r.headers["webhook-id"] for r in receiver.requests} == _message_ids(services)
+        assert [r.getMessage() for r in caplog.records].count("loop.crashed") == 1
+
+
+def _message_ids(services: Services) -> set[str]:
+    from sqlalchemy import select
+
+    from hookhub.store.schema import deliveries
+
+    with services.db.read() as conn:
+        return {row[0] for row in conn.execute(select(deliveries.c.message_id))}

@@ -114,3 +114,14 @@ def test_throttled_with_retry_after_blocks_for_that_long_within_bounds() -> None
     assert lane.blocked_until == 7.0
     lane.observe(Outcome.THROTTLED, 3600.0, started=1.0, now=1.0)
     assert lane.blocked_until == 1.0 + MAX_LANE_BLOCK
+
+
+def test_stale_jobs_are_taken_out_and_only_those_well_within_their_lease_given_back() -> None:
+    lane = Lane(endpoint(), default_cap=4)
+    for n, lease_until in enumerate([10.5, 12.0, 14.0, 30.0]):
+        lane.queue.append(dataclasses.replace(job(n), lease_until=lease_until))
+    # At 10.0 with a 5 s margin, leases ending before 15.0 cannot cover an attempt.
+    assert lane.take_stale(10.0, 5.0) == [1, 2]  # job 0 expires within a second: left to lapse
+    assert [j.delivery_id for j in lane.queue] == [3]
+    assert lane.take_queue() == [3]
+    assert not lane.queue
