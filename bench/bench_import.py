@@ -11,7 +11,11 @@ which every CITY differs, then for each repetition times, as subprocesses pinned
 
 The goal for the contacts core: 100k contacts in under 30 s on SQLite.
 
-    .venv/bin/python bench/bench_import.py [--rows 100000] [--runs 3]
+``--compare-source DIR`` also runs each Hookhub target with the ``hookhub`` package found in DIR
+(e.g. a checkout of an earlier commit), in the same runs, as ``<target>@before``; the summary
+then gives this checkout's time against it, per run and then the median.
+
+    .venv/bin/python bench/bench_import.py [--rows 100000] [--runs 3] [--compare-source DIR]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import re
 import resource
@@ -50,6 +55,8 @@ CORE = 0
 SEED = 20240601
 GOAL_SECONDS = 30.0
 IMPORT_TIMEOUT = 900
+BEFORE = "@before"
+"""Suffix of a target run with the --compare-source package."""
 # fmt: off
 FIRST_NAMES = (
     "Ada", "Alan", "Barbara", "Claude", "Dennis", "Donald", "Edsger", "Frances", "Grace", "Guido",
@@ -115,6 +122,11 @@ def parse_args() -> argparse.Namespace:
         help="admin URL used to create and drop the throwaway databases",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--compare-source",
+        type=Path,
+        help="a directory holding another hookhub package, run as <target>@before",
+    )
     # Internal: the ceiling runs in its own process, like the import it is compared with.
     parser.add_argument("--ceiling-worker", nargs=2, metavar=("CSV", "DB"), help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -184,14 +196,18 @@ class Timed:
     stdout: str
 
 
-def timed_run(argv: list[str], postgres_database: str | None = None) -> Timed:
+def timed_run(
+    argv: list[str], postgres_database: str | None = None, env: dict[str, str] | None = None
+) -> Timed:
     """Run ``argv`` to completion; its wall time, its CPU time and what the rest used meanwhile.
 
     With ``postgres_database``, the CPU time of that database's backends is measured too.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     window = CpuWindow(postgres_database=postgres_database)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=IMPORT_TIMEOUT, check=False)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=IMPORT_TIMEOUT, check=False, env=env
+    )
     cpu = window.stop()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
@@ -262,11 +278,14 @@ def postgres_count(url: str, table: str) -> int:
     return int(row[0]) if row else 0
 
 
-def hookhub(*args: str, database_url: str) -> Timed:
-    """Run a hookhub command on ``database_url``, pinned to CORE."""
+def hookhub(*args: str, database_url: str, source: Path | None = None) -> Timed:
+    """Run a hookhub command on ``database_url``, pinned to CORE (``source``'s package if given)."""
     postgres = None if database_url.startswith("sqlite") else database_name(database_url)
     argv = [*pinned(CORE), *hookhub_command(), *args, "--database-url", database_url]
-    return timed_run(argv, postgres)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    return timed_run(argv, postgres, env)
 
 
 def run_hookhub(
@@ -276,15 +295,17 @@ def run_hookhub(
     files: dict[str, Path],
     rows: int,
     count: Callable[[str], int],
+    source: Path | None = None,
 ) -> tuple[list[Step], float]:
     """The three imports on one fresh database; also answers the no-op start-up time."""
-    hookhub("migrate", database_url=database_url)
-    startup = hookhub("migrate", database_url=database_url).seconds
+    run_it = partial(hookhub, database_url=database_url, source=source)
+    run_it("migrate")
+    startup = run_it("migrate").seconds
     steps: list[Step] = []
     messages_before = count("messages")
     for step, path in files.items():
         try:
-            t = hookhub("contacts", "import", str(path), database_url=database_url)
+            t = run_it("contacts", "import", str(path))
         except subprocess.TimeoutExpired:
             print(f"  {target:<19} run {run} {step:<13} timed out after {IMPORT_TIMEOUT} s")
             break
@@ -356,6 +377,18 @@ def print_summary(steps: list[Step], startups: dict[str, list[float]], rows: int
             f" {median([s.postgres_cpu_seconds for s in group]):9.2f} {cpu_ratio}"
             f" {median([s.messages_added for s in group]):9,.0f}"
         )
+    befores = {(s.target, s.step, s.run): s for s in steps if s.target.endswith(BEFORE)}
+    if befores:
+        print("\n  this checkout against --compare-source, same run (before's time / this time):")
+    for target, step in dict.fromkeys((s.target, s.step) for s in steps):
+        pairs = [
+            (befores[(s.target + BEFORE, s.step, s.run)], s)
+            for s in steps
+            if s.target == target and s.step == step and (s.target + BEFORE, step, s.run) in befores
+        ]
+        if pairs:
+            ratio = median([before.seconds / this.seconds for before, this in pairs])
+            print(f"  {target:<19} {step:<13} {ratio:6.3f}x  ({len(pairs)} runs)")
     for target, values in startups.items():
         print(
             f"  ({target}: process start + no-op migration, included in each import: "
@@ -378,6 +411,10 @@ def main() -> None:
     if args.ceiling_worker:
         ceiling_worker(Path(args.ceiling_worker[0]), Path(args.ceiling_worker[1]))
         return
+    if args.compare_source is not None:
+        args.compare_source = args.compare_source.resolve()
+        if not (args.compare_source / "hookhub" / "__init__.py").exists():
+            sys.exit(f"no hookhub package in {args.compare_source}")
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "hookhub-postgresql" in targets:
         problem = postgres_reachable(args.postgres_url)
@@ -402,37 +439,44 @@ def main() -> None:
             if "ceiling" in targets:
                 steps.append(run_ceiling(run, original, args.rows, work))
                 print_step(steps[-1])
-            if "hookhub-sqlite" in targets:
-                db_path = work / f"hookhub-{run}.db"
-                url = f"sqlite:///{db_path}"
-                new, startup = run_hookhub(
-                    "hookhub-sqlite",
-                    run,
-                    url,
-                    files,
-                    args.rows,
-                    partial(sqlite_count, db_path),
-                )
-                startups.setdefault("hookhub-sqlite", []).append(startup)
-                for step in new:
-                    print_step(step)
-                steps.extend(new)
-                for leftover in work.glob(f"hookhub-{run}.db*"):
-                    leftover.unlink()
-            if "hookhub-postgresql" in targets:
-                with temporary_postgres_database(args.postgres_url, f"imp{run}") as url:
+            sources: list[Path | None] = [None]
+            if args.compare_source is not None:
+                # Alternate who goes first, so neither always meets the warmer machine.
+                sources = [None, args.compare_source] if run % 2 else [args.compare_source, None]
+            for source in sources:
+                suffix = "" if source is None else BEFORE
+                if "hookhub-sqlite" in targets:
+                    db_path = work / f"hookhub-{run}.db"
                     new, startup = run_hookhub(
-                        "hookhub-postgresql",
+                        "hookhub-sqlite" + suffix,
                         run,
-                        url,
+                        f"sqlite:///{db_path}",
                         files,
                         args.rows,
-                        partial(postgres_count, url),
+                        partial(sqlite_count, db_path),
+                        source,
                     )
-                startups.setdefault("hookhub-postgresql", []).append(startup)
-                for step in new:
-                    print_step(step)
-                steps.extend(new)
+                    startups.setdefault("hookhub-sqlite" + suffix, []).append(startup)
+                    for step in new:
+                        print_step(step)
+                    steps.extend(new)
+                    for leftover in work.glob(f"hookhub-{run}.db*"):
+                        leftover.unlink()
+                if "hookhub-postgresql" in targets:
+                    with temporary_postgres_database(args.postgres_url, f"imp{run}") as url:
+                        new, startup = run_hookhub(
+                            "hookhub-postgresql" + suffix,
+                            run,
+                            url,
+                            files,
+                            args.rows,
+                            partial(postgres_count, url),
+                            source,
+                        )
+                    startups.setdefault("hookhub-postgresql" + suffix, []).append(startup)
+                    for step in new:
+                        print_step(step)
+                    steps.extend(new)
     print_summary(steps, startups, args.rows)
     print(f"\ntotal time {time.monotonic() - started:.0f} s")
     if args.json:
