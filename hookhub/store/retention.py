@@ -35,6 +35,9 @@ FINAL_DELIVERY_STATUSES = ("succeeded", "exhausted")
 
 PENDING_REQUEST_STATUS = "received"
 
+BATCH_BODY_BYTES = 32 * 1024 * 1024
+"""Request bodies deleted per transaction at most (however many rows that is)."""
+
 _ADVISORY_KEY = 0x686F6F6B68756231
 """PostgreSQL advisory lock key held while purging (any fixed 64-bit number, ours alone)."""
 
@@ -71,24 +74,41 @@ class RetentionStore:
 
     # -- the request log -------------------------------------------------------------------
 
-    def request_batch(self, *, after_id: int, cutoff: float, limit: int) -> RequestBatch:
-        """The requests after ``after_id`` received before ``cutoff`` that are processed."""
+    def request_batch(
+        self, *, after_id: int, cutoff: float, limit: int, max_bytes: int = BATCH_BODY_BYTES
+    ) -> RequestBatch:
+        """The requests after ``after_id`` received before ``cutoff`` that are processed.
+
+        A batch also ends once its bodies reach ``max_bytes``: deleting a body means reading
+        its pages (on SQLite), and a batch of large ones would hold the write lock for long.
+        """
+        size = func.coalesce(func.length(inbound_requests.c.body), 0)
         query = (
-            select(inbound_requests.c.id, inbound_requests.c.received_at, inbound_requests.c.status)
+            select(
+                inbound_requests.c.id,
+                inbound_requests.c.received_at,
+                inbound_requests.c.status,
+                size.label("size"),
+            )
             .where(inbound_requests.c.id > after_id)
             .order_by(inbound_requests.c.id)
             .limit(limit)
         )
         rows = list(self.conn.execute(query))
-        expired = [
-            row.id
-            for row in rows
-            if row.received_at < cutoff and row.status != PENDING_REQUEST_STATUS
-        ]
-        # Ids follow arrival to within a group commit: past the first recent request, every
-        # later one is recent too (a straggler is taken by the next purge).
-        reached_recent = len(rows) < limit or any(row.received_at >= cutoff for row in rows)
-        return RequestBatch(rows[-1].id if rows else None, expired, reached_recent)
+        expired: list[int] = []
+        taken, last_id = 0, None
+        for row in rows:
+            if row.received_at >= cutoff:
+                # Ids follow arrival to within a group commit: past the first recent request,
+                # every later one is recent too (a straggler is taken by the next purge).
+                return RequestBatch(last_id, expired, reached_recent=True)
+            if row.status != PENDING_REQUEST_STATUS:
+                if expired and taken + row.size > max_bytes:
+                    return RequestBatch(last_id, expired, reached_recent=False)
+                expired.append(row.id)
+                taken += row.size
+            last_id = row.id
+        return RequestBatch(last_id, expired, reached_recent=len(rows) < limit)
 
     def delete_requests(self, ids: Sequence[int]) -> int:
         if not ids:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 from hookhub.retention import PurgeCounts, RetentionLoop, RetentionService
 from hookhub.services import Services
-from hookhub.store.retention import purge_lock
+from hookhub.store.retention import RetentionStore, purge_lock
 from tests.conftest import _truncate_postgres
 from tests.support.delivery import api_client, eventually, tuned_services
 from tests.support.inbound import create_hook, fixture, raw_client, requests_of
@@ -172,3 +173,23 @@ def test_one_process_purges_at_a_time_on_postgresql(postgres_database: str) -> N
         assert row_counts(services)["messages"] == 1
         done = RetentionService(services.db, services.settings).purge()
         assert done == PurgeCounts(messages=1)
+
+
+def test_a_batch_of_requests_ends_at_its_bodies_byte_budget(tuned: tuple[Services, Any]) -> None:
+    """However many rows a batch may take, it stops once their bodies reach the budget, so one
+    transaction never frees an unbounded amount of data."""
+    services, client = tuned
+    hook = create_hook(client, "stripe")
+    with raw_client(client) as sender:
+        sent = [_send(sender, hook, n).json()["request_id"] for n in range(3)]
+    services.inbound.process_backlog()
+    age_requests(services, sent, days=1)
+    cutoff = time.time() - HOUR
+    with services.db.read() as conn:
+        store = RetentionStore(conn)
+        one = store.request_batch(after_id=0, cutoff=cutoff, limit=100, max_bytes=1)
+        everything = store.request_batch(after_id=0, cutoff=cutoff, limit=100)
+    assert (one.expired, one.last_id, one.reached_recent) == ([sent[0]], sent[0], False)
+    assert (everything.expired, everything.reached_recent) == (sent, True)
+    counts = RetentionService(services.db, services.settings).purge()
+    assert counts.requests == 3
