@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     """Requests per second per inbound webhook and process, unless the webhook sets its own;
     0 turns the default limit off."""
 
+    receive_body_timeout: float = Field(default=30.0, gt=0)
+    """Seconds a receive URL's request body may take to arrive, from its headers; then 408."""
+    rejected_body_prefix: int = Field(default=4096, ge=0)
+    """Bytes of a refused request's body (bad signature, unparseable) kept in the request log."""
+    refusals_logged_per_minute: int = Field(default=60, ge=0)
+    """Refused requests logged per inbound webhook, process and minute; past it (and for
+    every 429) a request is only counted (``unlogged_24h`` of the webhook)."""
+
     dedupe_retention: float = Field(default=30 * 24 * 3600, ge=3600)
     """How long a provider's event id is remembered to drop its duplicates (seconds)."""
 

@@ -11,10 +11,12 @@ at the boundary with ``raise ... from exc``.
     │   └── SignatureInvalid         401 invalid_signature
     ├── Forbidden                    403 forbidden (the API key's scope does not allow it)
     ├── NotFound                     404 not_found
+    ├── RequestTimeout               408 request_timeout
     ├── Conflict                     409 conflict
     ├── PayloadTooLarge              413 payload_too_large
     ├── ValidationFailed             422 validation_error
     ├── RateLimited                  429 rate_limited (carries retry_after)
+    ├── HeadersTooLarge              431 request_header_fields_too_large
     ├── Unavailable                  503 unavailable
     └── SecretKeyError               500 secret_key (a secret key is missing or cannot decrypt)
 """
@@ -72,6 +74,12 @@ class NotFound(HookhubError):
     default_message = "Not found."
 
 
+class RequestTimeout(HookhubError):
+    status = 408
+    code = "request_timeout"
+    default_message = "The request did not arrive in time."
+
+
 class Conflict(HookhubError):
     status = 409
     code = "conflict"
@@ -98,6 +106,12 @@ class RateLimited(HookhubError):
     def __init__(self, message: str | None = None, *, retry_after: float = 1.0) -> None:
         super().__init__(message, details={"retry_after": retry_after})
         self.retry_after = retry_after
+
+
+class HeadersTooLarge(HookhubError):
+    status = 431
+    code = "request_header_fields_too_large"
+    default_message = "The request's headers are too large."
 
 
 class Unavailable(HookhubError):

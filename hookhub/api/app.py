@@ -68,6 +68,9 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         services.inbound,
         max_body=settings.max_body_bytes,
         default_rate_limit=settings.inbound_rate_limit or None,
+        body_timeout=settings.receive_body_timeout,
+        rejected_body_prefix=settings.rejected_body_prefix,
+        refusals_logged_per_minute=settings.refusals_logged_per_minute,
         metrics=services.metrics,
         on_received=processor.wake if processor else lambda: None,
     )

@@ -12,29 +12,44 @@ of that turn; nothing waits longer than that, and closing the connection writes 
 The receive path is the one providers time out on, and measured under load uvicorn's ASGI
 cycle (a scope, a task, receive and send coroutines, header checks a request) cost about as
 much as the receiver's own work. So :class:`HookhubHttpProtocol` takes ``POST /in/...``
-itself: httptools parses it as for any request, the body is collected up to the receiver's
-limit, and :meth:`InboundReceiver.receive <hookhub.inbound.receiver.InboundReceiver.receive>`
-answers through a callback that writes the response (:class:`InboundExchange`). The protocol
+itself: httptools parses it as for any request, its webhook is looked up as soon as the headers
+are in, the body is collected up to the receiver's limit and within its time, and
+:meth:`InboundReceiver.receive_for <hookhub.inbound.receiver.InboundReceiver.receive_for>`
+answers through a callback that writes the response (``hookhub.api.exchange``). The protocol
 then owns what uvicorn's cycle did: keep-alive, pipelined requests answered in order,
 ``Expect: 100-continue``, and the body limit (the connection is answered 413 and closed, the
 rest of the body never read). Everything else, and any ``/in/`` request it does not take
 (another method, a percent-encoded path), goes to the ASGI app as before.
+
+Every request's head is bounded here (``MAX_REQUEST_HEADER_FIELD``, ``MAX_REQUEST_HEADERS``,
+``MAX_REQUEST_HEAD``): past them the answer is 431 in JSON and the connection is closed. The
+parser joins a header's pieces as they arrive, so an unbounded header would also cost quadratic
+copying; reads are counted before a header is whole.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from typing import Any, cast
 
+import httptools
 from uvicorn.config import Config, LifespanType
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from hookhub.inbound.receiver import PREFIX, InboundReceiver, declared_length, failure_answer
+from hookhub.api.exchange import InboundExchange
+from hookhub.core import jsoncodec
+from hookhub.errors import BadRequest, HeadersTooLarge, HookhubError
+from hookhub.inbound.receiver import PREFIX, InboundReceiver
 
 _PREFIX = PREFIX.encode()
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+MAX_REQUEST_HEADER_FIELD = 8 * 1024
+"""Bytes of one request header (name and value), as aiohttp's server allows; past it, 431."""
+MAX_REQUEST_HEADERS = 100
+"""Header fields of one request; past it, 431."""
+MAX_REQUEST_HEAD = 64 * 1024
+"""Bytes of a request's line and headers together; past it, 431."""
 
 
 class GatheringTransport:
@@ -107,130 +122,6 @@ class GatheringHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(cast(asyncio.Transport, gathering))
 
 
-class _NoEvent:
-    """Stands for a cycle's ``message_event``, which uvicorn sets when the connection is lost."""
-
-    __slots__ = ()
-
-    def set(self) -> None:
-        pass
-
-
-class InboundExchange:
-    """One ``POST /in/{token}`` on a connection: its body, then its one response.
-
-    Quacks like uvicorn's ``RequestResponseCycle`` where the base protocol touches it
-    (``response_complete``, ``keep_alive``, ``disconnected``, ``message_event``).
-    """
-
-    __slots__ = (
-        "_chunks",
-        "_complete",
-        "_expect_continue",
-        "_ran",
-        "_size",
-        "_started",
-        "_too_large",
-        "disconnected",
-        "headers",
-        "keep_alive",
-        "protocol",
-        "receiver",
-        "response_complete",
-        "token",
-    )
-    message_event = _NoEvent()
-
-    def __init__(
-        self,
-        protocol: HookhubHttpProtocol,
-        receiver: InboundReceiver,
-        token: str,
-        headers: list[tuple[bytes, bytes]],
-        *,
-        keep_alive: bool,
-        expect_continue: bool,
-    ) -> None:
-        self.protocol = protocol
-        self.receiver = receiver
-        self.token = token
-        self.headers = headers
-        self.keep_alive = keep_alive
-        self.disconnected = False
-        self.response_complete = False
-        self._expect_continue = expect_continue
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self._complete = False
-        self._started = False
-        self._ran = False
-        self._too_large = declared_length(headers) > receiver.max_body
-
-    def start(self) -> None:
-        """Its turn on the connection has come (at once, or after a pipelined request)."""
-        self._started = True
-        if self._complete or self._too_large:
-            self._run()
-        elif self._expect_continue:
-            self.protocol.gathering.write_now(_CONTINUE)
-
-    def feed(self, chunk: bytes) -> None:
-        if self._too_large or self._ran:
-            return
-        self._size += len(chunk)
-        if self._size > self.receiver.max_body:
-            self._too_large = True
-            self._chunks = []
-            self.protocol.flow.pause_reading()  # nothing past the limit is read
-            if self._started:
-                self._run()
-            return
-        self._chunks.append(chunk)
-
-    def finish(self) -> None:
-        """The whole body has arrived."""
-        self._complete = True
-        if self._started and not self._ran:
-            self._run()
-
-    def _run(self) -> None:
-        self._ran = True
-        body: bytes | None = None
-        if self._too_large:
-            # The rest of the body stays unread, so the connection ends with the answer.
-            self.keep_alive = False
-            self.protocol.flow.pause_reading()
-        else:
-            chunks = self._chunks
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self._chunks = []
-        try:
-            self.receiver.receive(self.token, self.headers, body, self.respond)
-        except Exception as exc:  # receive() answers its own errors; this is the last resort
-            self.respond(*failure_answer(exc))
-
-    def respond(self, status: int, content: bytes, headers: Sequence[tuple[bytes, bytes]]) -> None:
-        if self.response_complete:
-            return
-        self.response_complete = True
-        protocol = self.protocol
-        if self.disconnected or protocol.transport.is_closing():
-            return
-        parts = [STATUS_LINE[status]]
-        for name, value in protocol.server_state.default_headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(content))
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        if not self.keep_alive:
-            parts.append(b"connection: close\r\n")
-        parts += (b"\r\n", content)
-        protocol.gathering.write_now(b"".join(parts))
-        if not self.keep_alive:
-            protocol.transport.close()
-        protocol.on_response_complete()
-
-
 class HookhubHttpProtocol(GatheringHttpToolsProtocol):
     """:class:`GatheringHttpToolsProtocol` taking ``POST /in/{token}`` itself."""
 
@@ -244,22 +135,97 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         # The app as uvicorn runs it: if uvicorn wrapped it (proxy headers, trace logging) or
         # would answer 503 past a concurrency limit or log each access, every request stays
-        # on the ASGI path so that those keep working.
+        # on the ASGI path so that those keep working. (The configured access log, not
+        # ``self.access_log``: that one is whether the logger has handlers at this moment,
+        # which a test's log capture changes while the server runs.)
         receiver = getattr(self.app, "receiver", None)
         self.receiver = (
             receiver
             if isinstance(receiver, InboundReceiver)
             and self.limit_concurrency is None
-            and not self.access_log
+            and not config.access_log
             else None
         )
         self.gathering: GatheringTransport = None  # type: ignore[assignment]
+        self._in_head = False
+        self._began_in_this_read = False
+        self._head_size = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.gathering = cast(GatheringTransport, self.transport)
 
+    # -- the request head's limits -------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's, but every refusal answered in JSON, and the head's size bounded.
+        self._unset_keepalive_if_required()
+        self._began_in_this_read = False
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            if isinstance(exc.__context__, HeadersTooLarge):
+                self._refuse(exc.__context__)
+            else:
+                self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserError:
+            self.send_400_response("Invalid HTTP request received.")
+            return
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._in_head and not self._began_in_this_read:
+            # A head arriving in many reads: the parser joins the pieces of a header, so the
+            # reads are counted as they come, before the header is whole.
+            self._head_size += len(data)
+            if self._head_size > MAX_REQUEST_HEAD:
+                self._refuse(HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes."))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._began_in_this_read = True
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        if self._head_size > MAX_REQUEST_HEAD:
+            raise HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes.")
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        size = len(name) + len(value)
+        if size > MAX_REQUEST_HEADER_FIELD:
+            raise HeadersTooLarge(f"A header field is over {MAX_REQUEST_HEADER_FIELD} bytes.")
+        if len(self.headers) >= MAX_REQUEST_HEADERS:
+            raise HeadersTooLarge(f"The request has more than {MAX_REQUEST_HEADERS} headers.")
+        self._head_size += size + 4
+        if self._head_size > MAX_REQUEST_HEAD:
+            raise HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes.")
+        super().on_header(name, value)
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(BadRequest(msg))
+
+    def _refuse(self, error: HookhubError) -> None:
+        """Answer ``error`` in JSON and close: the rest of what was sent is never read."""
+        content = jsoncodec.dumps({"error": error.to_dict()})
+        parts = [STATUS_LINE[error.status]]
+        for name, value in self.server_state.default_headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts.append(b"content-type: application/json\r\ncontent-length: %d\r\n" % len(content))
+        parts += (b"connection: close\r\n\r\n", content)
+        self.transport.write(b"".join(parts))
+        self.transport.close()
+
+    # -- POST /in/{token} ----------------------------------------------------------------------
+
     def on_headers_complete(self) -> None:
+        self._in_head = False
         receiver = self.receiver
         url = self.url
         if (

@@ -385,6 +385,12 @@ class InboundOut(BaseModel):
     rules: list[Any]
     created_at: str
     secret: str | None = Field(default=None, description="Only in the answer to create.")
+    unlogged_24h: dict[str, int] | None = Field(
+        default=None,
+        description="Requests answered in the last 24 hours but not kept in the request log,"
+        " by reason: `rate_limited` (429) and `refused` (refusals past the number logged a"
+        " minute); only in the answer to GET of one webhook.",
+    )
 
 
 def _raw_body(value: Any) -> Any:

@@ -1,14 +1,20 @@
 """The receive path, ``POST /in/{token}``: below the web framework, because providers time out.
 
-Order of work, cheapest refusal first: find the webhook (cached) -> rate limit -> body size
+Order of work, cheapest refusal first: find the webhook (cached; as soon as the headers are
+in, before any of the body is read: an unknown token is answered 404 at once) -> body size
 (413 past the limit; the HTTP layer stops reading there) -> verify the signature over the raw
-bytes -> parse -> dedupe key and event type -> log durably -> answer. The log is written in
-group commits (:class:`RequestJournal`): every request waiting when a commit starts goes into
-it, and each is answered only after its commit. Rules run later, from the log.
+bytes -> rate limit (spent only by verified requests, so a flood of forged ones cannot use up a
+sender's budget) -> parse -> dedupe keys and event type -> log durably -> answer. The log is
+written in group commits (:class:`~hookhub.inbound.journal.RequestJournal`): every request
+waiting when a commit starts goes into it, and each is answered only after its commit. Rules
+run later, from the log. Refused requests are logged with a prefix of their body only, and at
+most ``refusals_logged_per_minute`` a webhook; rate-limited ones, and refusals past that number,
+are counted, not logged.
 
-:meth:`InboundReceiver.receive` is the whole path as plain calls and one callback, no task per
-request: ``hookhub serve`` calls it straight from its HTTP protocol (``hookhub.api.http``). The
-receiver is also an ASGI app, for any other server and for the in-process test client.
+:meth:`InboundReceiver.find` then :meth:`InboundReceiver.receive_for` is the whole path as plain
+calls and callbacks, no task per request: ``hookhub serve`` calls them straight from its HTTP
+protocol (``hookhub.api.http``). The receiver is also an ASGI app, for any other server and for
+the in-process test client.
 
 It must never answer before the request is durable, never parse before verifying, and never let
 anything a client sends become a 500.
@@ -17,7 +23,9 @@ anything a client sends become a 500.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -32,16 +40,17 @@ from hookhub.errors import (
     HookhubError,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     SignatureInvalid,
     Unavailable,
 )
+from hookhub.inbound.journal import RequestJournal
 from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
 from hookhub.inbound.service import InboundService, InboundWebhook
 from hookhub.logs import SENSITIVE_HEADERS
 from hookhub.metrics import Metrics
-from hookhub.store.database import Database
-from hookhub.store.inbound import InboundRequestStore, LogEntry
+from hookhub.store.inbound import LogEntry
 
 log = logging.getLogger("hookhub.inbound")
 PREFIX = "/in/"
@@ -50,83 +59,16 @@ CACHE_SIZE = 10_000
 MAX_HEADERS_KEPT = 100
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+"""What a receive URL's token looks like; anything else is not looked up."""
+MAX_REJECTED_HEADERS = 32
+MAX_REJECTED_HEADER_VALUE = 256
+
 Header = tuple[bytes, bytes]
 Respond = Callable[[int, bytes, Sequence[Header]], None]
 """How the receiver answers: status, JSON body, headers beyond content type and length."""
-Logged = Callable[[BaseException | None], None]
-
-
-class RequestJournal:
-    """Group commit of request-log entries, off the event loop.
-
-    :meth:`add` queues an entry with a callback; every entry queued while a commit runs goes
-    into the next one, and each callback hears, after its commit, whether it failed.
-    """
-
-    def __init__(self, db: Database, on_commit: Callable[[], None]) -> None:
-        self.db = db
-        self.on_commit = on_commit
-        self._pending: list[tuple[LogEntry, Logged]] = []
-        self._flushing = False
-        self._task: asyncio.Task[None] | None = None
-
-    def add(self, entry: LogEntry, logged: Logged) -> None:
-        """Queue ``entry``; ``logged(None)`` once it is committed, ``logged(error)`` if not."""
-        self._pending.append((entry, logged))
-        if not self._flushing:
-            self._flushing = True
-            self._task = asyncio.get_running_loop().create_task(self._flush())
-
-    async def _flush(self) -> None:
-        """Commit groups one after the other while entries keep coming.
-
-        One commit at a time (request ids must follow arrival order), but a group is answered
-        while the next one is being written: answering 64 requests first and only then
-        starting the next commit left PostgreSQL idle meanwhile.
-        """
-        batch, self._pending = self._pending, []
-        writing = self._start(batch)
-        try:
-            while batch:
-                error: BaseException | None = None
-                try:
-                    await writing
-                except Exception as exc:
-                    error = exc
-                done, batch, self._pending = batch, self._pending, []
-                if batch:
-                    writing = self._start(batch)
-                _tell(done, error)
-                if error is None:
-                    self.on_commit()
-                if not batch and self._pending:  # answering started pipelined requests
-                    batch, self._pending = self._pending, []
-                    writing = self._start(batch)
-        except BaseException:
-            # Cancelled at shutdown: nobody may wait for ever. A commit that did land is
-            # answered 503 too; the sender's retry then meets the dedupe key.
-            _tell([*batch, *self._pending], Unavailable("The server is shutting down."))
-            self._pending = []
-            raise
-        finally:
-            self._flushing = False
-
-    def _start(self, batch: list[tuple[LogEntry, Logged]]) -> asyncio.Future[None]:
-        """Write ``batch``'s entries in a worker thread; the future is done once committed."""
-        entries = [entry for entry, _ in batch]
-        return asyncio.get_running_loop().run_in_executor(None, self._write, entries)
-
-    def _write(self, entries: list[LogEntry]) -> None:
-        with self.db.write() as conn:
-            InboundRequestStore(conn).append(entries)
-
-
-def _tell(batch: list[tuple[LogEntry, Logged]], error: BaseException | None) -> None:
-    for _, logged in batch:
-        try:
-            logged(error)
-        except Exception:  # one answer's failure must not keep the others waiting
-            log.exception("inbound.answer_failed")
+Found = Callable[[InboundWebhook | None, BaseException | None], None]
+"""What :meth:`InboundReceiver.find` calls: the webhook (None if unknown), or the failure."""
 
 
 @dataclass(slots=True)
@@ -136,13 +78,15 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token bucket per webhook (per process): ``rate`` requests/s, bursts of 2 seconds' worth."""
+    """Token bucket per webhook (per process): ``rate`` requests/s, bursts of ``burst_seconds``'
+    worth (2 s by default)."""
 
-    def __init__(self) -> None:
+    def __init__(self, burst_seconds: float = 2.0) -> None:
+        self.burst_seconds = burst_seconds
         self._buckets: dict[int, _Bucket] = {}
 
     def wait_time(self, webhook_id: int, rate: float, now: float) -> float:
-        burst = max(rate * 2, 1.0)
+        burst = max(rate * self.burst_seconds, 1.0)
         bucket = self._buckets.get(webhook_id)
         if bucket is None:
             bucket = self._buckets[webhook_id] = _Bucket(burst, now)
@@ -164,6 +108,9 @@ class InboundReceiver:
         *,
         max_body: int,
         default_rate_limit: float | None,
+        body_timeout: float = 30.0,
+        rejected_body_prefix: int = 4096,
+        refusals_logged_per_minute: int = 60,
         metrics: Metrics | None = None,
         on_received: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
@@ -171,6 +118,10 @@ class InboundReceiver:
         self.service = service
         self.max_body = max_body
         self.default_rate_limit = default_rate_limit
+        self.body_timeout = body_timeout
+        self.rejected_body_prefix = rejected_body_prefix
+        self.refusals_logged_per_minute = refusals_logged_per_minute
+        self.refusals_logged = RateLimiter(burst_seconds=60)
         self.metrics = metrics
         self.on_received = on_received
         self.clock = clock
@@ -190,65 +141,92 @@ class InboundReceiver:
     def receive(
         self, token: str, headers: Sequence[Header], body: bytes | None, respond: Respond
     ) -> None:
-        """Receive a POST to ``/in/{token}``; ``body`` is None when it passed ``max_body``.
+        """Receive a POST to ``/in/{token}`` whose body has been read; ``body`` is None when it
+        passed ``max_body``. :meth:`find` then :meth:`receive_for`, for callers that have the
+        whole request at once."""
 
-        ``headers`` are ``(name, value)`` pairs with lower-case names, as received. Calls
-        ``respond(status, json_body, extra_headers)`` exactly once: at once for an unknown
-        webhook, otherwise after the request's log entry is committed. Never raises. Runs on
-        the event loop, which must be running.
-        """
+        def found(webhook: InboundWebhook | None, error: BaseException | None) -> None:
+            if error is not None:
+                respond(*failure_answer(error))
+            else:
+                self.receive_for(webhook, headers, body, respond)
+
+        self.find(token, found)
+
+    def find(self, token: str, found: Found) -> None:
+        """Look the webhook of ``token`` up: ``found(webhook, None)`` (None when there is no
+        such webhook, or the token is malformed), or ``found(None, error)`` when the lookup
+        failed. At once when cached, otherwise from a task. Runs on the event loop."""
+        if not TOKEN_SHAPE.fullmatch(token):
+            found(None, None)
+            return
         cached = self._cache.get(token)
         if cached is not None and cached[0] > time.monotonic():
-            self._receive(cached[1], headers, body, respond)
+            found(cached[1], None)
             return
-        task = asyncio.get_running_loop().create_task(
-            self._look_up_and_receive(token, headers, body, respond)
-        )
+        task = asyncio.get_running_loop().create_task(self._look_up(token, found))
         self._lookups.add(task)
         task.add_done_callback(self._lookups.discard)
 
-    async def _look_up_and_receive(
-        self, token: str, headers: Sequence[Header], body: bytes | None, respond: Respond
-    ) -> None:
+    async def _look_up(self, token: str, found: Found) -> None:
         try:
             webhook = await self._webhook(token)
         except Exception as exc:
-            respond(*failure_answer(exc))
+            found(None, exc)
             return
-        self._receive(webhook, headers, body, respond)
+        found(webhook, None)
 
     async def _webhook(self, token: str) -> InboundWebhook | None:
-        webhook = None
-        if 16 <= len(token) <= 64:
-            webhook = await asyncio.to_thread(self.service.by_token, token)
+        webhook = await asyncio.to_thread(self.service.by_token, token)
         self._cache[token] = (time.monotonic() + CACHE_SECONDS, webhook)
         self._cache.move_to_end(token)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)
         return webhook
 
-    def _receive(
+    def receive_for(
         self,
         webhook: InboundWebhook | None,
         headers: Sequence[Header],
         body: bytes | None,
         respond: Respond,
     ) -> None:
+        """Receive a request for ``webhook`` (as :meth:`find` answered it).
+
+        ``headers`` are ``(name, value)`` pairs with lower-case names, as received; ``body`` is
+        None when it passed ``max_body``. Calls ``respond(status, json_body, extra_headers)``
+        exactly once: at once for an unknown webhook or a rate-limited request, otherwise
+        after the request's log entry is committed. Never raises. Runs on the event loop.
+        """
         if webhook is None or not webhook.enabled:
-            respond(404, _NOT_FOUND, ())
+            respond(404, NOT_FOUND, ())
             return
         try:
             entry, refusal = self._judge(webhook, headers, body)
         except Exception as exc:
             respond(*failure_answer(exc))
             return
+        if refusal is not None:
+            # Counted, not logged: a flood of them must not fill the disk.
+            if isinstance(refusal[0], RateLimited):
+                reason, status = "rate_limited", "rate_limited"
+            elif not self._log_refusal(webhook.id, entry.received_at):
+                reason, status = "refused", "rejected"
+            else:
+                reason = ""
+            if reason:
+                self.journal.count_unlogged(webhook.id, reason)
+                self._count(webhook, status)
+                error_body = {"error": refusal[0].to_dict()}
+                respond(refusal[0].status, jsoncodec.dumps(error_body), refusal[1])
+                return
 
         def logged(error: BaseException | None) -> None:
             if error is not None:
                 respond(*failure_answer(error))
             elif entry.status == "gone":  # deleted while this request was on its way
                 self.forget(webhook.token)
-                respond(404, _NOT_FOUND, ())
+                respond(404, NOT_FOUND, ())
             elif refusal is not None:
                 self._count(webhook, "rejected")
                 error_body = {"error": refusal[0].to_dict(), "request_id": entry.id}
@@ -262,13 +240,21 @@ class InboundReceiver:
 
         self.journal.add(entry, logged)
 
+    def _log_refusal(self, webhook_id: int, now: float) -> bool:
+        """Whether this refusal is logged: at most ``refusals_logged_per_minute`` a webhook."""
+        per_minute = self.refusals_logged_per_minute
+        if per_minute <= 0:
+            return False
+        return self.refusals_logged.wait_time(webhook_id, per_minute / 60, now) == 0
+
     def _judge(
         self, webhook: InboundWebhook, headers: Sequence[Header], body: bytes | None
     ) -> tuple[LogEntry, tuple[HookhubError, Sequence[Header]] | None]:
         """The log entry for this request and, when it is refused, the error to answer.
 
-        Cheapest refusal first: rate limit, body size, then the signature over the raw bytes,
-        then parsing. Every refusal is logged too.
+        Body size, then the signature over the raw bytes, then the rate limit (verified
+        requests only spend it), then parsing. Every refusal but the rate limit's is logged,
+        with at most a prefix of its body and a few short headers.
         """
         now = self.clock()
         raw_headers = tuple(
@@ -280,18 +266,11 @@ class InboundReceiver:
             received_at=now,
             status="rejected",
             http_status=0,
-            headers=_headers_json(raw_headers),
+            headers="",
             body=None,
         )
         error: HookhubError | None = None
-        extra: Sequence[Header] = ()
-        rate = webhook.rate_limit or self.default_rate_limit
-        # Capped: a rate stored before the API's minimum existed could ask for an infinite wait.
-        wait = min(self.limiter.wait_time(webhook.id, rate, now), 86_400.0) if rate else 0.0
-        if wait > 0:
-            error = RateLimited(retry_after=wait)
-            extra = ((b"retry-after", str(max(1, round(wait + 0.5))).encode()),)
-        elif body is None:
+        if body is None:
             error = PayloadTooLarge(
                 f"The body is larger than {self.max_body} bytes.",
                 details={"limit": self.max_body},
@@ -302,8 +281,16 @@ class InboundReceiver:
             request = RawRequest.received(raw_headers, body)
             try:
                 provider.verify(request, webhook.secret or "", now, webhook.options)
+                rate = webhook.rate_limit or self.default_rate_limit
+                # Capped: a rate stored before the API's minimum existed could ask for ever.
+                wait = min(self.limiter.wait_time(webhook.id, rate, now), 86_400.0) if rate else 0.0
+                if wait > 0:
+                    retry_after = str(max(1, round(wait + 0.5))).encode()
+                    return entry, (RateLimited(retry_after=wait), ((b"retry-after", retry_after),))
                 payload = provider.parse(request)
                 entry.dedupe_key = provider.dedupe_key(request, payload, webhook.options)
+                if provider.dedupes_body(webhook.options):
+                    entry.body_key = "sha256:" + hashlib.sha256(body).hexdigest()
                 event_type = provider.event_type(request, payload, webhook.options)
                 entry.event_type = _column_text(event_type)
             except HookhubError as exc:
@@ -315,7 +302,12 @@ class InboundReceiver:
         if error is not None:
             entry.http_status = error.status
             entry.error = error.message.replace("\x00", "\ufffd")
-            return entry, (error, extra)
+            if entry.body is not None:
+                entry.body = entry.body[: self.rejected_body_prefix]
+            kept = raw_headers[:MAX_REJECTED_HEADERS]
+            entry.headers = _headers_json(kept, MAX_REJECTED_HEADER_VALUE)
+            return entry, (error, ())
+        entry.headers = _headers_json(raw_headers)
         entry.status, entry.http_status = "received", 202
         return entry, None
 
@@ -345,23 +337,45 @@ class InboundReceiver:
                 ((b"allow", b"POST"),),
             )
         else:
-            loop = asyncio.get_running_loop()
-            answered: asyncio.Future[tuple[int, bytes, Sequence[Header]]] = loop.create_future()
-
-            def respond(status: int, content: bytes, headers: Sequence[Header]) -> None:
-                if not answered.done():
-                    answered.set_result((status, content, headers))
-
-            token = scope["path"][len(PREFIX) :]
-            self.receive(
-                token, scope["headers"], await _read_body(scope, receive, self.max_body), respond
-            )
-            answer = await answered
+            answer = await self._answer(scope, receive)
         status, content, extra = answer
         # A Content-Length spares the chunked framing the server would otherwise add.
         headers = [*_JSON_HEADERS, (b"content-length", b"%d" % len(content)), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes, Sequence[Header]]:
+        """The webhook looked up first, then its body read (in time), then received."""
+        loop = asyncio.get_running_loop()
+        looked_up: asyncio.Future[tuple[InboundWebhook | None, BaseException | None]]
+        looked_up = loop.create_future()
+        self.find(scope["path"][len(PREFIX) :], lambda *result: looked_up.set_result(result))
+        webhook, error = await looked_up
+        if error is not None:
+            return failure_answer(error)
+        if webhook is None or not webhook.enabled:
+            return 404, NOT_FOUND, ()
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await _read_body(scope, receive, self.max_body)
+        except TimeoutError:
+            return timeout_answer(self.body_timeout)
+        answered: asyncio.Future[tuple[int, bytes, Sequence[Header]]] = loop.create_future()
+
+        def respond(status: int, content: bytes, headers: Sequence[Header]) -> None:
+            if not answered.done():
+                answered.set_result((status, content, headers))
+
+        self.receive_for(webhook, scope["headers"], body, respond)
+        return await answered
+
+
+def timeout_answer(seconds: float) -> tuple[int, bytes, Sequence[Header]]:
+    """The answer to a body that did not arrive within ``seconds`` of its headers."""
+    error = RequestTimeout(
+        f"The body did not arrive within {seconds:g} s.", details={"timeout": seconds}
+    )
+    return 408, jsoncodec.dumps({"error": error.to_dict()}), ()
 
 
 def failure_answer(exc: BaseException) -> tuple[int, bytes, Sequence[Header]]:
@@ -417,8 +431,8 @@ def _column_text(value: str | None, limit: int = 255) -> str | None:
     return value.replace("\x00", "\ufffd")[:limit]
 
 
-def _headers_json(headers: tuple[tuple[str, str], ...]) -> str:
-    kept = [[n, "[redacted]" if n in SENSITIVE_HEADERS else v[:4096]] for n, v in headers]
+def _headers_json(headers: tuple[tuple[str, str], ...], value_limit: int = 4096) -> str:
+    kept = [[n, "[redacted]" if n in SENSITIVE_HEADERS else v[:value_limit]] for n, v in headers]
     return jsoncodec.dumps(kept).decode()
 
 
@@ -426,4 +440,4 @@ def _error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": None}}
 
 
-_NOT_FOUND = jsoncodec.dumps(_error("not_found", "No inbound webhook at this URL."))
+NOT_FOUND = jsoncodec.dumps(_error("not_found", "No inbound webhook at this URL."))

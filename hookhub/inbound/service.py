@@ -193,6 +193,13 @@ class InboundService:
             )
         return row_to_webhook(row)
 
+    def unlogged(self, webhook_id: int, since: float) -> dict[str, int]:
+        """Requests of ``webhook_id`` answered but not logged since ``since`` (to the minute):
+        ``rate_limited`` ones, and ``refused`` ones past the number logged a minute."""
+        with self.db.read() as conn:
+            counts = InboundWebhookStore(conn).unlogged(webhook_id, since)
+        return {"rate_limited": counts.get("rate_limited", 0), "refused": counts.get("refused", 0)}
+
     def by_token(self, token: str) -> InboundWebhook | None:
         with self.db.read() as conn:
             row = InboundWebhookStore(conn).by_token(token)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, text, update
 
 from hookhub.store.config_versions import ConfigKind, bump
-from hookhub.store.schema import inbound_requests, inbound_webhooks
+from hookhub.store.schema import inbound_requests, inbound_unlogged, inbound_webhooks
 
 _PENDING = text("inbound_requests.status = 'received'")
 _CLAIM_DEDUPE = (
@@ -33,6 +33,13 @@ _LAST_ID_SQLITE = (
     " coalesce((SELECT max(id) FROM inbound_requests), 0))"
 )
 _LIVE_WEBHOOKS = "SELECT id FROM inbound_webhooks WHERE id IN ({ids})"
+# Of a webhook that still exists (a deleted one's count would fail the whole group commit).
+_ADD_UNLOGGED = (
+    "INSERT INTO inbound_unlogged (webhook_id, minute, reason, count)"
+    " SELECT id, ?, ?, ? FROM inbound_webhooks WHERE id = ?"
+    " ON CONFLICT (webhook_id, minute, reason)"
+    " DO UPDATE SET count = inbound_unlogged.count + excluded.count"
+)
 
 
 # Processing runs these for every request: built once (see store/contacts.py).
@@ -88,8 +95,17 @@ class LogEntry:
     body: bytes | None
     event_type: str | None = None
     dedupe_key: str | None = None
+    body_key: str | None = None
+    """A second dedupe key, from the body's hash (see ``Provider.dedupes_body``); not stored
+    on the entry, only claimed."""
     error: str | None = None
     id: int = 0
+
+    def keys(self) -> tuple[str, ...]:
+        """The dedupe keys this entry claims."""
+        if self.body_key is None:
+            return () if self.dedupe_key is None else (self.dedupe_key,)
+        return (self.body_key,) if self.dedupe_key is None else (self.dedupe_key, self.body_key)
 
 
 class InboundWebhookStore:
@@ -131,6 +147,23 @@ class InboundWebhookStore:
         if after_id is not None:
             query = query.where(inbound_webhooks.c.id > after_id)
         return list(self.conn.execute(query))
+
+    def add_unlogged(self, counts: dict[tuple[int, str], int], at: float) -> None:
+        """Add ``counts`` of requests not logged, by (webhook, reason), to the minute of ``at``."""
+        minute = int(at // 60)
+        sql = _ADD_UNLOGGED.replace("?", "%s") if self._pg else _ADD_UNLOGGED
+        rows = [(minute, why, n, webhook_id) for (webhook_id, why), n in sorted(counts.items())]
+        self.conn.exec_driver_sql(sql, rows)
+
+    def unlogged(self, webhook_id: int, since: float) -> dict[str, int]:
+        """Requests of ``webhook_id`` not logged from the minute of ``since`` on, by reason."""
+        table = inbound_unlogged
+        query = (
+            select(table.c.reason, func.sum(table.c.count))
+            .where(table.c.webhook_id == webhook_id, table.c.minute >= int(since // 60))
+            .group_by(table.c.reason)
+        )
+        return {reason: int(count) for reason, count in self.conn.execute(query)}
 
     def lock_for_processing(self, webhook_id: int) -> Row[Any] | None:
         """The webhook, locked so that one processor at a time works through its backlog.
@@ -188,20 +221,25 @@ class InboundRequestStore:
         return text_.replace("?", "%s") if self._pg else text_
 
     def _claim_dedupe_keys(self, cursor: Any, entries: Sequence[LogEntry]) -> set[Any]:
-        keyed = [e for e in entries if e.dedupe_key is not None and e.status == "received"]
+        """Claim each entry's keys; an entry that does not win every one is a duplicate."""
+        keyed = [(e, e.keys()) for e in entries if e.status == "received"]
+        keyed = [(e, keys) for e, keys in keyed if keys]
         if not keyed:
             return set()
-        first: dict[tuple[int, str | None], LogEntry] = {}
-        for entry in keyed:
-            first.setdefault((entry.webhook_id, entry.dedupe_key), entry)
+        first: dict[tuple[int, str], LogEntry] = {}
+        for entry, keys in keyed:
+            for key in keys:
+                first.setdefault((entry.webhook_id, key), entry)
         rows = ", ".join(["(?, ?, ?, ?)"] * len(first))
         params = [v for (w, k), e in first.items() for v in (w, k, e.id, e.received_at)]
         cursor.execute(self._sql(_CLAIM_DEDUPE.format(rows=rows)), params)
         won = {(w, k) for w, k in cursor.fetchall()}
-        for entry in keyed:
-            key = (entry.webhook_id, entry.dedupe_key)
-            if key not in won or first[key] is not entry:
-                entry.status, entry.http_status = "duplicate", 200
+        for entry, keys in keyed:
+            for key in keys:
+                claim = (entry.webhook_id, key)
+                if claim not in won or first[claim] is not entry:
+                    entry.status, entry.http_status = "duplicate", 200
+                    break
         return won
 
     def _insert_requests(self, cursor: Any, entries: Sequence[LogEntry]) -> None:

@@ -319,6 +319,22 @@ config_versions = Table(
     Column("version", BigInteger, nullable=False),
 )
 
+# Requests not logged one row each (refused by the rate limit: "rate_limited"; refused past the
+# number logged a minute: "refused"), counted per minute (epoch seconds // 60) instead.
+inbound_unlogged = Table(
+    "inbound_unlogged",
+    metadata,
+    Column(
+        "webhook_id",
+        BigInteger,
+        ForeignKey("inbound_webhooks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("minute", BigInteger, primary_key=True),
+    Column("reason", String(16), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+
 __all__ = [
     "UTCDateTime",
     "api_keys",
@@ -331,6 +347,7 @@ __all__ = [
     "endpoints",
     "inbound_dedupe",
     "inbound_requests",
+    "inbound_unlogged",
     "inbound_webhooks",
     "list_members",
     "lists",

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from hookhub.errors import Unavailable
-from hookhub.inbound.receiver import RequestJournal
+from hookhub.inbound.journal import RequestJournal
 from hookhub.store.inbound import LogEntry
 
 
@@ -37,7 +37,7 @@ class GatedJournal(RequestJournal):
         self.events.append(f"write {len(batch)}")  # on the event loop, in order with answers
         return super()._start(batch)
 
-    def _write(self, entries: list[LogEntry]) -> None:
+    def _write(self, entries: list[LogEntry], unlogged: dict[tuple[int, str], int]) -> None:
         gate = threading.Event()
         self.gates.append(gate)  # before the group: tests wait on groups, then open gates
         self.groups.append([entry.received_at for entry in entries])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -47,7 +48,9 @@ def list_inbound(
 
 @router.get("/{webhook_id}", response_model=InboundOut)
 def get_inbound(webhook_id: InboundId, services: ServicesDep) -> Response:
-    return JSON(services.inbound.get(webhook_id).to_api(services.settings.base_url))
+    webhook = services.inbound.get(webhook_id).to_api(services.settings.base_url)
+    unlogged = services.inbound.unlogged(webhook_id, time.time() - 24 * 3600)
+    return JSON({**webhook, "unlogged_24h": unlogged})
 
 
 @router.patch("/{webhook_id}", response_model=InboundOut)

@@ -116,6 +116,14 @@ class Provider(ABC):
     ) -> str | None:
         """The provider's id for this event, the same on every retry; None when it has none."""
 
+    def dedupes_body(self, options: Mapping[str, Any] = NO_OPTIONS) -> bool:
+        """Whether requests also dedupe on a hash of their body (within the dedupe window).
+
+        For providers whose event id comes from a header the signature does not cover: a
+        captured request replayed with a new id would otherwise be taken again.
+        """
+        return False
+
     @abstractmethod
     def event_type(
         self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS

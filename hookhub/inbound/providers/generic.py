@@ -182,6 +182,9 @@ class GenericProvider(Provider):
     ) -> str | None:
         return _lookup(request, payload, options, "dedupe")
 
+    def dedupes_body(self, options: Mapping[str, Any] = NO_OPTIONS) -> bool:
+        return bool(options.get("dedupe_header"))  # a header's id is not signed
+
     def event_type(
         self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
     ) -> str | None:

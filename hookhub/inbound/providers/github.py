@@ -80,6 +80,9 @@ class GitHubProvider(Provider):
     ) -> str | None:
         return header_key(request, "X-GitHub-Delivery")
 
+    def dedupes_body(self, options: Mapping[str, Any] = NO_OPTIONS) -> bool:
+        return True  # the id header is not signed
+
     def event_type(
         self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
     ) -> str | None:

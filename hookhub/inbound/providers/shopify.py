@@ -92,6 +92,9 @@ class ShopifyProvider(Provider):
     ) -> str | None:
         return header_key(request, "X-Shopify-Event-Id", "X-Shopify-Webhook-Id")
 
+    def dedupes_body(self, options: Mapping[str, Any] = NO_OPTIONS) -> bool:
+        return True  # the id header is not signed
+
     def event_type(
         self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
     ) -> str | None:
