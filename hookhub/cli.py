@@ -134,6 +134,7 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
     services = _services(settings)
     _bootstrap_key(services)
     application = create_app(services, run_workers=workers)
+    services.config_watch.start()
     config = server_config(
         application,
         host=settings.host,

@@ -16,6 +16,7 @@ from hookhub.outbound.fanout import Fanout
 from hookhub.outbound.messages import MessageService
 from hookhub.outbound.outbox import Outbox
 from hookhub.secretkey import load_keyring
+from hookhub.store.config_versions import ConfigKind, ConfigWatcher
 from hookhub.store.database import Database
 from hookhub.store.secrets import SecretBox
 
@@ -35,8 +36,12 @@ class Services:
     endpoints: EndpointService
     inbound: InboundService
     messages: MessageService
+    config_watch: ConfigWatcher
+    """Drops caches when keys, endpoints or inbound webhooks change; started by long-running
+    processes (serve, api, worker), so that a change elsewhere takes effect here at once."""
 
     def close(self) -> None:
+        self.config_watch.stop()
         self.db.dispose()
 
 
@@ -57,12 +62,15 @@ def build_services(settings: Settings) -> Services:
     metrics = Metrics()
     outbox.add_listener(metrics.count_messages)
     outbox.add_fanout(Fanout(batch_window=settings.batch_window))
+    keys = ApiKeys(db)
+    config_watch = ConfigWatcher(db)
+    config_watch.on_change(ConfigKind.API_KEYS, keys.invalidate)
     return Services(
         settings=settings,
         db=db,
         outbox=outbox,
         crm=CrmService(db, outbox),
-        keys=ApiKeys(db),
+        keys=keys,
         metrics=metrics,
         endpoints=EndpointService(db, outbox, settings),
         inbound=InboundService(
@@ -72,6 +80,7 @@ def build_services(settings: Settings) -> Services:
             crm_factory=lambda conn, now, facts=None: CrmTx(conn, outbox.writer(conn, facts), now),
         ),
         messages=MessageService(db),
+        config_watch=config_watch,
     )
 
 

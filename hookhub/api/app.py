@@ -36,6 +36,7 @@ from hookhub.api.scopes import mark_scopes
 from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import Services, build_retention_loop, build_worker
+from hookhub.store.config_versions import ConfigKind
 from hookhub.supervisor import Supervisor
 
 API_PREFIX = "/api/v1"
@@ -74,6 +75,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         metrics=services.metrics,
         on_received=processor.wake if processor else lambda: None,
     )
+    services.config_watch.on_change(ConfigKind.INBOUND_WEBHOOKS, receiver.forget_all)
     app = FastAPI(
         title="Hookhub",
         version=__version__,

@@ -130,11 +130,17 @@ class InboundReceiver:
         self._tally: dict[tuple[str, str], int] = {}
         self._counters: dict[tuple[str, str], Any] = {}
         self._cache: OrderedDict[str, tuple[float, InboundWebhook | None]] = OrderedDict()
+        # Entries expiring no later than this were looked up before the last forget_all().
+        self._expired_before = 0.0
         self._lookups: set[asyncio.Task[None]] = set()
         service.on_change.append(self.forget)
 
     def forget(self, token: str) -> None:
         self._cache.pop(token, None)
+
+    def forget_all(self) -> None:
+        """Drop every cached webhook: some changed, maybe in another process. Thread-safe."""
+        self._expired_before = time.monotonic() + CACHE_SECONDS
 
     # -- the receive path --------------------------------------------------------------------
 
@@ -161,7 +167,7 @@ class InboundReceiver:
             found(None, None)
             return
         cached = self._cache.get(token)
-        if cached is not None and cached[0] > time.monotonic():
+        if cached is not None and cached[0] > time.monotonic() and cached[0] > self._expired_before:
             found(cached[1], None)
             return
         task = asyncio.get_running_loop().create_task(self._look_up(token, found))
@@ -177,8 +183,9 @@ class InboundReceiver:
         found(webhook, None)
 
     async def _webhook(self, token: str) -> InboundWebhook | None:
+        looked_up = time.monotonic()  # before reading: a change meanwhile makes the entry stale
         webhook = await asyncio.to_thread(self.service.by_token, token)
-        self._cache[token] = (time.monotonic() + CACHE_SECONDS, webhook)
+        self._cache[token] = (looked_up + CACHE_SECONDS, webhook)
         self._cache.move_to_end(token)
         while len(self._cache) > CACHE_SIZE:
             self._cache.popitem(last=False)

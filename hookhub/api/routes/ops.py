@@ -61,6 +61,7 @@ async def readyz(request: Request, services: ServicesDep) -> Response:
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
+    openapi_extra={"x-hookhub-scope": "read"},  # any key, or the metrics token
     responses={
         200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
         401: {"model": ErrorOut, "description": "Missing or invalid API key or metrics token"},
