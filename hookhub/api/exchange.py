@@ -130,10 +130,17 @@ class InboundExchange:
     def start(self) -> None:
         """Its turn on the connection has come (at once, or after a pipelined request)."""
         self._started = True
-        if not (self._complete or self._too_large):
+        if not self.protocol.feeding:  # else armed after the read, if the body is not all in it
+            self.arm_deadline()
+        self._proceed()
+
+    def arm_deadline(self) -> None:
+        """Start the body's deadline, unless the body is all in or no longer wanted."""
+        if self._timer is not None or not self._started or self._ran or self._complete:
+            return
+        if not (self._too_large or self._timed_out or self._abandoned):
             loop = self.protocol.loop
             self._timer = loop.call_later(self.receiver.body_timeout, self._time_out)
-        self._proceed()
 
     def _proceed(self) -> None:
         """Answer if everything needed is known; else ask for the body if the sender waits."""

@@ -150,6 +150,8 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
         self._in_head = False
         self._began_in_this_read = False
         self._head_size = 0
+        self.feeding = False
+        """Whether a read is being parsed (an exchange started then arms its deadline after)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -161,6 +163,7 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
         # uvicorn's, but every refusal answered in JSON, and the head's size bounded.
         self._unset_keepalive_if_required()
         self._began_in_this_read = False
+        self.feeding = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -178,6 +181,12 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
+        finally:
+            self.feeding = False
+        cycle: Any = self.cycle
+        if cycle.__class__ is InboundExchange:
+            # Most bodies come with their headers: no deadline is armed for those.
+            cycle.arm_deadline()
         if self._in_head and not self._began_in_this_read:
             # A head arriving in many reads: the parser joins the pieces of a header, so the
             # reads are counted as they come, before the header is whole.
