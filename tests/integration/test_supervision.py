@@ -277,7 +277,9 @@ async def test_a_delivery_worker_that_raises_is_restarted_and_delivers_again(
             create_contacts(services, 30)
             supervisor.start()
             try:
-                await eventually(lambda: _succeeded(services) == 30)
+                await until(lambda: supervisor.health()["delivery"].restarts == 1)
+                create_contacts(services, 10, prefix="later")  # for the restarted worker
+                await eventually(lambda: _succeeded(services) == 40)
             finally:
                 supervisor.stop()
                 await asyncio.wait_for(supervisor.wait(), 30)
