@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from hookhub.logs import describe_error
@@ -83,7 +84,17 @@ class LoopHealth:
     """Seconds since the epoch of the loop's last heartbeat (None: it has none)."""
 
     def as_json(self) -> dict[str, object]:
-        return {"state": self.state, "restarts": self.restarts, "last_error": self.last_error}
+        progress = None
+        if self.last_progress is not None:
+            progress = datetime.fromtimestamp(self.last_progress, UTC).isoformat(
+                timespec="milliseconds"
+            )
+        return {
+            "state": self.state,
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "last_progress": progress,
+        }
 
 
 @dataclass

@@ -35,6 +35,8 @@ class LoopReadiness(BaseModel):
     state: Literal["running", "failing", "restarting", "stalled", "stopped"]
     restarts: int
     last_error: str | None
+    last_progress: str | None
+    """When the loop last reported progress (ISO 8601, UTC); null if it reports none."""
 
 
 class ReadinessOut(BaseModel):
