@@ -124,9 +124,15 @@ EVENT_TYPES: tuple[EventType, ...] = (
     ),
     _contact_event(
         "contact.deleted",
-        "A contact was deleted, with the fields it had.",
-        properties={"ext_id": {"type": ["string", "null"]}, "attributes": {"type": "object"}},
-        example={"ext_id": None, "attributes": {"FIRSTNAME": "Ada"}},
+        "A contact was deleted, with the fields it had and the lists it left (`list_ids`; "
+        "no `list.contact_removed` is sent for them).",
+        properties={
+            "ext_id": {"type": ["string", "null"]},
+            "attributes": {"type": "object"},
+            "list_ids": {"type": "array", "items": {"type": "integer"}},
+        },
+        required=("list_ids",),
+        example={"ext_id": None, "attributes": {"FIRSTNAME": "Ada"}, "list_ids": [3]},
     ),
     _contact_event(
         "contact.unsubscribed",
@@ -147,6 +153,18 @@ EVENT_TYPES: tuple[EventType, ...] = (
         properties={"list_id": {"type": "integer"}, "list_name": {"type": "string"}},
         required=("list_id",),
         example={"list_id": 3, "list_name": "Newsletter"},
+    ),
+    EventType(
+        "list.deleted",
+        "A list was deleted, with its members' memberships (`contact_count` of them; no "
+        "`list.contact_removed` is sent for each). Its contacts remain.",
+        properties={
+            "list_id": {"type": "integer"},
+            "list_name": {"type": "string"},
+            "contact_count": {"type": "integer"},
+        },
+        required=("list_id", "list_name", "contact_count"),
+        example={"list_id": 3, "list_name": "Newsletter", "contact_count": 120},
     ),
     _contact_event(
         "event.tracked",

@@ -167,7 +167,13 @@ class CrmTx:
             if ext is not None:
                 self._require_free_ext_id(ext, None)
             values = {k: v for k, v in prepared.items() if v is not None}
-            contact = self.contacts.insert(email=email, ext_id=ext, attributes=values, now=self.now)
+            contact = self.contacts.insert(
+                email=email,
+                ext_id=ext,
+                attributes=values,
+                unsubscribed=unsubscribed,
+                now=self.now,
+            )
             if contact is None:  # a concurrent transaction took the email or ext_id first
                 existing = self.contacts.get_by_email(email, lock=True)
                 if existing is None:
@@ -184,14 +190,14 @@ class CrmTx:
                         "ext_id": contact.ext_id,
                         "attributes": contact.attributes,
                         "list_ids": contact.list_ids,
-                        "unsubscribed": False,
+                        "unsubscribed": contact.unsubscribed,
                         "created_at": jsoncodec.isoformat(contact.created_at),
                     },
                 )
+                # Born unsubscribed is said by contact.created alone: contact.unsubscribed is
+                # for a contact that stops being subscribed (docs/DESIGN.md).
                 for list_id in contact.list_ids:
                     self._emit_membership("list.contact_added", contact, list_id)
-                if unsubscribed:
-                    contact = self.update_contact(contact, unsubscribed=True)
                 return contact, True
         if not upsert:
             raise Conflict(
@@ -289,9 +295,37 @@ class CrmTx:
         return contact
 
     def delete_contact(self, contact: Contact) -> None:
+        """Delete the contact; ``contact.deleted`` names the lists it left (``list_ids``).
+
+        Leaving its lists this way is said by that one message, not a ``list.contact_removed``
+        per list: the contact is gone, not moved.
+        """
+        self.contacts.attach_list_ids([contact])
         self.contacts.delete(contact.id)
         self._emit_contact(
-            "contact.deleted", contact, {"ext_id": contact.ext_id, "attributes": contact.attributes}
+            "contact.deleted",
+            contact,
+            {
+                "ext_id": contact.ext_id,
+                "attributes": contact.attributes,
+                "list_ids": contact.list_ids,
+            },
+        )
+
+    def delete_list(self, list_id: int) -> None:
+        """Delete a list and its memberships; one ``list.deleted`` says so (with how many)."""
+        found = self.lists.get(list_id)
+        if found is None:
+            raise NotFound(f"No list {list_id}.", details={"list_id": list_id})
+        self.lists.delete(list_id)
+        self.outbox.emit(
+            "list.deleted",
+            {
+                "list_id": found.id,
+                "list_name": found.name,
+                "contact_count": found.contact_count,
+            },
+            self.now,
         )
 
     # -- lists -----------------------------------------------------------------------------

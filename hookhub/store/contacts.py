@@ -124,14 +124,20 @@ class ContactStore:
         return found
 
     def insert(
-        self, *, email: str, ext_id: str | None, attributes: dict[str, Any], now: datetime
+        self,
+        *,
+        email: str,
+        ext_id: str | None,
+        attributes: dict[str, Any],
+        now: datetime,
+        unsubscribed: bool = False,
     ) -> Contact | None:
         """Insert, or return None when the email or ext_id is taken (a concurrent writer)."""
         values = {
             "email": email,
             "ext_id": ext_id,
             "attributes": jsoncodec.dumps(attributes).decode(),
-            "unsubscribed": False,
+            "unsubscribed": unsubscribed,
             "created_at": now,
             "updated_at": now,
         }
@@ -143,7 +149,7 @@ class ContactStore:
             email=email,
             ext_id=ext_id,
             attributes=attributes,
-            unsubscribed=False,
+            unsubscribed=unsubscribed,
             created_at=now,
             updated_at=now,
         )

@@ -67,8 +67,7 @@ def rename_list(list_id: ListId, body: ListCreate, services: ServicesDep) -> Res
 @router.delete("/{list_id}", status_code=204)
 def delete_list(list_id: ListId, services: ServicesDep) -> Response:
     with services.crm.transaction() as crm:
-        _require(crm, list_id)
-        crm.lists.delete(list_id)
+        crm.delete_list(list_id)
     return Response(status_code=204)
 
 
