@@ -136,7 +136,8 @@ EVENT_TYPES: tuple[EventType, ...] = (
     ),
     _contact_event(
         "contact.unsubscribed",
-        "A contact unsubscribed from email (link in an email, or set through the API).",
+        "A contact unsubscribed from email (link in an email, or set through the API), or "
+        "was created unsubscribed (its contact.created says `unsubscribed: true`).",
         properties={"source": {"type": "string"}},
         example={"source": "api"},
     ),

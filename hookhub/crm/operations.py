@@ -194,10 +194,12 @@ class CrmTx:
                         "created_at": jsoncodec.isoformat(contact.created_at),
                     },
                 )
-                # Born unsubscribed is said by contact.created alone: contact.unsubscribed is
-                # for a contact that stops being subscribed (docs/DESIGN.md).
                 for list_id in contact.list_ids:
                     self._emit_membership("list.contact_added", contact, list_id)
+                if unsubscribed:
+                    # Whoever keeps a suppression list from contact.unsubscribed must hear of
+                    # this address too; no contact.updated: nothing changed (docs/DESIGN.md).
+                    self._emit_contact("contact.unsubscribed", contact, {"source": "api"})
                 return contact, True
         if not upsert:
             raise Conflict(

@@ -1,7 +1,8 @@
 """Messages that tell the truth about a contact's or a list's birth and death.
 
 - A contact created unsubscribed: one ``contact.created`` saying ``"unsubscribed": true`` (and
-  its lists' ``list.contact_added``), not a created-subscribed, then updated, then unsubscribed.
+  its lists' ``list.contact_added``) and one ``contact.unsubscribed``; never a ``contact.created``
+  saying it is subscribed followed by a ``contact.updated`` that never happened.
 - A deleted contact: ``contact.deleted`` names the lists it left (``list_ids``).
 - A deleted list: ``list.deleted`` with its name and how many members it had; contacts remain.
 """
@@ -38,11 +39,14 @@ def test_a_contact_created_unsubscribed_is_announced_once_truthfully(
     assert response.status_code == 201, response.text
     assert response.json()["unsubscribed"] is True
 
-    assert _types(outbox) == ["contact.created", "list.contact_added"]
+    assert _types(outbox) == ["contact.created", "contact.unsubscribed", "list.contact_added"]
     [created] = outbox("contact.created")
     assert_matches_catalog(created)
     assert created["data"]["unsubscribed"] is True
     assert created["data"]["list_ids"] == [vip]
+    [unsubscribed] = outbox("contact.unsubscribed")
+    assert_matches_catalog(unsubscribed)
+    assert unsubscribed["data"]["contact_id"] == created["data"]["contact_id"]
     assert client.get(f"{C}/ada@example.com").json()["unsubscribed"] is True
 
 
