@@ -162,7 +162,7 @@ messages = Table(
     Column("payload", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     # Sent by "send test" to one endpoint: recover never backfills it to the others.
-    Column("is_test", Boolean, nullable=False, default=False, server_default=false()),
+    Column("is_test", Boolean, nullable=False, server_default=false()),
     Index(None, "type", "id"),
 )
 
