@@ -299,3 +299,28 @@ def _message_ids(services: Services) -> set[str]:
 
     with services.db.read() as conn:
         return {row[0] for row in conn.execute(select(deliveries.c.message_id))}
+
+
+async def test_a_delivery_worker_stops_while_the_database_is_away(db_url: str) -> None:
+    """Stopping never waits for the database: outcomes it cannot record are left to their
+    leases (the deliveries fall due again and are retried)."""
+    with tuned_services(db_url, poll_interval=0.05) as services:
+        from hookhub.services import build_worker
+
+        worker = build_worker(services)
+        outage = OperationalError("SELECT", {}, sqlite3.OperationalError("database is locked"))
+
+        def away(*_args: Any) -> None:
+            raise outage
+
+        worker.recorder._record = away  # type: ignore[method-assign]
+        async with running_receiver() as receiver:
+            services.endpoints.create({"url": receiver.url, "events": ["contact.created"]})
+            create_contacts(services, 5)
+            task = asyncio.create_task(worker.run())
+            await receiver.wait_for(5)
+            await until(lambda: "record" in worker.heartbeat.errors)
+            worker.stop()
+            await asyncio.wait_for(task, 30)
+            await worker.transport.close()
+        assert _succeeded(services) == 0  # nothing acknowledged that was not recorded
