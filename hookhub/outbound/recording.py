@@ -21,6 +21,7 @@ store checks the owner), or record one outcome twice.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable
@@ -85,6 +86,7 @@ class OutcomeRecorder:
         self._pending: list[Pending] = []
         self._wake = asyncio.Event()
         self._finishing = False
+        self._finished = asyncio.Event()
         self._backoff = Backoff(0.25, 5.0)
         self._attempt_counters: dict[Outcome, Any] = {}  # labelled children, looked up once
 
@@ -98,14 +100,23 @@ class OutcomeRecorder:
     def wake(self) -> None:
         self._wake.set()
 
+    def reopen(self) -> None:
+        """Make a finished recorder ready to :meth:`run` again (its worker restarts)."""
+        self._finishing = False
+        self._finished.clear()
+
     def finish(self) -> None:
         """Record what is pending, then let :meth:`run` return."""
         self._finishing = True
+        self._finished.set()
         self._wake.set()
 
     async def run(self) -> None:
-        """Group commit: each flush records everything that finished while the last one ran."""
-        self._finishing = False
+        """Group commit: each flush records everything that finished while the last one ran.
+
+        Returns once :meth:`finish` was called and nothing is pending; call :meth:`reopen`
+        before running it again.
+        """
         failures_while_stopping = 0
         while not (self._finishing and not self._pending):
             await self._wake.wait()
@@ -121,8 +132,11 @@ class OutcomeRecorder:
                 if failures_while_stopping >= GIVE_UP_WHEN_STOPPING:
                     log.warning("worker.record_abandoned", extra={"count": len(self._pending)})
                     self._pending.clear()
+                    if self.heartbeat is not None:  # nothing is waiting to be retried
+                        self.heartbeat.recovered("record")
                     break
-            await asyncio.sleep(self._backoff.next())
+            with contextlib.suppress(TimeoutError):  # stopping cuts the wait short
+                await asyncio.wait_for(self._finished.wait(), self._backoff.next())
             self._wake.set()
 
     async def _flush(self) -> bool:

@@ -134,6 +134,7 @@ class DeliveryWorker:
             self.outbox.add_listener(self.wake)
             self._listening = True
         self._start_listener()
+        self.recorder.reopen()
         flusher = asyncio.create_task(self.recorder.run(), name="hookhub-flush")
         log.info("worker.started", extra={"worker_id": self.worker_id})
         try:

@@ -324,3 +324,14 @@ async def test_a_delivery_worker_stops_while_the_database_is_away(db_url: str) -
             await asyncio.wait_for(task, 30)
             await worker.transport.close()
         assert _succeeded(services) == 0  # nothing acknowledged that was not recorded
+        assert "record" not in worker.heartbeat.errors  # nothing waits: a restart starts well
+
+
+async def test_a_delivery_worker_stopped_before_it_started_returns(db_url: str) -> None:
+    with tuned_services(db_url) as services:
+        from hookhub.services import build_worker
+
+        worker = build_worker(services)
+        worker.stop()
+        await asyncio.wait_for(worker.run(), 30)
+        await worker.transport.close()
