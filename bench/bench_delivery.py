@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -121,6 +122,26 @@ def prefill(url: str, receiver_url: str, count: int, size: int, out: Path) -> st
         return str(endpoint.secret)
     finally:
         services.close()
+
+
+def prefill_with(
+    source: Path | None, url: str, receiver_url: str, count: int, size: int, out: Path
+) -> str:
+    """:func:`prefill` by the package that will drain: the code under test, or (``source``) the
+    ``--compare-source`` checkout in a subprocess, so that each version writes its own schema
+    and its own form of the endpoint's secret (sealed at rest since issue 11)."""
+    if source is None:
+        return prefill(url, receiver_url, count, size, out)
+    argv = [sys.executable, __file__, "prefill", url, receiver_url, str(count), str(size), str(out)]
+    done = subprocess.run(
+        argv,
+        env={**os.environ, "PYTHONPATH": str(source)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return done.stdout.strip().splitlines()[-1]
 
 
 def delivery_facts(url: str) -> dict[str, Any]:
@@ -327,7 +348,10 @@ def throughput(args: argparse.Namespace) -> None:
                         messages = workdir / "messages.jsonl"
                         receiver_url = f"http://127.0.0.1:{port}/hook"
                         size = args.body_bytes
-                        secret = prefill(url, receiver_url, args.messages, size, messages)
+                        source = args.compare_source if who == "compare" else None
+                        secret = prefill_with(
+                            source, url, receiver_url, args.messages, size, messages
+                        )
                         if who == "bare":
                             drain = run_bare_sender(
                                 port,
@@ -338,7 +362,6 @@ def throughput(args: argparse.Namespace) -> None:
                                 args.concurrency,
                             )
                         else:
-                            source = args.compare_source if who == "compare" else None
                             drain = run_hookhub_worker(
                                 url,
                                 port,
@@ -426,6 +449,13 @@ def main() -> None:
         help="also drain with the hookhub package in this directory (e.g. another checkout)",
     )
     tp.set_defaults(func=throughput)
+    # Internal: --compare-source prefills its database with its own package (see prefill_with).
+    pf = commands.add_parser("prefill")
+    for name in ("url", "receiver_url", "count", "size", "out"):
+        pf.add_argument(name)
+    pf.set_defaults(
+        func=lambda a: print(prefill(a.url, a.receiver_url, int(a.count), int(a.size), Path(a.out)))
+    )
     add_scenario_commands(commands)
     args = parser.parse_args()
     args.func(args)
