@@ -305,7 +305,8 @@ def test_contacts_core_contract_over_http(server: Server, api: httpx.Client) -> 
     filtered = api.get("/messages", params={"event_type": "contact.created"}).json()["data"]
     assert len(filtered) == 8
 
-    metrics = httpx.get(f"{server.url}/metrics").text
+    assert httpx.get(f"{server.url}/metrics").status_code == 401  # a key (any scope) reads it
+    metrics = api.get(f"{server.url}/metrics").text
     assert 'route="/api/v1/contacts/{ref}"' in metrics
     assert 'hookhub_messages_created_total{type="contact.created"} 8.0' in metrics
 
