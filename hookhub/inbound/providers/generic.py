@@ -3,7 +3,8 @@
 Options (all optional):
 
 - ``auth``: ``"hmac"``, ``"bearer"``, ``"basic"`` or ``"none"``; default ``"hmac"`` when a secret
-  is set, ``"none"`` when the secret is empty (then every request is accepted).
+  is set, ``"none"`` when the secret is empty (then every request is accepted). A webhook without
+  a secret is only created with ``"auth": "none"`` spelled out (``InboundService.create``).
 - ``header`` (hmac): the header carrying the signature, default ``X-Signature``.
 - ``algorithm`` (hmac): ``sha256`` (default), ``sha1`` or ``sha512``, of the raw body.
 - ``encoding`` (hmac): ``hex`` (default) or ``base64``.
