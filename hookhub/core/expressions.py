@@ -13,7 +13,7 @@ Pure: no database, no clock; the only state is the budget a caller hands in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +68,7 @@ class Budget:
     # id(value) -> (value, expanded size): a value built from shared parts is measured once;
     # the value is kept so that its id is not reused while the budget lives.
     _sizes: dict[int, tuple[Any, int]] = field(default_factory=dict, repr=False)
+    _interpreter: _BoundedInterpreter | None = field(default=None, repr=False)
 
     def step(self, count: int = 1) -> None:
         self.steps += count
@@ -169,10 +170,19 @@ class _BoundedInterpreter(TreeInterpreter):
     def __init__(self, budget: Budget) -> None:
         super().__init__(_OPTIONS)
         self._budget = budget
+        self._methods: dict[str, Callable[..., Any]] = {}
 
     def visit(self, node: _TreeNode, *args: Any, **kwargs: Any) -> Any:
-        self._budget.step()
-        return super().visit(node, *args, **kwargs)
+        # Visitor.visit, inlined with the step count: this runs for every node.
+        budget = self._budget
+        budget.steps += 1
+        if budget.steps > budget.max_steps:
+            budget.step(0)  # raises, with the message
+        kind = node["type"]
+        method = self._methods.get(kind)
+        if method is None:
+            method = self._methods[kind] = getattr(self, "visit_" + kind, self.default_visit)
+        return method(node, *args, **kwargs)
 
     def _built(self, value: Any) -> Any:
         if value is not None:
@@ -220,7 +230,10 @@ def evaluate(tree: Any, payload: Any, budget: Budget) -> Any:
     Raises ExpressionTooCostly past the budget; JMESPath's errors, and whatever Python raises
     on a value (OverflowError from ``floor`` of an infinity, ...), propagate to the caller.
     """
-    return _BoundedInterpreter(budget).visit(tree, payload)
+    interpreter = budget._interpreter
+    if interpreter is None:  # one per budget: its method cache serves every expression
+        interpreter = budget._interpreter = _BoundedInterpreter(budget)
+    return interpreter.visit(tree, payload)
 
 
 def is_truthy(value: Any) -> bool:
