@@ -58,12 +58,19 @@ def entry(number: int) -> LogEntry:
     )
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(2000):
-        if condition():
-            return
+async def until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    # A deadline, not a count of sleeps: on a loaded machine the write thread may be late.
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
         await asyncio.sleep(0.001)
-    raise AssertionError("condition not reached")
+
+
+async def open_gate(journal: GatedJournal, index: int) -> None:
+    """Let the ``index``-th write finish, once its thread has started it."""
+    await until(lambda: len(journal.gates) > index)
+    journal.gates[index].set()
 
 
 class Answers:
@@ -93,9 +100,9 @@ async def test_entries_waiting_during_a_commit_form_the_next_group_in_arrival_or
     for number in (2, 3, 4):
         answers.add(number)
     assert answers.told == {}  # nobody is answered before their commit
-    journal.gates[0].set()
+    await open_gate(journal, 0)
     await until(lambda: len(journal.groups) == 2)
-    journal.gates[1].set()
+    await open_gate(journal, 1)
     await until(lambda: len(answers.told) == 4)
     assert journal.groups == [[1], [2, 3, 4]]
     assert answers.ids == {1: 1, 2: 2, 3: 3, 4: 4}
@@ -110,10 +117,10 @@ async def test_the_next_group_is_written_while_the_last_one_is_answered() -> Non
     await until(lambda: len(journal.groups) == 1)
     answers.add(9)
     answers.add(10)
-    journal.gates[0].set()
+    await open_gate(journal, 0)
     await until(lambda: len(answers.told) == 8)
     assert journal.events[:2] == ["write 8", "write 2"]
-    journal.gates[1].set()
+    await open_gate(journal, 1)
     await until(lambda: len(answers.told) == 10)
     assert journal.groups == [list(range(1, 9)), [9, 10]]
 
@@ -125,9 +132,9 @@ async def test_a_failed_commit_tells_its_group_and_the_next_group_goes_on() -> N
     answers.add(1)
     await until(lambda: len(journal.groups) == 1)
     answers.add(2)
-    journal.gates[0].set()
+    await open_gate(journal, 0)
     await until(lambda: len(journal.groups) == 2)
-    journal.gates[1].set()
+    await open_gate(journal, 1)
     await until(lambda: len(answers.told) == 2)
     assert isinstance(answers.told[1], RuntimeError)
     assert answers.told[2] is None
