@@ -200,22 +200,25 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
         self._began_in_this_read = True
         self._head_size = 0
 
+    # uvicorn's on_url and on_header, inlined (they run for every header of every request)
+    # and counting the head; its whole size is checked once, when it is complete.
+
     def on_url(self, url: bytes) -> None:
+        self.url += url
         self._head_size += len(url)
-        if self._head_size > MAX_REQUEST_HEAD:
-            raise HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes.")
-        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value)
+        headers = self.headers
         if size > MAX_REQUEST_HEADER_FIELD:
             raise HeadersTooLarge(f"A header field is over {MAX_REQUEST_HEADER_FIELD} bytes.")
-        if len(self.headers) >= MAX_REQUEST_HEADERS:
+        if len(headers) >= MAX_REQUEST_HEADERS:
             raise HeadersTooLarge(f"The request has more than {MAX_REQUEST_HEADERS} headers.")
         self._head_size += size + 4
-        if self._head_size > MAX_REQUEST_HEAD:
-            raise HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes.")
-        super().on_header(name, value)
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        headers.append((name, value))
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(BadRequest(msg))
@@ -235,6 +238,8 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head = False
+        if self._head_size > MAX_REQUEST_HEAD:
+            raise HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes.")
         receiver = self.receiver
         url = self.url
         if (

@@ -136,6 +136,12 @@ def test_one_endless_header_in_small_pieces_is_cut_off(
     assert log_statuses(services) == []
 
 
+def test_a_head_over_64_kib_in_all_is_431(wire: Wire, hook: Hook) -> None:
+    fields = [b"x-pad-%d: %s" % (i, b"p" * 800) for i in range(90)]  # 72 KiB, each field small
+    wire.send(head(hook.path, *fields, length=2) + b"{}")
+    refused_431(wire.answer())
+
+
 def test_a_head_within_the_limits_is_taken(wire: Wire, hook: Hook) -> None:
     fields = [b"x-pad-%d: %s" % (i, b"p" * 500) for i in range(90)]  # 45 KiB
     wire.send(head(hook.path, *fields, *signed(hook, STRIPE), length=len(STRIPE)) + STRIPE)
