@@ -273,7 +273,13 @@ def purge(
         err_console.print("Another process is purging right now; nothing was deleted.")
         raise typer.Exit(1)
     shown = (
-        {"requests": counts.requests, "dedupe_keys": counts.dedupe_keys} if requests or both else {}
+        {
+            "requests": counts.requests,
+            "dedupe_keys": counts.dedupe_keys,
+            "unlogged_counts": counts.unlogged_counts,
+        }
+        if requests or both
+        else {}
     )
     if messages or both:
         shown.update(

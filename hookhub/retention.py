@@ -35,6 +35,8 @@ class PurgeCounts:
 
     requests: int = 0
     dedupe_keys: int = 0
+    unlogged_counts: int = 0
+    """Per-minute counts of requests refused without a log row (rate limited, past the cap)."""
     messages: int = 0
     deliveries: int = 0
     attempts: int = 0
@@ -42,7 +44,14 @@ class PurgeCounts:
     """Another process was purging (PostgreSQL): this one deleted nothing."""
 
     def total(self) -> int:
-        return self.requests + self.dedupe_keys + self.messages + self.deliveries + self.attempts
+        return (
+            self.requests
+            + self.dedupe_keys
+            + self.unlogged_counts
+            + self.messages
+            + self.deliveries
+            + self.attempts
+        )
 
 
 class RetentionService:
@@ -80,6 +89,7 @@ class RetentionService:
             if requests:
                 self._requests(now, counts, dry_run, interrupt)
                 self._dedupe_keys(now, counts, dry_run, interrupt)
+                self._unlogged_counts(now, counts, dry_run, interrupt)
             if messages:
                 self._messages(now, counts, dry_run, interrupt)
         if counts.total() and not dry_run:
@@ -127,6 +137,28 @@ class RetentionService:
             with self.db.write() as conn:
                 deleted = RetentionStore(conn).delete_dedupe_keys(cutoff=cutoff, limit=limit)
             counts.dedupe_keys += deleted
+            if deleted < limit:
+                return
+            self._between_batches()
+
+    def _unlogged_counts(
+        self, now: float, counts: PurgeCounts, dry_run: bool, interrupt: threading.Event
+    ) -> None:
+        """The counts of unlogged requests are kept as long as the request log itself."""
+        retention = self.settings.retention_requests
+        if not retention:
+            return
+        cutoff, limit = now - retention, self.settings.retention_batch
+        if dry_run:
+            with self.db.read() as conn:
+                counts.unlogged_counts = RetentionStore(conn).delete_unlogged_counts(
+                    cutoff=cutoff, limit=2**62, dry_run=True
+                )
+            return
+        while not interrupt.is_set():
+            with self.db.write() as conn:
+                deleted = RetentionStore(conn).delete_unlogged_counts(cutoff=cutoff, limit=limit)
+            counts.unlogged_counts += deleted
             if deleted < limit:
                 return
             self._between_batches()

@@ -143,7 +143,7 @@ class InboundService:
         if source == "generic" and not secret and options.get("auth") != "none":
             # Such a webhook accepts anyone who learns its URL: only when asked in so many words.
             raise ValidationFailed(
-                'A generic inbound webhook without a secret accepts every request: give a'
+                "A generic inbound webhook without a secret accepts every request: give a"
                 ' secret, or set "options": {"auth": "none"} to accept unauthenticated requests.',
                 details={"field": "options.auth"},
             )

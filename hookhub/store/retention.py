@@ -27,6 +27,7 @@ from hookhub.store.schema import (
     delivery_attempts,
     inbound_dedupe,
     inbound_requests,
+    inbound_unlogged,
     messages,
 )
 
@@ -134,6 +135,22 @@ class RetentionStore:
             return int(self.conn.execute(counted).scalar_one())
         key = tuple_(inbound_dedupe.c.webhook_id, inbound_dedupe.c.dedupe_key)
         result = self.conn.execute(delete(inbound_dedupe).where(key.in_(oldest)))
+        return int(result.rowcount)
+
+    def delete_unlogged_counts(self, *, cutoff: float, limit: int, dry_run: bool = False) -> int:
+        """Forget up to ``limit`` per-minute counts of unlogged requests older than ``cutoff``."""
+        table = inbound_unlogged
+        oldest = (
+            select(table.c.webhook_id, table.c.minute, table.c.reason)
+            .where(table.c.minute < int(cutoff // 60))
+            .order_by(table.c.minute)
+            .limit(limit)
+        )
+        if dry_run:
+            counted = select(func.count()).select_from(oldest.subquery())
+            return int(self.conn.execute(counted).scalar_one())
+        key = tuple_(table.c.webhook_id, table.c.minute, table.c.reason)
+        result = self.conn.execute(delete(table).where(key.in_(oldest)))
         return int(result.rowcount)
 
     # -- messages, deliveries, attempts ----------------------------------------------------

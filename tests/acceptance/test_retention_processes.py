@@ -52,13 +52,18 @@ def test_purge_deletes_what_is_old_and_prints_counts(services: Services, db_url:
     assert _printed(dry) == {
         "requests": 0,
         "dedupe_keys": 0,
+        "unlogged_counts": 0,
         "messages": 2,
         "deliveries": 2,
         "attempts": 2,
     }
     assert message_ids(services) == {*old, recent}
 
-    assert _printed(_purge(db_url, "--requests")) == {"requests": 0, "dedupe_keys": 0}
+    assert _printed(_purge(db_url, "--requests")) == {
+        "requests": 0,
+        "dedupe_keys": 0,
+        "unlogged_counts": 0,
+    }
     assert message_ids(services) == {*old, recent}
     assert _printed(_purge(db_url, "--messages")) == {"messages": 2, "deliveries": 2, "attempts": 2}
     assert message_ids(services) == {old[2], recent}  # the pending one stays

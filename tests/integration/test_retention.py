@@ -15,6 +15,7 @@ import pytest
 
 from hookhub.retention import PurgeCounts, RetentionLoop, RetentionService
 from hookhub.services import Services
+from hookhub.store.inbound import InboundWebhookStore
 from hookhub.store.retention import RetentionStore, purge_lock
 from tests.conftest import _truncate_postgres
 from tests.support.delivery import api_client, eventually, tuned_services
@@ -193,3 +194,25 @@ def test_a_batch_of_requests_ends_at_its_bodies_byte_budget(tuned: tuple[Service
     assert (everything.expired, everything.reached_recent) == (sent, True)
     counts = RetentionService(services.db, services.settings).purge()
     assert counts.requests == 3
+
+
+def test_counts_of_unlogged_requests_go_with_the_request_log(
+    tuned: tuple[Services, Any],
+) -> None:
+    services, client = tuned
+    hook = create_hook(client, "stripe")
+    now = time.time()
+    with services.db.write() as conn:
+        inbound = InboundWebhookStore(conn)
+        for minutes_ago in (0, 30, 90, 120, 180):
+            inbound.add_unlogged({(hook.id, "rate_limited"): 2}, now - minutes_ago * 60)
+    with services.db.read() as conn:
+        assert InboundWebhookStore(conn).unlogged(hook.id, now - 4 * HOUR) == {"rate_limited": 10}
+
+    dry = RetentionService(services.db, services.settings).purge(messages=False, dry_run=True)
+    assert dry.unlogged_counts == 3
+    counts = RetentionService(services.db, services.settings).purge(messages=False)
+
+    assert counts.unlogged_counts == 3  # the minutes older than the hour's retention
+    with services.db.read() as conn:
+        assert InboundWebhookStore(conn).unlogged(hook.id, now - 4 * HOUR) == {"rate_limited": 4}
