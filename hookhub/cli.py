@@ -10,10 +10,9 @@ import asyncio
 import gc
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -24,12 +23,14 @@ from rich.progress import (
 from rich.table import Table
 
 from hookhub import __version__
+from hookhub.cli_common import DatabaseUrl, Host, LogLevel, Port, console, err_console
+from hookhub.cli_common import open_services as _services
+from hookhub.cli_common import settings_from as _settings
+from hookhub.cli_keys import keys_app
 from hookhub.cli_secrets import secrets_app
-from hookhub.config import Settings, load_settings
-from hookhub.keys import Scope
+from hookhub.config import Settings
 from hookhub.logs import configure_logging
-from hookhub.services import Services, build_services
-from hookhub.store.migrate import migrate
+from hookhub.services import Services
 
 app = typer.Typer(
     name="hookhub",
@@ -37,79 +38,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 inbound_app = typer.Typer(help="Work with inbound webhooks.", no_args_is_help=True)
 contacts_app = typer.Typer(help="Work with contacts.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(inbound_app, name="inbound")
 app.add_typer(secrets_app, name="secrets")
-console = Console()
-err_console = Console(stderr=True)
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="HOOKHUB_DATABASE_URL",
-        show_envvar=True,
-        help="sqlite:///path or postgresql://user@host/db [default: sqlite:///./hookhub.db]",
-    ),
-]
-Host = Annotated[
-    str | None,
-    typer.Option(
-        "--host",
-        envvar="HOOKHUB_HOST",
-        show_envvar=True,
-        help="Address to bind [default: 127.0.0.1]",
-    ),
-]
-Port = Annotated[
-    int | None,
-    typer.Option(
-        "--port", envvar="HOOKHUB_PORT", show_envvar=True, help="Port to bind [default: 8080]"
-    ),
-]
-LogLevel = Annotated[
-    str | None,
-    typer.Option(
-        "--log-level",
-        envvar="HOOKHUB_LOG_LEVEL",
-        show_envvar=True,
-        help="DEBUG, INFO, WARNING or ERROR [default: INFO]",
-    ),
-]
-
-
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except Exception as exc:  # pydantic's ValidationError, with every bad variable named
-        err_console.print(f"[red]Invalid configuration:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
-def _services(settings: Settings, *, migrate_first: bool = True) -> Services:
-    from hookhub.errors import SecretKeyError
-    from hookhub.store.secrets import check_readable
-
-    try:
-        services = build_services(settings)
-    except SecretKeyError as exc:
-        err_console.print(f"[red]Secret key:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    try:
-        if migrate_first:
-            migrate(services.db)
-        assert services.db.secrets is not None
-        with services.db.read() as conn:
-            check_readable(conn, services.db.secrets.keyring)
-    except SecretKeyError as exc:
-        services.close()
-        err_console.print(f"[red]Secret key:[/red] {exc.message}")
-        raise typer.Exit(2) from exc
-    return services
 
 
 def _bootstrap_key(services: Services) -> None:
@@ -322,64 +256,6 @@ def migrate_command(database_url: DatabaseUrl = None) -> None:
 def version() -> None:
     """Print Hookhub's version."""
     console.print(__version__)
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "cli",
-    scope: Annotated[
-        Scope,
-        typer.Option(
-            "--scope",
-            help="admin: everything; write: read and change, but no secrets and no keys;"
-            " read: GET only, never secrets.",
-        ),
-    ] = Scope.WRITE,
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    services = _services(_settings(database_url=database_url))
-    info, key = services.keys.create(name, scope=scope)
-    services.close()
-    err_console.print(f"Created {scope.value} key {info.id} ({name}); it is shown once:")
-    print(key)
-
-
-@keys_app.command("list")
-def keys_list(database_url: DatabaseUrl = None) -> None:
-    """List API keys (their prefixes, never the keys)."""
-    services = _services(_settings(database_url=database_url))
-    table = Table("id", "name", "scope", "prefix", "created", "revoked")
-    for info in services.keys.list():
-        table.add_row(
-            str(info.id),
-            info.name,
-            info.scope.value,
-            info.prefix + "…",
-            info.created_at.isoformat(),
-            info.revoked_at.isoformat() if info.revoked_at else "",
-        )
-    services.close()
-    console.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[int, typer.Argument(help="The id shown by `hookhub keys list`.")],
-    database_url: DatabaseUrl = None,
-) -> None:
-    """Revoke an API key; requests using it fail within seconds."""
-    from hookhub.errors import NotFound
-
-    services = _services(_settings(database_url=database_url))
-    try:
-        services.keys.revoke(key_id)
-    except NotFound as exc:
-        err_console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from exc
-    finally:
-        services.close()
-    console.print(f"Revoked key {key_id}.")
 
 
 @contacts_app.command("import")

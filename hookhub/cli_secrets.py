@@ -7,26 +7,16 @@ then drop the old key. Only ``generate-key`` ever prints a key.
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from hookhub.cli_common import DatabaseUrl, console
+from hookhub.cli_common import open_services as _services
+from hookhub.cli_common import settings_from as _settings
 
 secrets_app = typer.Typer(
     help="Manage the key that encrypts secrets at rest.", no_args_is_help=True
 )
-console = Console()
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="HOOKHUB_DATABASE_URL",
-        show_envvar=True,
-        help="sqlite:///path or postgresql://user@host/db [default: sqlite:///./hookhub.db]",
-    ),
-]
 _KEYS_HELP = (
     " The key is read from HOOKHUB_SECRET_KEY, older ones from HOOKHUB_SECRET_KEY_PREVIOUS"
     " (SQLite without either: the <database>.key file)."
@@ -44,7 +34,6 @@ def generate_key() -> None:
 @secrets_app.command("status")
 def status(database_url: DatabaseUrl = None) -> None:
     """Show the configured keys and how many stored secrets each one encrypted."""
-    from hookhub.cli import _services, _settings
     from hookhub.store.secrets import census
 
     services = _services(_settings(database_url=database_url))
@@ -70,7 +59,6 @@ status.__doc__ = (status.__doc__ or "") + _KEYS_HELP
 @secrets_app.command("rotate-key")
 def rotate_key(database_url: DatabaseUrl = None) -> None:
     """Re-encrypt every stored secret with HOOKHUB_SECRET_KEY, in one transaction."""
-    from hookhub.cli import _services, _settings
     from hookhub.store.secrets import reseal_all
 
     services = _services(_settings(database_url=database_url))
