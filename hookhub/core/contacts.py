@@ -17,7 +17,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from hookhub.errors import ValidationFailed
+from hookhub.errors import NotFound, ValidationFailed
 
 ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}\Z")
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,255}\Z")
@@ -184,3 +184,16 @@ def _mismatch(name: str, expected: str, value: Any) -> ValidationFailed:
         f"Attribute {name} must be {expected}, got {shown}.",
         details={"attribute": name, "expected": expected},
     )
+
+
+def parse_ref(ref: str | int) -> tuple[str, str | int]:
+    """A contact reference is its numeric id or its email address."""
+    if isinstance(ref, int):
+        return "id", ref
+    text = ref.strip()
+    # isdigit() alone also accepts digits int() refuses (superscripts such as "²").
+    if text.isascii() and text.isdigit() and len(text) < 19:
+        return "id", int(text)
+    if "@" in text and "\x00" not in text:  # PostgreSQL cannot even compare text with NUL
+        return "email", text.lower()
+    raise NotFound(f"No contact {ref!r}: use the contact's id or email.", details={"ref": ref})

@@ -7,8 +7,8 @@ message it emits commit together or not at all. A change that changes nothing em
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Connection
@@ -16,14 +16,15 @@ from sqlalchemy import Connection
 from hookhub.core import jsoncodec
 from hookhub.core.contacts import (
     AttributeType,
-    check_event_name,
     check_value,
     coerce_value,
     infer_type,
     normalize_attribute_name,
     normalize_email,
     normalize_ext_id,
+    parse_ref,
 )
+from hookhub.crm.events import record_event
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.outbox import OutboxMessage, OutboxWriter, build_message
 from hookhub.records.contacts import Contact, CustomEvent
@@ -32,13 +33,7 @@ from hookhub.store.events import EventStore
 from hookhub.store.lists import ListStore
 
 MAX_ATTRIBUTES_PER_WRITE = 200
-MAX_EVENT_PROPERTIES_BYTES = 50 * 1024
 RESERVED_ATTRIBUTES = frozenset({"EMAIL", "EXT_ID"})
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Unset:
@@ -47,19 +42,6 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
-
-
-def parse_ref(ref: str | int) -> tuple[str, str | int]:
-    """A contact reference is its numeric id or its email address."""
-    if isinstance(ref, int):
-        return "id", ref
-    text = ref.strip()
-    # isdigit() alone also accepts digits int() refuses (superscripts such as "²").
-    if text.isascii() and text.isdigit() and len(text) < 19:
-        return "id", int(text)
-    if "@" in text and "\x00" not in text:  # PostgreSQL cannot even compare text with NUL
-        return "email", text.lower()
-    raise NotFound(f"No contact {ref!r}: use the contact's id or email.", details={"ref": ref})
 
 
 class CrmTx:
@@ -397,86 +379,17 @@ class CrmTx:
         event_date: datetime | None = None,
         coerce: bool = False,
     ) -> tuple[CustomEvent, Contact]:
-        """Record a custom event for the contact ``identifiers`` name (Brevo's body).
-
-        ``contact`` instead of identifiers: a contact this transaction has just read or
-        written, so it is not looked up again (``contact_properties`` is then not applied).
-        """
-        name = check_event_name(event_name)
-        properties = event_properties if event_properties is not None else {}
-        if not isinstance(properties, Mapping):
-            raise ValidationFailed(
-                "event_properties must be an object.", details={"field": "event_properties"}
-            )
-        properties_json = jsoncodec.dumps(properties)
-        if len(properties_json) > MAX_EVENT_PROPERTIES_BYTES:
-            raise ValidationFailed(
-                "event_properties is larger than 50 KB.", details={"field": "event_properties"}
-            )
-        when = (event_date or self.now).astimezone(UTC)
-        if contact is None:
-            contact = self._contact_for_event(identifiers, contact_properties, coerce=coerce)
-        event_id = self.events.insert(
-            event_name=name,
-            contact_id=contact.id,
-            properties_json=properties_json.decode(),
-            event_date=when,
-            now=self.now,
+        """Record a custom event (:func:`hookhub.crm.events.record_event` says how)."""
+        return record_event(
+            self,
+            event_name,
+            identifiers=identifiers,
+            contact=contact,
+            contact_properties=contact_properties,
+            event_properties=event_properties,
+            event_date=event_date,
+            coerce=coerce,
         )
-        event = CustomEvent(
-            id=event_id,
-            event_name=name,
-            contact_id=contact.id,
-            event_properties=dict(properties),
-            event_date=when,
-            created_at=self.now,
-        )
-        self._emit_contact(
-            "event.tracked",
-            contact,
-            {
-                "event_id": event_id,
-                "event_name": name,
-                "event_properties": event.event_properties,
-                "event_date": jsoncodec.isoformat(when),
-            },
-        )
-        return event, contact
-
-    def _contact_for_event(
-        self, identifiers: Mapping[str, Any] | None, properties: Any, *, coerce: bool
-    ) -> Contact:
-        if not isinstance(identifiers, Mapping):
-            raise ValidationFailed("identifiers must be an object.")
-        contact_id = identifiers.get("contact_id")
-        ext_id = normalize_ext_id(identifiers.get("ext_id"))
-        email = identifiers.get("email")
-        if email is not None:
-            # Checked even when contact_id decides the contact: a bad address is an error.
-            email = normalize_email(email)
-        if contact_id is None and ext_id is None and email is None:
-            raise ValidationFailed(
-                "identifiers needs email, contact_id or ext_id.", details={"field": "identifiers"}
-            )
-        contact: Contact | None = None
-        if contact_id is not None:
-            if not isinstance(contact_id, int) or isinstance(contact_id, bool):
-                raise ValidationFailed("identifiers.contact_id must be an integer.")
-            contact = self.contacts.get(contact_id, lock=True)
-            if contact is None:
-                raise NotFound(f"No contact {contact_id}.", details={"contact_id": contact_id})
-        elif ext_id is not None:
-            contact = self.contacts.get_by_ext_id(ext_id, lock=True)
-            if contact is None and email is None:
-                raise NotFound(f"No contact with ext_id {ext_id!r}.", details={"ext_id": ext_id})
-        if contact is None:
-            contact, _ = self.create_contact(
-                email, ext_id=ext_id, attributes=properties, upsert=True, coerce=coerce
-            )
-            return contact
-        if properties:
-            contact = self.update_contact(contact, attributes=properties, coerce=coerce)
-        return contact
 
     # -- helpers ---------------------------------------------------------------------------
 

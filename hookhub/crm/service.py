@@ -7,11 +7,18 @@ to a read-only transaction (emitting from it is a bug and fails).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
-from hookhub.crm.operations import Clock, CrmTx, utcnow
+from hookhub.crm.operations import CrmTx
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class CrmService:
