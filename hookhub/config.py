@@ -12,6 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+DEFAULT_EMAIL_RETRY_SCHEDULE = (60.0, 300.0, 1800.0, 7200.0, 21600.0, 43200.0)
+"""Seconds after the first attempt of a deferred email: 1 min, 5 min, 30 min, 2 h, 6 h, 12 h;
+then it has failed (a soft bounce)."""
 DEFAULT_RETRY_SCHEDULE = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 """Seconds after the first (immediate) attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h."""
 
@@ -110,13 +113,35 @@ class Settings(BaseSettings):
     batch_window: float = Field(default=5.0, ge=0)
     secret_rotation_overlap: float = Field(default=24 * 3600, ge=0)
 
+    # Email (see "Email" in docs/DESIGN.md).
+    smtp_url: SecretStr | None = None
+    """smtp://user:pass@host:587 (STARTTLS when offered), smtps://user:pass@host:465 (implicit
+    TLS), smtp://host:25?tls=off. Unset: email is captured (stored, viewable, sent nowhere)."""
+    email_from: str = "Hookhub <hookhub@localhost>"
+    """The default sender, `Name <address>` or an address."""
+    smtp_connections: int = Field(default=8, ge=1, le=256)
+    """SMTP connections each worker keeps open and sends over in parallel."""
+    smtp_timeout: float = Field(default=30.0, gt=0)
+    """Seconds an SMTP command may take (connect, each reply, the data)."""
+    email_rate: float = Field(default=0.0, ge=0)
+    """Emails a second per worker; 0 is unlimited."""
+    email_retry_schedule: Annotated[tuple[float, ...], NoDecode] = DEFAULT_EMAIL_RETRY_SCHEDULE
+    email_lease: float = Field(default=120.0, gt=0)
+    """How long a claimed email stays leased before another worker may send it."""
+    email_batch: int = Field(default=200, ge=1, le=10_000)
+    """Emails claimed (and recorded) per transaction by a worker."""
+    dkim_domain: str | None = None
+    dkim_selector: str | None = None
+    dkim_key_file: str | None = None
+    """With the domain and selector: the PEM private key emails are DKIM-signed with."""
+
     # Supervision and readiness.
     loop_stall_after: float = Field(default=60.0, gt=0)
     """Seconds without a heartbeat after which a background loop counts as stalled."""
     readiness_timeout: float = Field(default=2.0, gt=0)
     """How long /readyz waits for the database to answer and to grant its write lock."""
 
-    @field_validator("retry_schedule", mode="before")
+    @field_validator("retry_schedule", "email_retry_schedule", mode="before")
     @classmethod
     def _parse_schedule(cls, value: Any) -> Any:
         value = _split_csv(value)

@@ -57,3 +57,9 @@ def api_key() -> str:
 def webhook_secret() -> str:
     """A Standard Webhooks secret: ``whsec_`` + base64 of 32 random bytes."""
     return "whsec_" + base64.b64encode(os.urandom(32)).decode("ascii")
+
+
+def email_message_id(domain: str, now: float | None = None) -> str:
+    """An RFC 5322 Message-ID (without ``<>``), drawn before the email is stored so that it is
+    the same on every attempt: time-ordered, unique, and saying nothing about the recipient."""
+    return f"{sortable_id('', now)}@{domain}"

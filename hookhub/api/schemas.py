@@ -123,6 +123,11 @@ class ContactPatch(Body):
     )
 
 
+class EmailBlockedOut(BaseModel):
+    reason: Literal["hard_bounce", "complaint", "manual"]
+    at: str
+
+
 class ContactOut(BaseModel):
     id: int
     email: str
@@ -130,6 +135,9 @@ class ContactOut(BaseModel):
     attributes: dict[str, Any]
     list_ids: list[int]
     unsubscribed: bool
+    email_blocked: EmailBlockedOut | None = Field(
+        description="Why and since when the contact gets no email (null: it does)."
+    )
     created_at: str
     updated_at: str
 

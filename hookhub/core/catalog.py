@@ -81,18 +81,42 @@ _CONTACT_BODY = {
     "unsubscribed": {"type": "boolean"},
     "created_at": _TS,
 }
-_EMAIL_BODY = {
-    "message_id": {"type": "string"},
+_EMAIL_BODY: dict[str, Any] = {
+    "email_id": {"type": "integer"},
+    "message_id": {"type": "string", "description": "the RFC 5322 Message-ID, without <>"},
+    "contact_id": {"type": ["integer", "null"]},
+    "email": {"type": "string", "format": "email"},
+    "subject": {"type": ["string", "null"]},
     "template_id": {"type": ["integer", "null"]},
     "campaign_id": {"type": ["integer", "null"]},
-    "subject": {"type": "string"},
+    "automation_id": {"type": ["integer", "null"]},
+    "tags": {"type": "array", "items": {"type": "string"}},
 }
-_EMAIL_EXAMPLE = {
-    "message_id": "em_01",
+_EMAIL_REQUIRED = tuple(_EMAIL_BODY)
+_EMAIL_EXAMPLE: dict[str, Any] = {
+    "email_id": 311,
+    "message_id": "311.k2v9@hookhub.example.com",
+    "contact_id": 42,
+    "email": "ada@example.com",
+    "subject": "Your order 1001",
     "template_id": 2,
     "campaign_id": None,
-    "subject": "Welcome",
+    "automation_id": None,
+    "tags": ["order"],
 }
+
+
+def _email_event(name: str, description: str, **extra: Any) -> EventType:
+    """An ``email.*`` type: every one names the email, its contact (null when the recipient
+    is not a contact) and what sent it; ``extra`` adds the type's own fields."""
+    return EventType(
+        name=name,
+        description=description,
+        properties={**_EMAIL_BODY, **extra.get("properties", {})},
+        required=(*_EMAIL_REQUIRED, *extra.get("required", ())),
+        example={**_EMAIL_EXAMPLE, **extra.get("example", {})},
+    )
+
 
 EVENT_TYPES: tuple[EventType, ...] = (
     _contact_event(
@@ -138,8 +162,17 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "contact.unsubscribed",
         "A contact unsubscribed from email (link in an email, or set through the API), or "
         "was created unsubscribed (its contact.created says `unsubscribed: true`).",
-        properties={"source": {"type": "string"}},
-        example={"source": "api"},
+        properties={
+            "source": {
+                "type": "string",
+                "description": "api, import, inbound, email (an unsubscribe link or one-click "
+                "unsubscribe) or provider (an unsubscribe reported by the sending provider)",
+            },
+            "email_id": {"type": ["integer", "null"], "description": "the email it came from"},
+            "campaign_id": {"type": ["integer", "null"]},
+            "automation_id": {"type": ["integer", "null"]},
+        },
+        example={"source": "email", "email_id": 311, "campaign_id": 5, "automation_id": None},
     ),
     _contact_event(
         "list.contact_added",
@@ -184,36 +217,69 @@ EVENT_TYPES: tuple[EventType, ...] = (
             "event_date": "2026-01-15T09:30:00.000Z",
         },
     ),
-    _contact_event(
-        "email.sent",
-        "An email was handed to the mail server.",
-        properties=_EMAIL_BODY,
-        example=_EMAIL_EXAMPLE,
+    _email_event("email.sent", "The mail server accepted an email (250 to DATA)."),
+    _email_event(
+        "email.deferred",
+        "The mail server answered 4xx or the connection was lost: the email is retried on "
+        "the email retry schedule.",
+        properties={
+            "reason": {"type": "string"},
+            "attempts": {"type": "integer"},
+            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+        required=("reason",),
+        example={
+            "reason": "451 4.7.1 try again later",
+            "attempts": 1,
+            "next_attempt_at": "2026-01-15T09:31:00.000Z",
+        },
     ),
-    _contact_event(
+    _email_event(
         "email.delivered",
-        "The mail server accepted an email for delivery.",
-        properties=_EMAIL_BODY,
-        example=_EMAIL_EXAMPLE,
+        "The recipient's mail server accepted the email (reported by the sending provider).",
     ),
-    _contact_event(
+    _email_event(
         "email.opened",
-        "A contact opened an email (tracking pixel loaded).",
-        properties=_EMAIL_BODY,
-        example=_EMAIL_EXAMPLE,
+        "The email was opened (its tracking pixel was loaded). `first` is the first open; "
+        "`proxy` when a mail privacy proxy or a scanner loaded it, not surely a person.",
+        properties={"first": {"type": "boolean"}, "proxy": {"type": "boolean"}},
+        required=("first", "proxy"),
+        example={"first": True, "proxy": False},
     ),
-    _contact_event(
+    _email_event(
         "email.clicked",
-        "A contact clicked a tracked link in an email.",
-        properties={**_EMAIL_BODY, "url": {"type": "string", "format": "uri"}},
-        required=("url",),
-        example={**_EMAIL_EXAMPLE, "url": "https://example.com/pricing"},
+        "A tracked link in the email was clicked; `url` is the link that was in the email.",
+        properties={
+            "url": {"type": "string", "format": "uri"},
+            "first": {"type": "boolean"},
+            "proxy": {"type": "boolean"},
+        },
+        required=("url", "first"),
+        example={"url": "https://example.com/orders/1001", "first": True, "proxy": False},
     ),
-    _contact_event(
+    _email_event(
         "email.bounced",
-        "An email bounced.",
-        properties={**_EMAIL_BODY, "reason": {"type": "string"}, "hard": {"type": "boolean"}},
-        example={**_EMAIL_EXAMPLE, "reason": "550 mailbox unavailable", "hard": True},
+        "The email bounced. `hard` (5xx, or a provider's permanent failure) blocks the "
+        "contact from further email; `soft` ones are temporary.",
+        properties={
+            "bounce_type": {"type": "string", "description": "hard or soft"},
+            "reason": {"type": "string"},
+        },
+        required=("bounce_type", "reason"),
+        example={"bounce_type": "hard", "reason": "550 5.1.1 mailbox unavailable"},
+    ),
+    _email_event(
+        "email.failed",
+        "The email could not be sent: its retries were used up (a soft bounce), or it could "
+        "not be rendered.",
+        properties={"reason": {"type": "string"}},
+        required=("reason",),
+        example={"reason": "451 4.7.1 try again later (after 7 attempts)"},
+    ),
+    _email_event(
+        "email.complained",
+        "The recipient marked the email as spam (reported by the sending provider); the "
+        "contact is blocked from further email.",
     ),
     EventType(
         "inbound.failed",

@@ -206,6 +206,7 @@ class CrmTx:
         attributes: Any = None,
         prepared_attributes: dict[str, Any] | None = None,
         unsubscribed: bool | None = None,
+        unsubscribe_source: dict[str, Any] | None = None,
         add_list_ids: Sequence[int] = (),
         remove_list_ids: Sequence[int] = (),
         coerce: bool = False,
@@ -268,7 +269,8 @@ class CrmTx:
                 self.now,
             )
             if newly_unsubscribed:
-                self._emit_contact("contact.unsubscribed", contact, {"source": "api"})
+                source = unsubscribe_source or {"source": "api"}
+                self._emit_contact("contact.unsubscribed", contact, source)
         self.contacts.attach_list_ids([contact])
         added = self._add_memberships(contact, add_list_ids, announce=True)
         removed = [

@@ -19,6 +19,8 @@ class Contact:
     created_at: datetime
     updated_at: datetime
     list_ids: list[int] = field(default_factory=list)
+    email_blocked: dict[str, Any] | None = None
+    """``{"reason": "hard_bounce" | "complaint" | "manual", "at": ISO time}``: no email."""
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -28,6 +30,7 @@ class Contact:
             "attributes": self.attributes,
             "list_ids": self.list_ids,
             "unsubscribed": self.unsubscribed,
+            "email_blocked": self.email_blocked,
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
         }

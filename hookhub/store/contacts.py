@@ -75,6 +75,7 @@ def row_to_contact(row: Row[Any]) -> Contact:
         unsubscribed=bool(row.unsubscribed),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        email_blocked=jsoncodec.loads(row.email_blocked) if row.email_blocked else None,
     )
 
 
@@ -185,6 +186,13 @@ class ContactStore:
                 )
             )
             self.conn.execute(statement, rows)
+
+    def set_email_blocked(self, contact_id: int, blocked: dict[str, Any] | None) -> None:
+        """Block the contact from email (``{"reason", "at"}``), or lift the block (None)."""
+        value = jsoncodec.dumps(blocked).decode() if blocked is not None else None
+        self.conn.execute(
+            update(contacts).where(contacts.c.id == contact_id).values(email_blocked=value)
+        )
 
     def delete(self, contact_id: int) -> None:
         self.conn.execute(delete(contacts).where(contacts.c.id == contact_id))
