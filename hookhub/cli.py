@@ -315,7 +315,9 @@ def inbound_send(
     source: Annotated[
         str,
         typer.Option(
-            "--source", help="stripe, shopify, calendly, typeform, github, standard or generic."
+            "--source",
+            help="stripe, shopify, calendly, typeform, github, standard, generic, mailgun, "
+            "postmark or sendgrid (with --option private_key=...).",
         ),
     ],
     file: Annotated[
@@ -347,7 +349,9 @@ def inbound_send(
     options = dict(item.split("=", 1) for item in option or [] if "=" in item)
     body = file.read_bytes()
     try:
-        headers = get_provider(source).sign(body, secret or "", time.time(), options)
+        body, headers = get_provider(source).signed_request(
+            body, secret or "", time.time(), options
+        )
     except HookhubError as exc:
         err_console.print(f"[red]Cannot sign:[/red] {exc.message}")
         raise typer.Exit(2) from exc

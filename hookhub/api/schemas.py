@@ -366,7 +366,18 @@ class MessageDetailOut(MessageOut):
 
 class InboundCreate(Body):
     name: Text = Field(default="", max_length=255)
-    source: Literal["stripe", "shopify", "calendly", "typeform", "github", "standard", "generic"]
+    source: Literal[
+        "stripe",
+        "shopify",
+        "calendly",
+        "typeform",
+        "github",
+        "standard",
+        "generic",
+        "mailgun",
+        "postmark",
+        "sendgrid",
+    ]
     secret: Text | None = Field(default=None, min_length=1, max_length=1024)
     rules: list[dict[str, Any]] | None = Field(
         default=None, description="Default: the source's presets."

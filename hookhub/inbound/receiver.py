@@ -23,7 +23,6 @@ anything a client sends become a 500.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import re
 import time
@@ -297,7 +296,7 @@ class InboundReceiver:
                 payload = provider.parse(request)
                 entry.dedupe_key = provider.dedupe_key(request, payload, webhook.options)
                 if provider.dedupes_body(webhook.options):
-                    entry.body_key = "sha256:" + hashlib.sha256(body).hexdigest()
+                    entry.body_key = provider.body_key(request, payload)
                 event_type = provider.event_type(request, payload, webhook.options)
                 entry.event_type = _column_text(event_type)
             except HookhubError as exc:

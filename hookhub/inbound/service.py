@@ -130,6 +130,8 @@ class InboundService:
     # -- configuration ---------------------------------------------------------------------
 
     def create(self, spec: Mapping[str, Any]) -> tuple[InboundWebhook, str | None]:
+        """The new webhook and the secret to show once: a generated one, or the one given
+        unless its source keeps it unechoed (keys copied from the sender's dashboard)."""
         source = str(spec.get("source"))
         provider = get_provider(source)
         rules = spec.get("rules")
@@ -138,8 +140,12 @@ class InboundService:
         compile_rules(rules)
         options = dict(spec.get("options") or {})
         secret = spec.get("secret")
-        if secret is None and source != "generic":
-            secret = ids.webhook_secret() if source == "standard" else ids.url_token()
+        provider.check_secret(secret, options)
+        shown = secret if provider.echoes_secret else None
+        if secret is None and source == "postmark":
+            secret = shown = "hookhub:" + ids.url_token()  # basic auth: user:password
+        elif secret is None and source != "generic":
+            secret = shown = ids.webhook_secret() if source == "standard" else ids.url_token()
         if source == "generic" and not secret and options.get("auth") != "none":
             # Such a webhook accepts anyone who learns its URL: only when asked in so many words.
             raise ValidationFailed(
@@ -165,7 +171,7 @@ class InboundService:
             webhook_id = InboundWebhookStore(conn).insert(values)
             row = InboundWebhookStore(conn).get(webhook_id)
         assert row is not None
-        return row_to_webhook(row), secret
+        return row_to_webhook(row), shown
 
     @staticmethod
     def _check_config(source: str, secret: str | None, options: Mapping[str, Any]) -> None:
@@ -226,6 +232,7 @@ class InboundService:
         if "options" in changes:
             values["options"] = jsoncodec.dumps(dict(changes["options"] or {})).decode()
         if changes.get("secret"):
+            get_provider(current.source).check_secret(changes["secret"], current.options)
             values["secret"] = changes["secret"]
         if "rate_limit" in changes:
             values["rate_limit"] = changes["rate_limit"]

@@ -10,6 +10,9 @@ from hookhub.inbound.providers.base import Provider, RawRequest
 from hookhub.inbound.providers.calendly import CalendlyProvider
 from hookhub.inbound.providers.generic import GenericProvider
 from hookhub.inbound.providers.github import GitHubProvider
+from hookhub.inbound.providers.mailgun import MailgunProvider
+from hookhub.inbound.providers.postmark import PostmarkProvider
+from hookhub.inbound.providers.sendgrid import SendGridProvider
 from hookhub.inbound.providers.shopify import ShopifyProvider
 from hookhub.inbound.providers.standard import StandardWebhooksProvider
 from hookhub.inbound.providers.stripe import StripeProvider
@@ -28,6 +31,9 @@ PROVIDERS: dict[str, Provider] = {
         GitHubProvider(),
         StandardWebhooksProvider(),
         GenericProvider(),
+        MailgunProvider(),
+        PostmarkProvider(),
+        SendGridProvider(),
     )
 }
 

@@ -99,6 +99,14 @@ class Provider(ABC):
     replay_window: ClassVar[float | None]
     preset_rules: ClassVar[tuple[dict[str, Any], ...]] = ()
     """Rules a new inbound webhook of this source starts with (DESIGN.md rule format)."""
+    echoes_secret: ClassVar[bool] = True
+    """Whether the answer to create shows a secret that was given (a generated one is always
+    shown once); False for keys copied from the sender's dashboard."""
+
+    def check_secret(self, secret: str | None, options: Mapping[str, Any] = NO_OPTIONS) -> None:
+        """Raise ValidationFailed (422, naming the problem) for a secret this source could never
+        verify with; ``None`` is a create without one (most sources then generate one)."""
+        return None
 
     @abstractmethod
     def verify(
@@ -124,6 +132,11 @@ class Provider(ABC):
         """
         return False
 
+    def body_key(self, request: RawRequest, payload: Any) -> str | None:
+        """The second dedupe key of a source that :meth:`dedupes_body`: the body's hash, or
+        what else each request must not repeat (Mailgun's signature token)."""
+        return "sha256:" + hashlib.sha256(request.body).hexdigest()
+
     @abstractmethod
     def event_type(
         self, request: RawRequest, payload: Any, options: Mapping[str, Any] = NO_OPTIONS
@@ -135,6 +148,12 @@ class Provider(ABC):
         self, body: bytes, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
     ) -> dict[str, str]:
         """The headers the provider would send with ``body`` at ``now``."""
+
+    def signed_request(
+        self, body: bytes, secret: str, now: float, options: Mapping[str, Any] = NO_OPTIONS
+    ) -> tuple[bytes, dict[str, str]]:
+        """The body and headers the provider would send (Mailgun signs inside the body)."""
+        return body, self.sign(body, secret, now, options)
 
 
 # -- helpers shared by the provider modules ------------------------------------------------------
