@@ -1,0 +1,325 @@
+"""SMTP connections kept open and shared (:class:`SmtpPool`), and the seam on them.
+
+A worker's pool holds up to ``connections`` persistent connections, opened when first needed
+(so a worker with nothing to send opens none). Each carries one message at a time; a batch is
+spread over them by one lane per connection, each lane taking the next message of the batch as
+soon as its previous one is answered. A connection is replaced when it breaks, retired
+(politely, with QUIT) after ``recycle_after`` messages or when the server says 421, and not
+reused after ``max_idle`` seconds of silence. A message whose pooled connection turns out to
+have been closed by the server before its content went out is tried once more, at once, on a
+fresh connection (the server cannot have taken it).
+
+``rate`` (messages/s, 0 for none) paces the whole pool: a message waits its turn before it is
+handed to a connection, with bursts of a tenth of a second's worth. The clock and the sleep are
+injectable so a test can check the pacing without timing anything.
+
+When a connection cannot be set up (the server is down, the password is wrong, TLS fails) the
+reason is logged once, without the password, and every message sent in the next
+``setup_backoff`` seconds is deferred with that reason at once instead of dialling again:
+a wrong password is never tried hundreds of times a second.
+
+Nothing here raises for the network or the server, and nothing logs a message's content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+
+from hookhub.email.smtp import Attempt, SetupRefused, SmtpConnection, open_connection
+from hookhub.email.smtp_url import SmtpConfig, parse_smtp_url
+from hookhub.email.transport import CaptureTransport, Envelope, MailTransport, SendResult
+
+__all__ = ["Pacer", "SmtpPool", "SmtpTransport", "transport_from_url"]
+
+log = logging.getLogger("hookhub.email.smtp")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Pacer:
+    """At most ``rate`` events per second on average, bursts of ``burst`` events (GCRA).
+
+    :meth:`wait` reserves the next slot and sleeps until it comes, so concurrent callers are
+    spaced out in the order they asked; over any T seconds at most ``burst + rate * T`` pass.
+    """
+
+    def __init__(self, rate: float, *, burst: float, clock: Clock, sleep: Sleep) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be > 0")
+        self.interval = 1.0 / rate
+        self.tolerance = (max(burst, 1.0) - 1.0) * self.interval
+        self._clock = clock
+        self._sleep = sleep
+        self._tat = float("-inf")
+        """The theoretical arrival time of the next event, were the rate exactly kept."""
+
+    async def wait(self) -> None:
+        now = self._clock()
+        arrival = max(self._tat, now)
+        self._tat = arrival + self.interval
+        delay = arrival - self.tolerance - now
+        if delay > 0:
+            await self._sleep(delay)
+
+
+class SmtpPool:
+    """Up to ``connections`` SMTP connections to one server, shared by concurrent sends."""
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        *,
+        connections: int = 8,
+        rate: float = 0.0,
+        timeout: float = 30.0,
+        recycle_after: int = 1000,
+        max_idle: float = 60.0,
+        setup_backoff: float = 2.0,
+        ssl_context: ssl.SSLContext | None = None,
+        local_hostname: str | None = None,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if connections < 1:
+            raise ValueError("connections must be >= 1")
+        self.config = config
+        self.size = connections
+        self.rate = rate
+        self.timeout = timeout
+        self.recycle_after = recycle_after
+        self.max_idle = max_idle
+        self.setup_backoff = setup_backoff
+        self._ssl_context = ssl_context
+        self._local_hostname = local_hostname
+        self._clock = clock
+        self._pacer = Pacer(rate, burst=rate / 10, clock=clock, sleep=sleep) if rate > 0 else None
+        self._idle: list[SmtpConnection] = []
+        self._open = 0
+        """Connections open or being opened (idle, in use, or dialling)."""
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._failure: SetupRefused | None = None
+        self._failure_until = 0.0
+        self._logged: tuple[str, int | None, str] | None = None
+
+    def describe(self) -> str:
+        rate = f", at most {self.rate:g} messages/s" if self.rate else ""
+        return f"{self.config.describe()}, {self.size} connections{rate}"
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def send(self, envelope: Envelope) -> SendResult:
+        results: list[SendResult | None] = [None]
+        await self._lane((envelope,), iter((0,)), results)
+        result = results[0]
+        assert result is not None
+        return result
+
+    async def send_many(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
+        """Send a batch over up to ``connections`` lanes; the results in the batch's order."""
+        count = len(envelopes)
+        results: list[SendResult | None] = [None] * count
+        indexes = iter(range(count))
+        lanes = min(self.size, count)
+        if lanes == 1:
+            await self._lane(envelopes, indexes, results)
+        elif lanes > 1:
+            await asyncio.gather(*(self._lane(envelopes, indexes, results) for _ in range(lanes)))
+        assert None not in results
+        return results  # type: ignore[return-value]
+
+    async def _lane(
+        self,
+        envelopes: Sequence[Envelope],
+        indexes: Iterator[int],
+        results: list[SendResult | None],
+    ) -> None:
+        """Send the batch's next message, and the next, on one connection held meanwhile."""
+        clock = self._clock
+        pacer = self._pacer
+        connection: SmtpConnection | None = None
+        busy = False
+        try:
+            for index in indexes:
+                envelope = envelopes[index]
+                start = clock()
+                if pacer is not None:
+                    await pacer.wait()
+                for _ in range(2):
+                    if connection is None:
+                        try:
+                            connection = await self._checkout()
+                        except SetupRefused as refused:
+                            attempt = _deferred(refused)
+                            break
+                    reused = connection.messages > 0
+                    busy = True
+                    attempt = await connection.send(envelope)
+                    busy = False
+                    if not connection.usable or connection.messages >= self.recycle_after:
+                        self._checkin(connection)
+                        connection = None
+                    if not (attempt.retry_now and reused):
+                        break
+                results[index] = SendResult(
+                    attempt.outcome, attempt.code, attempt.reply, attempt.phase, clock() - start
+                )
+        finally:
+            if connection is not None:
+                if busy:  # cancelled in the middle of a transaction: its state is unknown
+                    connection.abort()
+                self._checkin(connection)
+
+    # -- the connections ---------------------------------------------------------------------
+
+    async def _checkout(self) -> SmtpConnection:
+        loop = asyncio.get_running_loop()
+        while True:
+            while self._idle:
+                connection = self._idle.pop()
+                if connection.usable and loop.time() - connection.last_used < self.max_idle:
+                    return connection
+                self._retire(connection)
+            if self._open < self.size:
+                if self._failure is not None and self._clock() < self._failure_until:
+                    raise self._failure
+                self._open += 1
+                try:
+                    connection = await open_connection(
+                        self.config,
+                        timeout=self.timeout,
+                        ssl_context=self._ssl_context,
+                        local_hostname=self._hostname(),
+                    )
+                except BaseException as exc:
+                    self._open -= 1
+                    self._wake()
+                    if isinstance(exc, SetupRefused):
+                        self._setup_failed(exc)
+                    raise
+                self._setup_worked()
+                return connection
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # pass the turn we were given on
+                else:
+                    self._waiters.remove(waiter)
+                raise
+
+    def _checkin(self, connection: SmtpConnection) -> None:
+        if connection.usable and connection.messages < self.recycle_after:
+            self._idle.append(connection)
+        else:
+            self._retire(connection)
+        self._wake()
+
+    def _retire(self, connection: SmtpConnection) -> None:
+        self._open -= 1
+        if connection.usable:
+            task = asyncio.get_running_loop().create_task(connection.quit())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        else:
+            connection.abort()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _hostname(self) -> str:
+        if self._local_hostname is None:
+            self._local_hostname = socket.gethostname() or "localhost"
+        return self._local_hostname
+
+    def _setup_failed(self, refused: SetupRefused) -> None:
+        self._failure = refused
+        self._failure_until = self._clock() + self.setup_backoff
+        key = (refused.phase, refused.code, refused.reply)
+        if key != self._logged:
+            self._logged = key
+            log.warning(
+                "smtp.setup_failed",
+                extra={
+                    "smtp": self.config.describe(),
+                    "phase": refused.phase,
+                    "code": refused.code,
+                    "reply": refused.reply,
+                    "hint": _hint(refused),
+                },
+            )
+
+    def _setup_worked(self) -> None:
+        self._failure = None
+        if self._logged is not None:
+            self._logged = None
+            log.info("smtp.setup_recovered", extra={"smtp": self.config.describe()})
+
+    async def aclose(self) -> None:
+        """QUIT the idle connections and wait for those being retired; usable again after."""
+        idle, self._idle = self._idle, []
+        self._open -= len(idle)
+        await asyncio.gather(*(connection.quit() for connection in idle), *self._retiring)
+
+
+def _deferred(refused: SetupRefused) -> Attempt:
+    return Attempt("deferred", refused.code, refused.reply, refused.phase)
+
+
+def _hint(refused: SetupRefused) -> str:
+    if refused.phase == "auth":
+        return "check the user name and password in HOOKHUB_SMTP_URL"
+    if refused.phase == "starttls":
+        return "check the server's TLS (?tls= and ?verify= in HOOKHUB_SMTP_URL)"
+    if refused.phase == "connect":
+        return "check the host and port in HOOKHUB_SMTP_URL, and that the server is up"
+    return "the server refused us before any message: see its reply"
+
+
+class SmtpTransport:
+    """The :class:`~hookhub.email.transport.MailTransport` seam over an :class:`SmtpPool`."""
+
+    def __init__(self, pool: SmtpPool) -> None:
+        self.pool = pool
+
+    async def send(self, envelope: Envelope) -> SendResult:
+        return await self.pool.send(envelope)
+
+    async def send_many(self, envelopes: Sequence[Envelope]) -> list[SendResult]:
+        return await self.pool.send_many(envelopes)
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+    def describe(self) -> str:
+        return self.pool.describe()
+
+
+def transport_from_url(
+    url: str | None, *, connections: int = 8, rate: float = 0.0, timeout: float = 30.0
+) -> MailTransport:
+    """SMTP to ``url`` (``HOOKHUB_SMTP_URL``), or capture when there is none.
+
+    Raises :class:`~hookhub.email.smtp_url.InvalidSmtpUrl` for a URL that names no server.
+    """
+    if url is None or not url.strip():
+        return CaptureTransport()
+    pool = SmtpPool(parse_smtp_url(url), connections=connections, rate=rate, timeout=timeout)
+    return SmtpTransport(pool)
