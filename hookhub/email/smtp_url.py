@@ -105,7 +105,7 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     if scheme not in ("smtp", "smtps"):
         raise InvalidSmtpUrl(
             "HOOKHUB_SMTP_URL must start with smtp:// or smtps://"
-            + (f" (not {scheme}://)" if scheme.isalnum() and len(scheme) < 20 else "")
+            + (f" (not {scheme}://)" if _showable(scheme, None) else "")
         )
     host = parts.hostname
     if not host:
@@ -114,6 +114,13 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         raise InvalidSmtpUrl("HOOKHUB_SMTP_URL takes no path: smtp://user:pass@host:port?options")
     if port == 0:
         raise InvalidSmtpUrl("HOOKHUB_SMTP_URL: port 0 is not a port")
+    username = unquote(parts.username) if parts.username else None
+    password = unquote(parts.password) if parts.password is not None else None
+    if password is not None and not username:
+        raise InvalidSmtpUrl("HOOKHUB_SMTP_URL has a password but no user name")
+    for what, credential in (("user name", username), ("password", password)):
+        if credential is not None and any(c in credential for c in "\r\n\0"):
+            raise InvalidSmtpUrl(f"HOOKHUB_SMTP_URL: the {what} has a control character")
     tls: TlsMode = "implicit" if scheme == "smtps" else "opportunistic"
     verify = True
     helo: str | None = None
@@ -136,16 +143,9 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         else:
             raise InvalidSmtpUrl(
                 "HOOKHUB_SMTP_URL: unknown option"
-                + (f" {name!r}" if name.isidentifier() and len(name) < 20 else "")
+                + (f" {name!r}" if _showable(name, password) else "")
                 + " (known: tls, verify, helo)"
             )
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    if password is not None and not username:
-        raise InvalidSmtpUrl("HOOKHUB_SMTP_URL has a password but no user name")
-    for what, credential in (("user name", username), ("password", password)):
-        if credential is not None and any(c in credential for c in "\r\n\0"):
-            raise InvalidSmtpUrl(f"HOOKHUB_SMTP_URL: the {what} has a control character")
     return SmtpConfig(
         host=host,
         port=port if port is not None else (465 if scheme == "smtps" else 25),
@@ -155,3 +155,8 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         verify=verify,
         helo=helo,
     )
+
+
+def _showable(word: str, password: str | None) -> bool:
+    """Whether a piece of the URL may be quoted in an error (never anything like a secret)."""
+    return word.isidentifier() and len(word) < 20 and not (password and word in password)
