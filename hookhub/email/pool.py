@@ -30,8 +30,9 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 
-from hookhub.email.smtp import Attempt, SetupRefused, SmtpConnection, open_connection
+from hookhub.email.smtp import Attempt, Prepared, SetupRefused, SmtpConnection, open_connection
 from hookhub.email.smtp_url import SmtpConfig, parse_smtp_url
 from hookhub.email.transport import CaptureTransport, Envelope, MailTransport, SendResult
 
@@ -145,41 +146,94 @@ class SmtpPool:
         indexes: Iterator[int],
         results: list[SendResult | None],
     ) -> None:
-        """Send the batch's next message, and the next, on one connection held meanwhile."""
+        """Send the batch's next message, and the next, on one connection held meanwhile.
+
+        While a message's content goes out, the next message's MAIL, RCPT and DATA ride on
+        the same write (a pipelining server, no rate to keep): one write, one read and one
+        wake-up a message.
+        """
         clock = self._clock
-        pacer = self._pacer
         connection: SmtpConnection | None = None
+        ahead: _Ahead | None = None
+        """The lane's next message; its commands already written on ``connection`` if
+        ``ahead.prepared`` is set."""
         busy = False
         try:
-            for index in indexes:
-                envelope = envelopes[index]
-                start = clock()
-                if pacer is not None:
-                    await pacer.wait()
+            while True:
+                if ahead is not None:
+                    index, start, prepared = ahead.index, ahead.start, ahead.prepared
+                    ahead = None
+                else:
+                    next_index = next(indexes, None)
+                    if next_index is None:
+                        return
+                    index, start, prepared = next_index, clock(), None
+                    if self._pacer is not None:
+                        await self._pacer.wait()
+                attempt: Attempt
                 for _ in range(2):
                     if connection is None:
+                        prepared = None
                         try:
                             connection = await self._checkout()
                         except SetupRefused as refused:
                             attempt = _deferred(refused)
                             break
                     reused = connection.messages > 0
+                    written = prepared is not None
+                    if prepared is None:
+                        made = connection.prepare(envelopes[index])
+                        if isinstance(made, Attempt):
+                            attempt = made
+                            break
+                        prepared = made
                     busy = True
-                    attempt = await connection.send(envelope)
+                    refused_now = await connection.start(prepared, written=written)
+                    if refused_now is None:
+                        ahead = self._look_ahead(connection, envelopes, indexes, results)
+                        then = ahead.prepared if ahead is not None else None
+                        attempt = await connection.transfer(prepared, then)
+                    else:
+                        attempt = refused_now
                     busy = False
                     if not connection.usable or connection.messages >= self.recycle_after:
                         self._checkin(connection)
                         connection = None
+                        if ahead is not None:  # its commands went to a connection now closed
+                            ahead.prepared = None
                     if not (attempt.retry_now and reused):
                         break
-                results[index] = SendResult(
-                    attempt.outcome, attempt.code, attempt.reply, attempt.phase, clock() - start
-                )
+                    prepared = None
+                results[index] = _result(attempt, clock() - start)
         finally:
             if connection is not None:
-                if busy:  # cancelled in the middle of a transaction: its state is unknown
+                if busy or ahead is not None:  # stopped mid-transaction: its state is unknown
                     connection.abort()
                 self._checkin(connection)
+
+    def _look_ahead(
+        self,
+        connection: SmtpConnection,
+        envelopes: Sequence[Envelope],
+        indexes: Iterator[int],
+        results: list[SendResult | None],
+    ) -> _Ahead | None:
+        """The lane's next message, prepared for ``connection`` when its commands may ride
+        with the current content."""
+        if (
+            self._pacer is not None
+            or not connection.can_pipeline_next()
+            or connection.messages >= self.recycle_after
+        ):
+            return None
+        for index in indexes:
+            start = self._clock()
+            made = connection.prepare(envelopes[index])
+            if isinstance(made, Attempt):  # refused before any byte: answered at once
+                results[index] = _result(made, self._clock() - start)
+                continue
+            return _Ahead(index, start, made)
+        return None
 
     # -- the connections ---------------------------------------------------------------------
 
@@ -277,6 +331,17 @@ class SmtpPool:
         idle, self._idle = self._idle, []
         self._open -= len(idle)
         await asyncio.gather(*(connection.quit() for connection in idle), *self._retiring)
+
+
+@dataclass(slots=True)
+class _Ahead:
+    index: int
+    start: float
+    prepared: Prepared | None
+
+
+def _result(attempt: Attempt, duration: float) -> SendResult:
+    return SendResult(attempt.outcome, attempt.code, attempt.reply, attempt.phase, duration)
 
 
 def _deferred(refused: SetupRefused) -> Attempt:

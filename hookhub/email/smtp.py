@@ -26,12 +26,13 @@ import asyncio
 import base64
 import ssl
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hookhub.email.smtp_url import SmtpConfig
 from hookhub.email.smtp_wire import Reply, ReplyReader, to_wire
 from hookhub.email.transport import Envelope, Outcome, Phase, classify
 
-__all__ = ["Attempt", "SetupRefused", "SmtpConnection", "open_connection"]
+__all__ = ["Attempt", "Prepared", "SetupRefused", "SmtpConnection", "open_connection"]
 
 MAX_REPLY_TEXT = 500
 """Characters of a server's reply kept in a result."""
@@ -50,6 +51,23 @@ class Attempt:
     reply: str
     phase: Phase
     retry_now: bool = False
+
+
+class Prepared(NamedTuple):
+    """A message made ready for one server: its MAIL, RCPT and DATA lines and its content."""
+
+    mail: bytes
+    rcpt: bytes
+    payload: bytes
+
+    @property
+    def steps(self) -> tuple[bytes, bytes, bytes]:
+        return (self.mail, self.rcpt, b"DATA\r\n")
+
+    @property
+    def commands(self) -> bytes:
+        """The three commands in one piece, for a pipelining server."""
+        return self.mail + self.rcpt + b"DATA\r\n"
 
 
 class SetupRefused(Exception):
@@ -101,19 +119,33 @@ class SmtpConnection:
 
     async def send(self, envelope: Envelope) -> Attempt:
         """Send one message: MAIL, RCPT, DATA and its content; RSET after a refusal."""
-        self.messages += 1
-        reader = self._reader
-        if not self.usable:
-            return self._lost("mail", before_content=True)
+        prepared = self.prepare(envelope)
+        if isinstance(prepared, Attempt):
+            return prepared
+        refused = await self.start(prepared)
+        if refused is not None:
+            return refused
+        return await self.transfer(prepared)
+
+    def prepare(self, envelope: Envelope) -> Prepared | Attempt:
+        """The commands and content of ``envelope`` for this server, or why it cannot go."""
         prepared = self._commands(envelope)
         if isinstance(prepared, Attempt):
             return prepared
-        commands, payload = prepared
-        transport = reader.transport
-        assert transport is not None
+        return Prepared(*prepared)
+
+    async def start(self, prepared: Prepared, *, written: bool = False) -> Attempt | None:
+        """MAIL, RCPT and DATA (already ``written`` with the previous content, or now): None
+        when the server waits for the content, else the refusal (RSET done)."""
+        self.messages += 1
+        reader = self._reader
         replies = reader.replies
+        transport = reader.transport
+        if transport is None or not self.usable:
+            return self._lost("mail", before_content=True)
         if self._pipelining:
-            transport.write(commands[0] + commands[1] + commands[2])
+            if not written:
+                transport.write(prepared.commands)
             if not await reader.wait(3, self.timeout):
                 for index in range(len(replies)):
                     if replies[index][0] // 100 != 2:  # e.g. a 421 before the server hung up
@@ -124,24 +156,41 @@ class SmtpConnection:
             data_reply = replies.popleft()
             if mail_reply[0] // 100 != 2 or rcpt_reply[0] // 100 != 2 or data_reply[0] != 354:
                 return await self._refused_pipelined(mail_reply, rcpt_reply, data_reply)
+            return None
+        for step, command in zip(_STEPS, prepared.steps, strict=True):
+            transport.write(command)
+            if not await reader.wait(1, self.timeout):
+                return self._lost(step, before_content=True)
+            reply = replies.popleft()
+            if reply[0] // 100 != (3 if step == "data" else 2):
+                return await self._refused(reply, step)
+        return None
+
+    def can_pipeline_next(self) -> bool:
+        """Whether :meth:`transfer` may carry the next message's commands (RFC 2920 lets the
+        content open a group: the next MAIL, RCPT and DATA ride on the same write)."""
+        return self._pipelining
+
+    async def transfer(self, prepared: Prepared, then: Prepared | None = None) -> Attempt:
+        """Send the content (and ``then``'s commands, on a pipelining server) and read the
+        answer. ``then`` is started later with ``start(then, written=True)``."""
+        reader = self._reader
+        transport = reader.transport
+        if transport is None or transport.is_closing():
+            return self._lost("data", before_content=True)
+        if then is not None and self._pipelining:
+            transport.write(prepared.payload + then.commands)
         else:
-            for step, command in zip(_STEPS, commands, strict=True):
-                transport.write(command)
-                if not await reader.wait(1, self.timeout):
-                    return self._lost(step, before_content=True)
-                reply = replies.popleft()
-                if reply[0] // 100 != (3 if step == "data" else 2):
-                    return await self._refused(reply, step)
-        transport.write(payload)
+            transport.write(prepared.payload)
         if not await reader.wait(1, self.timeout):
             return self._lost("data", before_content=False)
-        reply = replies.popleft()
+        reply = reader.replies.popleft()
         self.last_used = reader.loop.time()
         if reply[0] // 100 == 2:
             return Attempt("sent", reply[0], _text(reply), "data")
         return await self._refused(reply, "data", in_transaction=False)
 
-    def _commands(self, envelope: Envelope) -> tuple[tuple[bytes, bytes, bytes], bytes] | Attempt:
+    def _commands(self, envelope: Envelope) -> tuple[bytes, bytes, bytes] | Attempt:
         """MAIL, RCPT and DATA for ``envelope`` and its content, or why it cannot be sent."""
         try:
             sender = envelope.sender.encode("ascii")
@@ -176,7 +225,7 @@ class SmtpConnection:
         if self._eightbit and not data.isascii():
             params += b" BODY=8BITMIME"
         mail = b"MAIL FROM:<" + sender + b">" + params + b"\r\n"
-        return (mail, b"RCPT TO:<" + recipient + b">\r\n", b"DATA\r\n"), to_wire(data)
+        return mail, b"RCPT TO:<" + recipient + b">\r\n", to_wire(data)
 
     def _lost(self, phase: Phase, *, before_content: bool) -> Attempt:
         reader = self._reader
@@ -197,9 +246,9 @@ class SmtpConnection:
                 self.abort()
             else:
                 self._reader.replies.popleft()
-        if mail[0] != 250:
+        if mail[0] // 100 != 2:
             return await self._refused(mail, "mail")
-        if rcpt[0] not in (250, 251):
+        if rcpt[0] // 100 != 2:
             return await self._refused(rcpt, "rcpt")
         return await self._refused(data, "data")
 

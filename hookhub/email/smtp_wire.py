@@ -65,6 +65,8 @@ class ReplyReader(asyncio.Protocol):
         self._tail = b""
         self._waiter: asyncio.Future[None] | None = None
         self._want = 0
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -116,6 +118,9 @@ class ReplyReader(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if exc is not None and not self.error:
             self.error = _describe(exc)
         waiter = self._waiter
@@ -126,26 +131,41 @@ class ReplyReader(asyncio.Protocol):
 
     async def wait(self, count: int, timeout: float) -> bool:
         """Wait until ``count`` replies are queued: True, or False on a lost connection or a
-        timeout (``timed_out`` says which). Never raises for the network."""
+        timeout (``timed_out`` says which). Never raises for the network.
+
+        The timeout costs no timer per wait: one timer per connection, armed for the
+        earliest deadline, moves itself to the current deadline when it fires early.
+        """
         if len(self.replies) >= count:
             return True
         if self.lost:
             return False
-        waiter = self.loop.create_future()
+        loop = self.loop
+        waiter = loop.create_future()
         self._waiter = waiter
         self._want = count
-        timer = self.loop.call_later(timeout, self._expire, waiter)
+        deadline = loop.time() + timeout
+        self._deadline = deadline
+        if self._timer is None or self._timer.when() > deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._check_deadline)
         try:
             await waiter
         finally:
             self._waiter = None
-            timer.cancel()
         return len(self.replies) >= count
 
-    def _expire(self, waiter: asyncio.Future[None]) -> None:
-        if not waiter.done():
+    def _check_deadline(self) -> None:
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        if self.loop.time() >= self._deadline:
             self.timed_out = True
             waiter.set_result(None)
+        else:
+            self._timer = self.loop.call_at(self._deadline, self._check_deadline)
 
     def _violation(self, what: str) -> None:
         self.error = f"protocol error: the server sent {what}"

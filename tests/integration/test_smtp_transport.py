@@ -421,6 +421,35 @@ async def test_a_thousand_messages_over_four_connections_arrive_once_each(
     assert len(set(queued)) == 1000  # each result is its own message's answer
 
 
+@pytest.mark.parametrize(
+    ("script", "first"),
+    [
+        (lambda server: server.fail("data", 421), ("deferred", 421, "data")),
+        (lambda server: server.fail("data", 554), ("bounced", 554, "data")),
+        (lambda server: server.fail("rcpt", 550), ("bounced", 550, "rcpt")),
+        (lambda server: server.fail("rcpt", 421), ("deferred", 421, "rcpt")),
+        (lambda server: server.drop_data(), ("deferred", None, "data")),
+    ],
+)
+async def test_a_refusal_inside_a_pipelined_batch_touches_only_its_own_message(
+    server: SmtpServer, script: Any, first: tuple[str, int | None, str]
+) -> None:
+    # One connection: the batch goes in order, each content carrying the next one's commands.
+    smtp = make_pool(server, connections=1)
+    server.refuse("r3@example.org")
+    script(server)
+    try:
+        results = await smtp.send_many([envelope(f"r{i}@example.org") for i in range(8)])
+    finally:
+        await smtp.aclose()
+
+    assert (results[0].outcome, results[0].code, results[0].phase) == first
+    assert (results[3].outcome, results[3].code, results[3].phase) == ("bounced", 550, "rcpt")
+    assert [r.outcome for i, r in enumerate(results) if i not in (0, 3)] == ["sent"] * 6
+    expected = {f"r{i}@example.org" for i in (1, 2, 4, 5, 6, 7)}
+    assert sorted(server.recipients()) == sorted(expected)  # each once
+
+
 async def test_a_connection_is_recycled_after_its_message_budget(server: SmtpServer) -> None:
     smtp = make_pool(server, connections=1, recycle_after=10)
     try:

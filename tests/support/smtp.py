@@ -11,7 +11,8 @@ over TLS unless ``auth_require_tls=False``); ``smtputf8``; ``pipelining``. Clien
 certificate through :meth:`SmtpServer.client_context`, or ``?verify=off`` in the URL.
 
 Failures are scripted while it runs: :meth:`SmtpServer.fail` answers the next N MAIL, RCPT or
-DATA with a code (a 421 also closes the connection, as real servers do), :meth:`drop_data`
+DATA with a code (a 421 also closes the connection, as real servers do), :meth:`refuse`
+answers a code to one recipient every time (a hard bounce in a campaign), :meth:`drop_data`
 hangs up on the next N messages after their content arrived and before any answer, and
 ``delay`` slows every MAIL/RCPT/DATA answer down. ``messages`` lists what was accepted, with
 the envelope and the exact bytes (dot-stuffing undone); ``connections`` counts connections.
@@ -31,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -123,6 +124,7 @@ class SmtpServer:
         default_factory=lambda: {"mail": deque(), "rcpt": deque(), "data": deque()}
     )
     _drops: int = 0
+    _refused: dict[str, tuple[Step, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
     _sessions: list[SMTP] = field(default_factory=list)
@@ -156,6 +158,12 @@ class SmtpServer:
         )
         with self._lock:
             self._failures[step].extend([(code, reply)] * times)
+
+    def refuse(self, recipient: str, code: int = 550, *, step: Step = "rcpt") -> None:
+        """Answer ``code`` to RCPT (or to the content, ``step="data"``) for ``recipient``,
+        every time."""
+        with self._lock:
+            self._refused[recipient] = (step, code)
 
     def drop_data(self, times: int = 1) -> None:
         """Hang up on the next ``times`` messages once their content arrived, unanswered."""
@@ -205,9 +213,16 @@ class SmtpServer:
             queue = self._failures[step]
             return queue.popleft() if queue else None
 
-    async def _answer_failure(self, server: SMTP, step: Step) -> str | None:
+    async def _answer_failure(
+        self, server: SMTP, step: Step, recipients: Sequence[str] = ()
+    ) -> str | None:
         if self.delay:
             await asyncio.sleep(self.delay)
+        with self._lock:
+            scripted = [self._refused.get(rcpt) for rcpt in recipients]
+        for refusal in scripted:
+            if refusal is not None and refusal[0] == step:
+                return f"{refusal[1]} 5.1.1 refused for this recipient"
         failure = self._next_failure(step)
         if failure is None:
             return None
@@ -237,7 +252,7 @@ class SmtpServer:
     async def handle_RCPT(
         self, server: SMTP, session: Any, envelope: Any, address: str, options: list[str]
     ) -> str:
-        refused = await self._answer_failure(server, "rcpt")
+        refused = await self._answer_failure(server, "rcpt", [address])
         if refused is not None:
             return refused
         envelope.rcpt_tos.append(address)
@@ -252,7 +267,7 @@ class SmtpServer:
         if drop and server.transport is not None:
             server.transport.abort()
             return "451 4.3.0 never seen: the connection is gone"
-        refused = await self._answer_failure(server, "data")
+        refused = await self._answer_failure(server, "data", envelope.rcpt_tos)
         if refused is not None:
             return refused
         auth = session.auth_data
