@@ -32,11 +32,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from hookhub.config import Settings
 from hookhub.email.smtp import Attempt, Prepared, SetupRefused, SmtpConnection, open_connection
 from hookhub.email.smtp_url import SmtpConfig, parse_smtp_url
 from hookhub.email.transport import CaptureTransport, Envelope, MailTransport, SendResult
 
-__all__ = ["Pacer", "SmtpPool", "SmtpTransport", "transport_from_url"]
+__all__ = ["Pacer", "SmtpPool", "SmtpTransport", "transport_from_settings", "transport_from_url"]
 
 log = logging.getLogger("hookhub.email.smtp")
 
@@ -375,6 +376,21 @@ class SmtpTransport:
 
     def describe(self) -> str:
         return self.pool.describe()
+
+
+def transport_from_settings(settings: Settings) -> MailTransport:
+    """The transport ``HOOKHUB_SMTP_URL`` and its companions ask for (capture without one).
+
+    Raises :class:`~hookhub.email.smtp_url.InvalidSmtpUrl` (which never quotes the password)
+    for a URL that names no server: call it at start, so a typo stops the process at once.
+    """
+    url = settings.smtp_url.get_secret_value() if settings.smtp_url is not None else None
+    return transport_from_url(
+        url,
+        connections=settings.smtp_connections,
+        rate=settings.email_rate,
+        timeout=settings.smtp_timeout,
+    )
 
 
 def transport_from_url(

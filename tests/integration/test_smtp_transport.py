@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from hookhub.email.pool import SmtpPool, SmtpTransport, transport_from_url
-from hookhub.email.smtp_url import parse_smtp_url
+from hookhub.config import load_settings
+from hookhub.email.pool import SmtpPool, SmtpTransport, transport_from_settings, transport_from_url
+from hookhub.email.smtp_url import InvalidSmtpUrl, parse_smtp_url
 from hookhub.email.transport import CaptureTransport, Envelope, MailTransport, SendResult
 from tests.support.smtp import SmtpServer, running_smtp_server
 
@@ -92,6 +93,22 @@ async def test_the_seam_describes_the_server_without_the_password(server: SmtpSe
     assert "p@ss" not in described
     assert "s3cr3t" not in described
     assert "s3cr3t" not in repr(transport.pool.config)
+
+
+async def test_the_settings_choose_the_transport(server: SmtpServer) -> None:
+    url = server.url(user="mailer", password=PASSWORD)
+    settings = load_settings(smtp_url=url, smtp_connections=3, email_rate=2.5, smtp_timeout=7)
+
+    transport = transport_from_settings(settings)
+
+    assert isinstance(transport, SmtpTransport)
+    pool = transport.pool
+    assert (pool.size, pool.rate, pool.timeout) == (3, 2.5, 7)
+    assert pool.config.password == PASSWORD
+    assert isinstance(transport_from_settings(load_settings()), CaptureTransport)
+    with pytest.raises(InvalidSmtpUrl) as refused:
+        transport_from_settings(load_settings(smtp_url="smtp://mailer:" + PASSWORD + "@host:x"))
+    assert PASSWORD not in str(refused.value)
 
 
 async def test_without_a_url_email_is_captured_and_sent_nowhere(server: SmtpServer) -> None:
