@@ -11,6 +11,7 @@ from typing import Any
 
 from hookhub.crm.operations import UNSET, CrmTx
 from hookhub.errors import HookhubError, NotFound
+from hookhub.inbound import email_events
 from hookhub.inbound.rules import Plan, RuleError
 from hookhub.records.contacts import Contact
 
@@ -22,6 +23,10 @@ def apply_plans(crm: CrmTx, plans: list[Plan]) -> list[dict[str, Any]]:
 
 def _apply(crm: CrmTx, plan: Plan) -> dict[str, Any]:
     action: dict[str, Any] = {"rule": plan.rule}
+    if plan.item is not None:
+        action["item"] = plan.item
+    if not plan.contact_mapped:  # a rule about something else than a contact (email_event)
+        return _email_event(crm, plan, action)
     try:
         contact, outcome = _contact(crm, plan)
     except RuleError:
@@ -50,6 +55,23 @@ def _apply(crm: CrmTx, plan: Plan) -> dict[str, Any]:
                 event_date=plan.event_date,
             )
             action["event_id"] = event.id
+    except HookhubError as exc:
+        raise _blame(plan, exc) from exc
+    return _email_event(crm, plan, action)
+
+
+def _email_event(crm: CrmTx, plan: Plan, action: dict[str, Any]) -> dict[str, Any]:
+    if plan.email_event is None:
+        return action
+
+    def blame(field: str, message: str) -> RuleError:
+        expression = plan.expressions.get(f"email_event.{field}")
+        return RuleError(message, expression=expression, rule=plan.rule)
+
+    try:
+        action.update(email_events.apply(crm, plan.email_event, blame))
+    except RuleError:
+        raise
     except HookhubError as exc:
         raise _blame(plan, exc) from exc
     return action

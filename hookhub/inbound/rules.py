@@ -26,10 +26,12 @@ from jmespath.parser import ParsedResult
 from hookhub.core.contacts import ATTRIBUTE_NAME, EVENT_NAME
 from hookhub.core.expressions import Budget, ExpressionTooCostly, evaluate, is_truthy
 from hookhub.errors import ValidationFailed
+from hookhub.inbound.email_events import EmailEventSpec, compile_spec
 
 MAX_RULES = 50
 MAX_EXPRESSION = 1000
 MAX_MAPPINGS = 100
+MAX_ITEMS = 10_000  # what one for_each may iterate (a provider's batch is a few hundred)
 ContactMode = Literal["upsert", "update_only", "create_only"]
 _RULE_KEYS = frozenset(
     {
@@ -41,6 +43,8 @@ _RULE_KEYS = frozenset(
         "event",
         "send_email",
         "start_automation",
+        "email_event",
+        "for_each",
     }
 )
 _CONTACT_KEYS = frozenset({"email", "ext_id", "attributes", "attributes_from", "mode"})
@@ -124,6 +128,10 @@ class Rule:
     contact: ContactSpec | None
     add_to_lists: tuple[int, ...]
     event: EventSpec | None
+    email_event: EmailEventSpec | None = None
+    for_each: Expression | None = None
+    """Evaluated on the payload, a list: the rule applies to each item as if it were the
+    payload (a batch of provider events in one request)."""
 
 
 @dataclass(slots=True)
@@ -141,9 +149,17 @@ class Plan:
     event_properties: dict[str, Any] = field(default_factory=dict)
     event_date: datetime | None = None
     expressions: dict[str, str] = field(default_factory=dict)
+    contact_mapped: bool = True
+    email_event: dict[str, Any] | None = None
+    item: int | None = None
+    """The index of the ``for_each`` item this plan is for."""
 
     def to_api(self) -> dict[str, Any]:
         plan: dict[str, Any] = {"rule": self.rule}
+        if self.item is not None:
+            plan["item"] = self.item
+        if self.email_event is not None:
+            plan["email_event"] = self.email_event
         if self.email is not None or self.ext_id is not None:
             plan["contact"] = {
                 "email": self.email,
@@ -329,6 +345,9 @@ def compile_rule(raw: Any, index: int) -> Rule:
         raise _fail(f"{where}.add_to_lists", "must be a list of list ids")
     contact = _contact(raw["contact"], f"{where}.contact") if raw.get("contact") else None
     event = _event(raw["event"], f"{where}.event") if raw.get("event") else None
+    email_event = raw.get("email_event")
+    if email_event is not None:
+        email_event = compile_spec(email_event, f"{where}.email_event", _expression)
     if contact is None and (lists or event is not None):
         raise _fail(where, "add_to_lists and event need a contact to act on")
     return Rule(
@@ -338,6 +357,8 @@ def compile_rule(raw: Any, index: int) -> Rule:
         contact=contact,
         add_to_lists=tuple(lists),
         event=event,
+        email_event=email_event,
+        for_each=_expression(raw["for_each"], f"{where}.for_each") if raw.get("for_each") else None,
     )
 
 
@@ -371,18 +392,50 @@ def resolve(rules: list[Rule], payload: Any, event_type: str | None) -> list[Pla
     budget = Budget()
     for rule in rules:
         try:
-            if matches(rule, payload, event_type, budget):
+            if rule.for_each is not None:
+                plans.extend(_each(rule, payload, event_type, budget))
+            elif matches(rule, payload, event_type, budget):
                 plans.append(_plan(rule, payload, budget))
         except RuleError as exc:
             exc.rule = rule.name
             exc.details = {"expression": exc.expression, "rule": rule.name}
             raise
+    # A batch is applied in its own order (then in rule order), after the request's own rules.
+    plans.sort(key=lambda plan: -1 if plan.item is None else plan.item)
+    return plans
+
+
+def _each(rule: Rule, payload: Any, event_type: str | None, budget: Budget) -> list[Plan]:
+    """The plans of a ``for_each`` rule: one per item that its ``when`` accepts."""
+    assert rule.for_each is not None
+    if rule.event_types and event_type not in rule.event_types:
+        return []
+    items = rule.for_each.search(payload, budget)
+    if items is None:
+        return []
+    if not isinstance(items, list) or len(items) > MAX_ITEMS:
+        raise RuleError(
+            f"{rule.for_each.where} must give a list of at most {MAX_ITEMS} items",
+            expression=rule.for_each.source,
+        )
+    plans = []
+    for index, item in enumerate(items):
+        if rule.when is None or is_truthy(rule.when.search(item, budget)):
+            plan = _plan(rule, item, budget)
+            plan.item = index
+            plans.append(plan)
     return plans
 
 
 def _plan(rule: Rule, payload: Any, budget: Budget) -> Plan:
     plan = Plan(rule=rule.name, add_to_lists=rule.add_to_lists)
+    if rule.email_event is not None:
+        plan.email_event = {}
+        for key, expr in rule.email_event.expressions.items():
+            plan.email_event[key] = expr.search(payload, budget)
+            plan.expressions[f"email_event.{key}"] = expr.source
     contact = rule.contact
+    plan.contact_mapped = contact is not None
     if contact is not None:
         plan.mode = contact.mode
         if contact.email is not None:

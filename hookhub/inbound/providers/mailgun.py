@@ -36,6 +36,22 @@ from hookhub.inbound.providers.base import (
 )
 
 MAX_TOKEN = 256  # Mailgun's tokens are 50 characters
+_FIND = {
+    "message_id": '"event-data".message.headers."message-id"',
+    "email": '"event-data".recipient',
+}
+_REASON = (
+    '"event-data"."delivery-status".message || "event-data"."delivery-status".description '
+    '|| "event-data".reason'
+)
+
+
+def _report(name: str, event: str, when: str | None = None, **fields: str) -> dict[str, Any]:
+    rule: dict[str, Any] = {"name": name, "event_types": [event]}
+    if when is not None:
+        rule["when"] = when
+    rule["email_event"] = {**fields, **_FIND}
+    return rule
 
 
 def _signature_block(body: bytes) -> tuple[str, str, bytes]:
@@ -65,6 +81,31 @@ def _signature_block(body: bytes) -> tuple[str, str, bytes]:
 
 class MailgunProvider(Provider):
     name: ClassVar[str] = "mailgun"
+    # Every event Mailgun reports about a sent email, applied to that email (DESIGN.md,
+    # "Email provider events"): a permanent failure is a hard bounce, a temporary one soft.
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        _report("delivered", "delivered", type="'delivered'"),
+        _report(
+            "failed permanently: hard bounce",
+            "failed",
+            "\"event-data\".severity != 'temporary'",
+            type="'bounced'",
+            bounce_type="'hard'",
+            reason=_REASON,
+        ),
+        _report(
+            "failed temporarily: soft bounce",
+            "failed",
+            "\"event-data\".severity == 'temporary'",
+            type="'bounced'",
+            bounce_type="'soft'",
+            reason=_REASON,
+        ),
+        _report("complained", "complained", type="'complained'"),
+        _report("opened", "opened", type="'opened'"),
+        _report("clicked", "clicked", type="'clicked'", url='"event-data".url'),
+        _report("unsubscribed", "unsubscribed", type="'unsubscribed'"),
+    )
     signature_headers: ClassVar[tuple[str, ...]] = ()  # the signature is in the body
     replay_window: ClassVar[float | None] = 300.0
     echoes_secret: ClassVar[bool] = False

@@ -37,6 +37,22 @@ _KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "SubscriptionChange": ("MessageID", "Recipient", "ChangedAt"),
 }
 
+# Bounce types (the Bounce record's Type): the address is gone, or the message merely failed;
+# the others (an auto-responder, an address change, ...) are no failure of the email.
+_HARD = '`["HardBounce", "BadEmailAddress", "ManuallyDeactivated"]`'
+_NOT_BOUNCES = (
+    '`["HardBounce", "BadEmailAddress", "ManuallyDeactivated", "Unsubscribe", "Subscribe", '
+    '"AutoResponder", "AddressChange", "OpenRelayTest", "SpamComplaint"]`'
+)
+
+
+def _report(name: str, record: str, when: str | None = None, **fields: str) -> dict[str, Any]:
+    rule: dict[str, Any] = {"name": name, "event_types": [record]}
+    if when is not None:
+        rule["when"] = when
+    rule["email_event"] = {**fields, "message_id": "MessageID", "email": "Recipient || Email"}
+    return rule
+
 
 def _credentials(secret: str) -> bytes:
     user, sep, password = secret.partition(":")
@@ -50,6 +66,38 @@ def _credentials(secret: str) -> bytes:
 
 class PostmarkProvider(Provider):
     name: ClassVar[str] = "postmark"
+    # Every record type Postmark posts about a sent email, applied to that email (DESIGN.md,
+    # "Email provider events"). Postmark's MessageID is its own, not the Message-ID header, so
+    # the email is mostly found by its recipient.
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        _report("delivered", "Delivery", type="'delivered'"),
+        _report(
+            "hard bounce",
+            "Bounce",
+            f"contains({_HARD}, Type)",
+            type="'bounced'",
+            bounce_type="'hard'",
+            reason="Details || Description",
+        ),
+        _report(
+            "soft bounce",
+            "Bounce",
+            f"!contains({_NOT_BOUNCES}, Type)",
+            type="'bounced'",
+            bounce_type="'soft'",
+            reason="Details || Description",
+        ),
+        _report("unsubscribe request", "Bounce", "Type == 'Unsubscribe'", type="'unsubscribed'"),
+        _report("spam complaint", "SpamComplaint", type="'complained'"),
+        _report("opened", "Open", type="'opened'"),
+        _report("clicked", "Click", type="'clicked'", url="OriginalLink"),
+        _report(
+            "unsubscribed",
+            "SubscriptionChange",
+            "SuppressSending == `true` && SuppressionReason == 'ManualSuppression'",
+            type="'unsubscribed'",
+        ),
+    )
     signature_headers: ClassVar[tuple[str, ...]] = (HEADER,)
     replay_window: ClassVar[float | None] = None
     echoes_secret: ClassVar[bool] = False

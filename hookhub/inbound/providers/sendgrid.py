@@ -40,6 +40,15 @@ SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 _ECDSA = ec.ECDSA(hashes.SHA256())
 
+# Drops of addresses that cannot receive mail block the contact; SendGrid's other drops
+# (an address it holds as unsubscribed or as a complainer, ...) are soft: nothing was sent.
+_DEAD_DROPS = '`["Bounced Address", "Invalid", "Invalid SMTPAPI header"]`'
+
+
+def _report(name: str, when: str, **fields: str) -> dict[str, Any]:
+    find = {"message_id": '"smtp-id"', "email": "email"}
+    return {"name": name, "for_each": "@", "when": when, "email_event": {**fields, **find}}
+
 
 def _der(text: str, kind: str) -> bytes:
     """The DER bytes of a base64 key, or of a PEM block's body."""
@@ -95,6 +104,45 @@ def _events(payload: Any) -> list[dict[str, Any]]:
 
 class SendGridProvider(Provider):
     name: ClassVar[str] = "sendgrid"
+    # Each event of the batch, in the batch's order, applied to its email (DESIGN.md, "Email
+    # provider events"). Opens and clicks carry no smtp-id: found by their recipient.
+    preset_rules: ClassVar[tuple[dict[str, Any], ...]] = (
+        _report(
+            "processed, deferred: SendGrid's own progress, nothing to record",
+            "event == 'processed' || event == 'deferred'",
+            type="`null`",
+        ),
+        _report("delivered", "event == 'delivered'", type="'delivered'"),
+        _report(
+            "bounce: hard",
+            "event == 'bounce' && type != 'blocked'",
+            type="'bounced'",
+            bounce_type="'hard'",
+            reason="reason",
+        ),
+        _report(
+            "blocked: soft bounce",
+            "event == 'bounce' && type == 'blocked'",
+            type="'bounced'",
+            bounce_type="'soft'",
+            reason="reason",
+        ),
+        _report(
+            "dropped",
+            "event == 'dropped'",
+            type="'bounced'",
+            bounce_type=f"contains({_DEAD_DROPS}, reason) && 'hard' || 'soft'",
+            reason="join(': ', ['dropped by SendGrid', reason || 'no reason given'])",
+        ),
+        _report("spam report", "event == 'spamreport'", type="'complained'"),
+        _report("opened", "event == 'open'", type="'opened'", proxy="sg_machine_open"),
+        _report("clicked", "event == 'click'", type="'clicked'", url="url"),
+        _report(
+            "unsubscribed",
+            "event == 'unsubscribe' || event == 'group_unsubscribe'",
+            type="'unsubscribed'",
+        ),
+    )
     signature_headers: ClassVar[tuple[str, ...]] = (SIGNATURE, TIMESTAMP)
     replay_window: ClassVar[float | None] = 300.0
     echoes_secret: ClassVar[bool] = False
