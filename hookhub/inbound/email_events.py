@@ -24,6 +24,7 @@ from typing import Any
 from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import REPORTS, EmailLedger, crm_unsubscriber
 from hookhub.errors import ValidationFailed
+from hookhub.inbound.rule_expressions import Expression, compile_expression
 from hookhub.records.email import Email
 from hookhub.store.emails import EmailStore
 
@@ -33,13 +34,13 @@ MAX_TEXT = 1000  # a reason or URL longer than this is cut (it is kept on the ti
 
 @dataclass(frozen=True, slots=True)
 class EmailEventSpec:
-    """The compiled action: each field's expression (the ``Expression`` of rules.py)."""
+    """The compiled action: each field's expression."""
 
-    expressions: dict[str, Any]
+    expressions: dict[str, Expression]
 
 
-def compile_spec(value: Any, where: str, expression: Callable[[Any, str], Any]) -> EmailEventSpec:
-    """Check the action's shape; ``expression(source, where)`` compiles one value."""
+def compile_spec(value: Any, where: str) -> EmailEventSpec:
+    """The action checked and compiled; ValidationFailed points at what is wrong."""
     if not isinstance(value, Mapping):
         raise _fail(where, "must be an object")
     extra = set(value) - set(FIELDS)
@@ -49,7 +50,7 @@ def compile_spec(value: Any, where: str, expression: Callable[[Any, str], Any]) 
         raise _fail(where, f"needs a type expression (one of {', '.join(REPORTS)}, or null)")
     if "message_id" not in value and "email" not in value:
         raise _fail(where, "needs a message_id or an email expression to find the email by")
-    return EmailEventSpec({key: expression(value[key], f"{where}.{key}") for key in value})
+    return EmailEventSpec({key: compile_expression(value[key], f"{where}.{key}") for key in value})
 
 
 def _fail(where: str, message: str) -> ValidationFailed:

@@ -8,28 +8,41 @@ over the payload; write literals in JMESPath's own syntax (``'text'``, `` `42` `
 :func:`compile_rules` refuses a rule set with a clear error pointing at the faulty path, so a
 broken expression is caught when saved, not when a provider calls. :func:`resolve` turns a
 payload into :class:`Plan` objects; applying them to the database is ``actions.py``'s job.
-Evaluation errors name the rule and the expression at fault.
+Evaluation errors name the rule and the expression at fault (one expression's compiling and
+evaluation: ``rule_expressions.py``).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-from jmespath.parser import ParsedResult
-
 from hookhub.core.contacts import ATTRIBUTE_NAME, EVENT_NAME
-from hookhub.core.expressions import Budget, ExpressionTooCostly, evaluate, is_truthy
+from hookhub.core.expressions import Budget, is_truthy
 from hookhub.errors import ValidationFailed
 from hookhub.inbound.email_events import EmailEventSpec, compile_spec
+from hookhub.inbound.rule_expressions import (
+    Expression,
+    RuleError,
+    RuleTooCostly,
+    compile_expression,
+)
+
+__all__ = [
+    "Expression",
+    "Plan",
+    "Rule",
+    "RuleError",
+    "RuleTooCostly",
+    "compile_rule",
+    "compile_rules",
+    "matches",
+    "resolve",
+]
 
 MAX_RULES = 50
-MAX_EXPRESSION = 1000
 MAX_MAPPINGS = 100
 MAX_ITEMS = 10_000  # what one for_each may iterate (a provider's batch is a few hundred)
 ContactMode = Literal["upsert", "update_only", "create_only"]
@@ -54,54 +67,6 @@ NOT_YET = {
     "start_automation": "start_automation needs automations, which this version of Hookhub "
     "does not have.",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Expression:
-    """A compiled JMESPath expression and where it stands in the rule set."""
-
-    source: str
-    where: str
-    parsed: ParsedResult
-    fast: Callable[[Any], Any] | None = None
-    """The same expression without the interpreter, for the common shapes (see _shortcut)."""
-
-    def search(self, payload: Any, budget: Budget | None = None) -> Any:
-        """The expression's value on ``payload``, charged to ``budget`` (a fresh one if None).
-
-        Any failure, whatever Python raised on the payload's values (OverflowError from
-        ``floor(to_number('1e999'))``, ...), is a RuleError naming this expression.
-        """
-        if self.fast is not None:
-            return self.fast(payload)
-        try:
-            return evaluate(self.parsed.parsed, payload, budget or Budget())
-        except ExpressionTooCostly as exc:
-            raise RuleTooCostly(
-                f"{self.where}: {exc}; simplify the expression", expression=self.source
-            ) from exc
-        except JMESPathError as exc:
-            raise RuleError(f"{self.where}: {exc}", expression=self.source) from exc
-        except Exception as exc:  # MemoryError and RecursionError too: they are the payload's
-            raise RuleError(
-                f"{self.where}: cannot evaluate ({type(exc).__name__}: {exc})",
-                expression=self.source,
-            ) from exc
-
-
-class RuleError(ValidationFailed):
-    """A rule could not be applied to a payload; carries the expression at fault."""
-
-    def __init__(
-        self, message: str, *, expression: str | None = None, rule: str | None = None
-    ) -> None:
-        super().__init__(message, details={"expression": expression, "rule": rule})
-        self.expression = expression
-        self.rule = rule
-
-
-class RuleTooCostly(RuleError):
-    """An expression went past its evaluation budget (see ``hookhub.core.expressions``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,76 +152,7 @@ def _fail(where: str, message: str) -> ValidationFailed:
     return ValidationFailed(f"{where}: {message}", details={"path": where})
 
 
-def _expression(value: Any, where: str) -> Expression:
-    if not isinstance(value, str) or not value.strip():
-        raise _fail(where, "must be a JMESPath expression (a non-empty string)")
-    if len(value) > MAX_EXPRESSION:
-        raise _fail(where, f"is longer than {MAX_EXPRESSION} characters")
-    if "\x00" in value:  # it is stored as the failing expression of requests, in text columns
-        raise _fail(where, "must not contain NUL characters")
-    try:
-        parsed = jmespath.compile(value)
-    except JMESPathError as exc:
-        raise ValidationFailed(
-            f"{where}: {value!r} is not a valid JMESPath expression: {exc}",
-            details={"path": where, "expression": value},
-        ) from exc
-    except (RecursionError, ValueError, TypeError) as exc:
-        raise _fail(where, f"cannot be parsed ({type(exc).__name__})") from exc
-    return Expression(value, where, parsed, _shortcut(parsed.parsed))
-
-
-def _shortcut(node: Any) -> Callable[[Any], Any] | None:
-    """A plain function answering what JMESPath answers, for the shapes rules use most.
-
-    Field paths (``data.object.email``) and a path compared with a string (``type ==
-    'customer.created'``, ``!=`` too) are most rules' expressions; each request evaluates a
-    dozen, and the interpreter cost more than everything else in the rules. Anything else is
-    left to JMESPath.
-    """
-    path = _field_path(node)
-    if path is not None:
-        return functools.partial(_walk, path)
-    if node.get("type") == "comparator" and node.get("value") in ("eq", "ne"):
-        left, right = node.get("children", (None, None))
-        if isinstance(left, dict) and left.get("type") == "literal":
-            left, right = right, left
-        path = _field_path(left)
-        if path is None or not isinstance(right, dict) or right.get("type") != "literal":
-            return None
-        literal = right.get("value")
-        if not isinstance(literal, str):
-            return None  # JMESPath equality of numbers and booleans is not Python's
-        equal = node["value"] == "eq"
-        return lambda payload: (_walk(path, payload) == literal) is equal
-    return None
-
-
-def _walk(path: tuple[str, ...], payload: Any) -> Any:
-    # JMESPath's answer for a field path: a missing key, or a step into anything but an
-    # object, gives null.
-    value = payload
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _field_path(node: Any) -> tuple[str, ...] | None:
-    """``a.b.c`` as ``("a", "b", "c")``; None for any other expression."""
-    kind = node.get("type") if isinstance(node, dict) else None
-    if kind == "field" and isinstance(node.get("value"), str):
-        return (node["value"],)
-    if kind == "subexpression":
-        keys: tuple[str, ...] = ()
-        for child in node.get("children", ()):
-            part = _field_path(child)
-            if part is None:
-                return None
-            keys += part
-        return keys or None
-    return None
+_expression = compile_expression
 
 
 def _mapping(value: Any, where: str, *, names: bool) -> dict[str, Expression]:
@@ -345,9 +241,10 @@ def compile_rule(raw: Any, index: int) -> Rule:
         raise _fail(f"{where}.add_to_lists", "must be a list of list ids")
     contact = _contact(raw["contact"], f"{where}.contact") if raw.get("contact") else None
     event = _event(raw["event"], f"{where}.event") if raw.get("event") else None
+    for_each = raw.get("for_each")
     email_event = raw.get("email_event")
     if email_event is not None:
-        email_event = compile_spec(email_event, f"{where}.email_event", _expression)
+        email_event = compile_spec(email_event, f"{where}.email_event")
     if contact is None and (lists or event is not None):
         raise _fail(where, "add_to_lists and event need a contact to act on")
     return Rule(
@@ -358,7 +255,7 @@ def compile_rule(raw: Any, index: int) -> Rule:
         add_to_lists=tuple(lists),
         event=event,
         email_event=email_event,
-        for_each=_expression(raw["for_each"], f"{where}.for_each") if raw.get("for_each") else None,
+        for_each=None if for_each is None else _expression(for_each, f"{where}.for_each"),
     )
 
 
