@@ -132,6 +132,7 @@ def worker(
 
     import uvloop
 
+    from hookhub.email.campaign_loop import CampaignLoop
     from hookhub.inbound.processor import InboundProcessor
     from hookhub.services import build_retention_loop, build_worker
     from hookhub.supervisor import Supervisor
@@ -148,6 +149,7 @@ def worker(
         supervisor.add("delivery", delivery)
         supervisor.add("inbound", processor)
         supervisor.add("retention", retention)
+        supervisor.add("campaigns", CampaignLoop(services.db, settings))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, supervisor.stop)

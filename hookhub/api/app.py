@@ -23,6 +23,7 @@ from hookhub.api.readiness import Readiness
 from hookhub.api.responses import JSON
 from hookhub.api.routes import (
     attributes,
+    campaigns,
     contacts,
     events,
     inbound,
@@ -33,6 +34,7 @@ from hookhub.api.routes import (
 )
 from hookhub.api.schemas import ErrorOut
 from hookhub.api.scopes import mark_scopes
+from hookhub.email.campaign_loop import CampaignLoop
 from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import Services, build_retention_loop, build_worker
@@ -101,6 +103,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         },
     )
     routers = [m.router for m in (contacts, lists, events, attributes, messages, webhooks, inbound)]
+    routers.append(campaigns.router)
     mark_scopes(routers)
     for router in routers:
         api.include_router(router)
@@ -125,6 +128,7 @@ def _lifespan(
         supervisor.add("delivery", worker)
         supervisor.add("inbound", processor)
         supervisor.add("retention", build_retention_loop(services))
+        supervisor.add("campaigns", CampaignLoop(services.db, services.settings))
         supervisor.start()
         try:
             yield

@@ -484,6 +484,27 @@ tracking_hits = Table(
     sqlite_autoincrement=True,
 )
 
+# -- campaigns (migration 0010) ---------------------------------------------------------------
+
+# The newest contact id when sending started: contacts created later are not recipients.
+campaigns.append_column(Column("snapshot_limit", BigInteger, nullable=True))
+# Live campaign stats count these without reading the campaign's rows.
+for _column in ("sent_at", "opened_at", "clicked_at"):
+    Index(
+        f"ix_emails_campaign_{_column}",
+        emails.c.campaign_id,
+        sqlite_where=text(f"{_column} IS NOT NULL"),
+        postgresql_where=text(f"{_column} IS NOT NULL"),
+    )
+# Reports are rare beside opens and clicks: a campaign's are found without scanning the rest.
+Index(
+    "ix_email_events_reports",
+    email_events.c.type,
+    email_events.c.email_id,
+    sqlite_where=text("type IN ('bounced', 'complained', 'unsubscribed')"),
+    postgresql_where=text("type IN ('bounced', 'complained', 'unsubscribed')"),
+)
+
 __all__ = [
     "UTCDateTime",
     "api_keys",

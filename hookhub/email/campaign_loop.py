@@ -1,0 +1,205 @@
+"""The campaign loop: starts scheduled campaigns, takes recipient snapshots, marks campaigns sent.
+
+Each step is one short transaction. A campaign needing work (scheduled and due, or sending with
+its snapshot unfinished) is leased to this worker (``lease_owner``/``lease_until``, taken with
+``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never snapshot one campaign at once;
+the lease is renewed by every batch and given back when the snapshot is done or the loop stops;
+a worker that died loses it when it runs out, and the next worker resumes from the cursor.
+Between snapshots the loop marks ``sent`` the campaigns with nothing left to send, and puts
+back on hold (or skips) emails that escaped a pause (or a cancel) while they were in flight.
+
+Run by ``hookhub serve`` and ``hookhub worker`` under the supervisor. It must never send email
+(the email worker does), and never hold a transaction across batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from hookhub.config import Settings
+from hookhub.email.campaigns import CANCELLED_REASON, sender_defaults
+from hookhub.logs import describe_error
+from hookhub.store.campaigns import CampaignStore
+from hookhub.store.database import Database, is_transient
+from hookhub.supervisor import Backoff, Heartbeat
+
+log = logging.getLogger("hookhub.campaigns")
+
+BATCH = 2000
+"""Recipients per snapshot transaction (at least, of one list; at most, of each)."""
+LEASE = 30.0
+"""Seconds a worker holds a campaign without renewing it (each batch renews it)."""
+SWEEP_CANCELLED_FOR = timedelta(days=2)
+"""How long after a cancel emails that were in flight are still looked for (retries end)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CampaignLoop:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        owner: str | None = None,
+        batch: int = BATCH,
+        lease: float = LEASE,
+        poll_interval: float | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.owner = owner or f"campaigns-{os.getpid()}-{os.urandom(4).hex()}"
+        self.batch = batch
+        self.lease = lease
+        self.poll_interval = settings.poll_interval if poll_interval is None else poll_interval
+        self.clock = clock
+        self.heartbeat = Heartbeat()
+        self._current: int | None = None
+        self._stopping = threading.Event()
+        self._wake: asyncio.Event | None = None
+        self._backoff = Backoff(0.25, 5.0)
+
+    # -- one step, in a thread ----------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Do one piece of work; whether more is waiting right now."""
+        if self._current is None:
+            self._settle()
+            self._current = self._lease()
+            if self._current is None:
+                return False
+        return self._snapshot_batch(self._current)
+
+    def _lease(self) -> int | None:
+        now = self.clock()
+        at = now.timestamp()
+        with self.db.write() as conn:
+            store = CampaignStore(conn)
+            campaign = store.lease_next(self.owner, at, at + self.lease)
+            if campaign is None:
+                return None
+            if campaign.status == "scheduled":
+                store.start(campaign.id, now)
+                log.info("campaign.started", extra={"campaign_id": campaign.id})
+            return campaign.id
+
+    def _snapshot_batch(self, campaign_id: int) -> bool:
+        now = self.clock()
+        with self.db.write() as conn:
+            store = CampaignStore(conn)
+            campaign = store.get(campaign_id, lock=True)
+            if (
+                campaign is None
+                or campaign.lease_owner != self.owner
+                or campaign.status != "sending"
+                or campaign.snapshot_done
+            ):
+                # Paused, cancelled or deleted meanwhile, or the lease was lost: let go.
+                if campaign is not None:
+                    store.release(campaign_id, self.owner)
+                self._current = None
+                return True
+            step = store.snapshot_batch(
+                campaign,
+                sender_defaults(campaign, self.settings),
+                size=self.batch,
+                now=now,
+                lease_until=now.timestamp() + self.lease,
+            )
+        if step.done:
+            self._current = None
+            log.info("campaign.snapshot_done", extra={"campaign_id": campaign_id})
+        return True
+
+    def _settle(self) -> None:
+        """Mark finished campaigns sent; hold or skip emails that escaped a pause or cancel."""
+        now = self.clock()
+        at = now.timestamp()
+        with self.db.read() as conn:
+            store = CampaignStore(conn)
+            sending = store.with_status("sending", "paused", "cancelled")
+            finishing = any(c.status == "sending" and c.snapshot_done for c in sending)
+            escaped = [
+                c
+                for c in sending
+                if (c.status == "paused" and store.has_idle_pending(c.id, at, held=True))
+                or (
+                    c.status == "cancelled"
+                    and c.finished_at is not None
+                    and c.finished_at > now - SWEEP_CANCELLED_FOR
+                    and store.has_idle_pending(c.id, at, held=False)
+                )
+            ]
+        if not finishing and not escaped:
+            return
+        with self.db.write() as conn:
+            store = CampaignStore(conn)
+            for campaign in escaped:
+                current = store.get(campaign.id, lock=True)
+                if current is None or current.status != campaign.status:
+                    continue
+                if current.status == "paused":
+                    store.hold_emails(campaign.id, at)
+                else:
+                    store.skip_emails(campaign.id, CANCELLED_REASON, at)
+            for campaign_id in store.finish_sent(now):
+                log.info("campaign.sent", extra={"campaign_id": campaign_id})
+
+    def release(self) -> None:
+        """Give the campaign being snapshotted back (stopping): another worker goes on at once."""
+        campaign_id, self._current = self._current, None
+        if campaign_id is not None:
+            with self.db.write() as conn:
+                CampaignStore(conn).release(campaign_id, self.owner)
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wake()
+
+    async def run(self) -> None:
+        self._wake = asyncio.Event()
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                self.heartbeat.beat()
+                try:
+                    more = await asyncio.to_thread(self.step)
+                except Exception as exc:
+                    self._current = None  # lease it again: the cursor says where to go on
+                    delay = self._backoff.next()
+                    self.heartbeat.failing("campaigns", exc)
+                    if is_transient(exc):
+                        log.warning(
+                            "campaign.step_failed",
+                            extra={"error": describe_error(exc), "retry_in": delay},
+                        )
+                    else:
+                        log.exception("campaign.step_failed", extra={"retry_in": delay})
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                    continue
+                self._backoff.reset()
+                self.heartbeat.recovered("campaigns")
+                if more:
+                    await asyncio.sleep(0)
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.release)
