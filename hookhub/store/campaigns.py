@@ -341,10 +341,12 @@ class CampaignStore:
             "to_email": c.email,
             "sender": literal(_json(defaults.sender)),
             "reply_to": literal(campaign.reply_to, String),
-            "template_id": literal(campaign.template_id, Integer),
             "campaign_id": literal(campaign.id, Integer),
             "tags": literal(_json(campaign.tags)),
-            "params": literal("{}"),
+            # The worker renders an email with its own params, sender and flags, and the
+            # campaign's content (copied from the template when sending started): no
+            # template_id here, or a template edited since would be rendered instead.
+            "params": literal(_json(campaign.params)),
             "headers": literal("{}"),
             "track_opens": literal(campaign.track_opens, Boolean),
             "track_clicks": literal(campaign.track_clicks, Boolean),
@@ -478,11 +480,12 @@ class CampaignStore:
         """Live counts, each from an index: statuses (``campaign_id, status``), the partial
         indexes of sent, opened and clicked emails, and the report events' partial index."""
         mine = emails.c.campaign_id == campaign_id
-        by_status: dict[str, int] = dict(
-            self.conn.execute(
+        by_status: dict[str, int] = {
+            status: count
+            for status, count in self.conn.execute(
                 select(emails.c.status, func.count()).where(mine).group_by(emails.c.status)
-            ).tuples()
-        )
+            )
+        }
 
         def count(column: Any) -> int:
             query = select(func.count()).select_from(emails).where(mine, column.is_not(None))
@@ -498,7 +501,7 @@ class CampaignStore:
             )
             .group_by(email_events.c.type)
         )
-        reported: dict[str, int] = dict(self.conn.execute(reports).tuples())
+        reported: dict[str, int] = {kind: n for kind, n in self.conn.execute(reports)}
         return {
             "recipients": sum(by_status.values()),
             "sent": count(emails.c.sent_at),
