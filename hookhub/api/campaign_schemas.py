@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
+from pydantic.json_schema import SkipJsonSchema
 
 from hookhub.api.schemas import Body, Email, Id, Name, Text, UTCDate
 
@@ -16,6 +17,8 @@ Tag = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
 Content = Annotated[Text, Field(max_length=1024 * 1024)]
 Subject = Annotated[Text, Field(min_length=1, max_length=998)]
 ListIds = Annotated[list[Id], Field(max_length=100)]
+SomeListIds = Annotated[list[Id], Field(min_length=1, max_length=100)]
+Tags = Annotated[list[Tag], Field(max_length=20)]
 
 
 class Sender(Body):
@@ -29,12 +32,12 @@ class CampaignCreate(Body):
     subject: Subject | None = None
     html: Content | None = None
     text: Content | None = None
-    list_ids: ListIds = Field(min_length=1)
+    list_ids: SomeListIds
     exclude_list_ids: ListIds = Field(default_factory=list)
     sender: Sender | None = None
     reply_to: Email | None = None
     params: dict[str, Any] = Field(default_factory=dict, description="In templates: `params`.")
-    tags: list[Tag] = Field(default_factory=list, max_length=20)
+    tags: Tags = Field(default_factory=list)
     track_opens: bool = True
     track_clicks: bool = True
 
@@ -43,19 +46,23 @@ class CampaignPatch(Body):
     """Only a draft or scheduled campaign; fields given replace the campaign's. A template_id
     replaces inline content, inline content replaces the template."""
 
-    name: Name | None = None
-    template_id: Id | None = None
-    subject: Subject | None = None
-    html: Content | None = None
-    text: Content | None = None
-    list_ids: ListIds | None = Field(default=None, min_length=1)
-    exclude_list_ids: ListIds | None = None
-    sender: Sender | None = None
+    # Fields a campaign cannot be without take no null (the document says so): omit them to
+    # keep them.
+    name: Name | SkipJsonSchema[None] = None
+    template_id: Id | None = Field(
+        default=None, description="null: the campaign's own subject and html (give them)."
+    )
+    subject: Subject | SkipJsonSchema[None] = None
+    html: Content | SkipJsonSchema[None] = None
+    text: Content | None = Field(default=None, description="null: made from the html.")
+    list_ids: SomeListIds | SkipJsonSchema[None] = None
+    exclude_list_ids: ListIds | SkipJsonSchema[None] = None
+    sender: Sender | None = Field(default=None, description="null: the default sender.")
     reply_to: Email | None = None
-    params: dict[str, Any] | None = None
-    tags: list[Tag] | None = Field(default=None, max_length=20)
-    track_opens: bool | None = None
-    track_clicks: bool | None = None
+    params: dict[str, Any] | SkipJsonSchema[None] = None
+    tags: Tags | SkipJsonSchema[None] = None
+    track_opens: bool | SkipJsonSchema[None] = None
+    track_clicks: bool | SkipJsonSchema[None] = None
 
 
 class CampaignSend(Body):
