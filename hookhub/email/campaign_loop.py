@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -35,8 +36,9 @@ BATCH = 2000
 """Recipients per snapshot transaction (at least, of one list; at most, of each)."""
 LEASE = 30.0
 """Seconds a worker holds a campaign without renewing it (each batch renews it)."""
-SWEEP_CANCELLED_FOR = timedelta(days=2)
-"""How long after a cancel emails that were in flight are still looked for (retries end)."""
+SWEEP_EVERY = 5.0
+"""Seconds between two looks for emails that escaped a pause or a cancel (each look reads the
+campaign's queued emails; for one email lease and a minute after the pause or cancel)."""
 
 
 def utcnow() -> datetime:
@@ -67,6 +69,7 @@ class CampaignLoop:
         self._stopping = threading.Event()
         self._wake: asyncio.Event | None = None
         self._backoff = Backoff(0.25, 5.0)
+        self._next_sweep = 0.0
 
     # -- one step, in a thread ----------------------------------------------------------------
 
@@ -121,38 +124,39 @@ class CampaignLoop:
         return True
 
     def _settle(self) -> None:
-        """Mark finished campaigns sent; hold or skip emails that escaped a pause or cancel."""
+        """Mark finished campaigns sent; hold or skip emails that escaped a recent pause or
+        cancel (an attempt in flight that ended deferred or was given back)."""
         now = self.clock()
         at = now.timestamp()
+        sweep = time.monotonic() >= self._next_sweep
         with self.db.read() as conn:
             store = CampaignStore(conn)
-            sending = store.with_status("sending", "paused", "cancelled")
-            finishing = any(c.status == "sending" and c.snapshot_done for c in sending)
-            escaped = [
-                c
-                for c in sending
-                if (c.status == "paused" and store.has_idle_pending(c.id, at, held=True))
-                or (
-                    c.status == "cancelled"
-                    and c.finished_at is not None
-                    and c.finished_at > now - SWEEP_CANCELLED_FOR
-                    and store.has_idle_pending(c.id, at, held=False)
-                )
-            ]
-        if not finishing and not escaped:
+            finished = store.finished()
+            escaped: list[tuple[int, str]] = []
+            if sweep:
+                self._next_sweep = time.monotonic() + SWEEP_EVERY
+                since = now - timedelta(seconds=self.settings.email_lease + 60)
+                escaped = [
+                    (campaign_id, status)
+                    for campaign_id, status in store.recently_stopped(since)
+                    if store.has_idle_pending(campaign_id, at, held=status == "paused")
+                ]
+        if not finished and not escaped:
             return
         with self.db.write() as conn:
             store = CampaignStore(conn)
-            for campaign in escaped:
-                current = store.get(campaign.id, lock=True)
-                if current is None or current.status != campaign.status:
+            for campaign_id, status in escaped:
+                current = store.get(campaign_id, lock=True)
+                if current is None or current.status != status:
                     continue
-                if current.status == "paused":
-                    store.hold_emails(campaign.id, at)
+                if status == "paused":
+                    store.hold_emails(campaign_id, at)
                 else:
-                    store.skip_emails(campaign.id, CANCELLED_REASON, at)
-            for campaign_id in store.finish_sent(now):
-                log.info("campaign.sent", extra={"campaign_id": campaign_id})
+                    store.skip_emails(campaign_id, CANCELLED_REASON, at)
+            if finished:
+                store.mark_sent(finished, now)
+        for campaign_id in finished:
+            log.info("campaign.sent", extra={"campaign_id": campaign_id})
 
     def release(self) -> None:
         """Give the campaign being snapshotted back (stopping): another worker goes on at once."""

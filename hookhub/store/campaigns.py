@@ -62,6 +62,11 @@ _PENDING = text("emails.status IN ('queued', 'deferred')")  # the due index's co
 _REPORTS = text("email_events.type IN ('bounced', 'complained', 'unsubscribed')")
 _SOFT = '"bounce_type":"soft"'
 _NO_LIMIT = 2**62
+_FINISHED = select(campaigns.c.id).where(
+    campaigns.c.status == "sending",
+    campaigns.c.snapshot_done == true(),
+    ~exists().where(emails.c.campaign_id == campaigns.c.id, _PENDING),
+)
 
 
 def _json(value: Any) -> str:
@@ -381,25 +386,29 @@ class CampaignStore:
             )
         )
 
-    def finish_sent(self, now: datetime) -> list[int]:
-        """Mark ``sent`` the sending campaigns whose snapshot is done and whose emails have
-        all left the queue; their ids."""
-        pending = exists().where(emails.c.campaign_id == campaigns.c.id, _PENDING)
-        ready = select(campaigns.c.id).where(
-            campaigns.c.status == "sending", campaigns.c.snapshot_done == true(), ~pending
-        )
-        finished = list(self.conn.execute(ready).scalars())
-        if finished:
-            self.conn.execute(
-                update(campaigns)
-                .where(campaigns.c.id.in_(finished), campaigns.c.status == "sending")
-                .values(status="sent", finished_at=now, updated_at=now)
-            )
-        return finished
+    def finished(self) -> list[int]:
+        """Sending campaigns whose snapshot is done and whose emails have all left the
+        queue."""
+        return list(self.conn.execute(_FINISHED).scalars())
 
-    def with_status(self, *statuses: str) -> list[Campaign]:
-        query = select(campaigns).where(campaigns.c.status.in_(statuses))
-        return [row_to_campaign(row) for row in self.conn.execute(query)]
+    def mark_sent(self, campaign_ids: Sequence[int], now: datetime) -> None:
+        """Those of ``campaign_ids`` still finished are ``sent``."""
+        self.conn.execute(
+            update(campaigns)
+            .where(campaigns.c.id.in_(list(campaign_ids)), campaigns.c.id.in_(_FINISHED))
+            .values(status="sent", finished_at=now, updated_at=now)
+        )
+
+    def recently_stopped(self, since: datetime) -> list[tuple[int, str]]:
+        """(id, status) of campaigns paused or cancelled since ``since``: emails that were in
+        flight then may still come back to the queue."""
+        query = select(campaigns.c.id, campaigns.c.status).where(
+            or_(
+                and_(campaigns.c.status == "paused", campaigns.c.updated_at >= since),
+                and_(campaigns.c.status == "cancelled", campaigns.c.finished_at >= since),
+            )
+        )
+        return [(row.id, row.status) for row in self.conn.execute(query)]
 
     # -- the campaign's queued emails ---------------------------------------------------------
 

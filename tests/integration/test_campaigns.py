@@ -470,3 +470,45 @@ def test_bad_requests_on_campaigns_are_4xx(client: Any) -> None:
     assert refused.status_code == 422
     assert refused.json()["error"]["details"]["list_ids"] == [members]
     assert client.get(f"{C}/{cid}").json()["status"] == "draft"
+
+
+def test_an_email_in_flight_at_pause_or_cancel_is_held_or_skipped_when_it_comes_back(
+    client: Any, services: Services
+) -> None:
+    members = make_list(client, "Members")
+    for n in range(3):
+        make_contact(client, f"f{n}@example.com", [members])
+    cid = make_campaign(client, [members])["id"]
+    send(client, cid)
+    loop = loop_at(services)
+    drain(loop)
+    at = datetime.now(UTC).timestamp()
+    with services.db.write() as conn:
+        (flying,) = EmailStore(conn).claim_due("w", at + 1, at + 60, 1)
+    assert client.post(f"{C}/{cid}/pause").status_code == 200
+    rows = {r.id: r for r in campaign_emails(services, cid)}
+    assert rows[flying.email.id].next_attempt_at == at + 60  # its attempt goes on
+    assert [r.next_attempt_at for i, r in rows.items() if i != flying.email.id] == [None, None]
+
+    def defer(email: Any) -> None:
+        update_ = EmailUpdate(email.id, "deferred", "451 later", 1, at)
+        with services.db.write() as conn:
+            EmailLedger(conn, services.outbox.writer(conn), datetime.now(UTC)).record_attempts(
+                "w", [Attempt(email, update_)]
+            )
+
+    defer(flying.email)  # the attempt ended deferred, due again: it escaped the pause
+    assert _claimable(services, cid) == {flying.email.id}
+    drain(loop_at(services))
+    assert _claimable(services, cid) == set()
+
+    assert client.post(f"{C}/{cid}/resume").status_code == 200
+    with services.db.write() as conn:
+        (flying,) = EmailStore(conn).claim_due("w", at + 3, at + 60, 1)
+    cancelled = client.post(f"{C}/{cid}/cancel").json()
+    assert cancelled["stats"]["skipped"] == 2
+    defer(flying.email)
+    drain(loop_at(services))
+    rows = {r.id: r for r in campaign_emails(services, cid)}
+    assert {r.status for r in rows.values()} == {"skipped"}
+    assert client.get(f"{C}/{cid}").json()["status"] == "cancelled"
