@@ -43,10 +43,21 @@ def utcnow() -> datetime:
 
 
 def check_compiles(subject: str, html: str, text: str | None) -> None:
-    """Refuse content that does not compile (``TemplateInvalid``, a 422 naming the line)."""
-    from hookhub.email.templates import EmailTemplate
+    """Refuse content that does not compile (a 422 naming the field and the line)."""
+    from jinja2 import TemplateSyntaxError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    EmailTemplate.compile(subject, html, text)
+    env = ImmutableSandboxedEnvironment()
+    for field, source in (("subject", subject), ("html", html), ("text", text)):
+        if source is None:
+            continue
+        try:
+            env.parse(source)
+        except TemplateSyntaxError as exc:
+            raise ValidationFailed(
+                f"{field} does not compile (line {exc.lineno}): {exc.message}",
+                details={"field": field, "line": exc.lineno, "error": exc.message},
+            ) from exc
 
 
 def default_sender(settings: Settings) -> dict[str, Any]:
