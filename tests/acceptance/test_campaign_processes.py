@@ -147,9 +147,7 @@ def test_a_worker_killed_mid_campaign_leaves_nobody_out_and_few_twice(
     with running_smtp_server(delay=0.003) as server, ExitStack() as stack:
         env = worker_env(db_url, server)
         port = processes.free_port()
-        api = stack.enter_context(
-            running(["api", "--port", str(port)], env, tmp_path / "api.log")
-        )
+        api = stack.enter_context(running(["api", "--port", str(port)], env, tmp_path / "api.log"))
         base = f"http://127.0.0.1:{port}"
         processes.wait_http(base + "/healthz", process=api)
         first = processes.start(["worker"], env, (tmp_path / "worker-1.log").open("ab"))
@@ -189,9 +187,7 @@ def test_two_workers_share_one_campaign_on_postgresql_without_duplicates(
     with running_smtp_server(delay=0.002) as server, ExitStack() as stack:
         env = worker_env(db_url, server)
         port = processes.free_port()
-        api = stack.enter_context(
-            running(["api", "--port", str(port)], env, tmp_path / "api.log")
-        )
+        api = stack.enter_context(running(["api", "--port", str(port)], env, tmp_path / "api.log"))
         base = f"http://127.0.0.1:{port}"
         processes.wait_http(base + "/healthz", process=api)
         for n in (1, 2):
