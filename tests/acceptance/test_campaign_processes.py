@@ -27,6 +27,7 @@ from tests.support import processes
 from tests.support.smtp import SmtpServer, running_smtp_server
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("hookhub.email.worker", reason="the email worker sends campaigns")
 
 RECIPIENTS = 1000
 BATCH = 20
