@@ -15,10 +15,14 @@ at the boundary with ``raise ... from exc``.
     ├── Conflict                     409 conflict
     ├── PayloadTooLarge              413 payload_too_large
     ├── ValidationFailed             422 validation_error
+    │   ├── TemplateInvalid          422 template_invalid (an email template does not compile)
+    │   ├── TemplateRenderError      422 template_render_error (it fails for this recipient)
+    │   └── HeaderInvalid            422 header_invalid (a custom email header is refused)
     ├── RateLimited                  429 rate_limited (carries retry_after)
     ├── HeadersTooLarge              431 request_header_fields_too_large
     ├── Unavailable                  503 unavailable
-    └── SecretKeyError               500 secret_key (a secret key is missing or cannot decrypt)
+    ├── SecretKeyError               500 secret_key (a secret key is missing or cannot decrypt)
+    └── DkimKeyError                 500 dkim_key (the DKIM settings or key are unusable)
 """
 
 from __future__ import annotations
@@ -128,3 +132,31 @@ class SecretKeyError(HookhubError):
 
     code = "secret_key"
     default_message = "The secret key is missing or does not decrypt the stored secrets."
+
+
+class TemplateInvalid(ValidationFailed):
+    """An email template does not compile; details name the field, the line and Jinja's message."""
+
+    code = "template_invalid"
+    default_message = "The template does not compile."
+
+
+class TemplateRenderError(ValidationFailed):
+    """A template failed to render for one recipient: that email fails, never its batch."""
+
+    code = "template_render_error"
+    default_message = "The template failed to render."
+
+
+class HeaderInvalid(ValidationFailed):
+    """A custom email header is malformed, injects a line, or overrides a structural header."""
+
+    code = "header_invalid"
+    default_message = "An email header is invalid."
+
+
+class DkimKeyError(HookhubError):
+    """The DKIM settings are incomplete or the key does not load: a deployment error."""
+
+    code = "dkim_key"
+    default_message = "The DKIM settings or key are unusable."

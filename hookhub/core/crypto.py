@@ -96,10 +96,23 @@ class Keyring:
     ) -> None:
         self.current = MasterKey.derive(current)
         self.keys: dict[str, MasterKey] = {self.current.id: self.current}
+        self._raw = [current]
         for raw in previous:
             key = MasterKey.derive(raw)
-            self.keys.setdefault(key.id, key)
+            if key.id not in self.keys:
+                self.keys[key.id] = key
+                self._raw.append(raw)
         self._random = random
+
+    def subkeys(self, purpose: bytes, length: int = KEY_BYTES) -> list[bytes]:
+        """A key for ``purpose`` from each master key, the current one first (HKDF-SHA256).
+
+        For uses other than sealing (signing tracking links, ...): a distinct ``purpose`` gives
+        keys unrelated to the sealing keys and to every other purpose's.
+        """
+        if purpose in (_KEY_ID_INFO, _ENCRYPTION_INFO):
+            raise ValueError("that purpose is reserved for sealing")
+        return [_hkdf(raw, purpose, length) for raw in self._raw]
 
     @property
     def ids(self) -> list[str]:
