@@ -49,12 +49,17 @@ class TrackingSigner:
     def __init__(self, key: bytes, previous: Iterable[bytes] = ()) -> None:
         if len(key) < 16:
             raise ValueError("the tracking key must be at least 16 bytes")
-        self._key = key
-        self._keys = (key, *previous)
+        # One keyed HMAC per key and kind, copied per token: the key schedule is paid once.
+        self._macs = [
+            {kind: hmac.new(k, kind.encode(), hashlib.sha256) for kind in KINDS}
+            for k in (key, *previous)
+        ]
 
     @staticmethod
-    def _tag(key: bytes, kind: str, payload: bytes) -> bytes:
-        return hmac.new(key, kind.encode() + payload, hashlib.sha256).digest()[:TAG_BYTES]
+    def _tag(macs: dict[str, hmac.HMAC], kind: str, payload: bytes) -> bytes:
+        mac = macs[kind].copy()
+        mac.update(payload)
+        return mac.digest()[:TAG_BYTES]
 
     def token(self, kind: Kind, email_id: int, link: int = 0) -> str:
         if kind not in KINDS:
@@ -69,7 +74,7 @@ class TrackingSigner:
             if link:
                 raise ValueError("only click tokens carry a link index")
             payload = _SHORT.pack(_VERSION, email_id)
-        raw = payload + self._tag(self._key, kind, payload)
+        raw = payload + self._tag(self._macs[0], kind, payload)
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
     def parse(self, kind: str, token: object) -> TrackingRef | None:
@@ -88,7 +93,7 @@ class TrackingSigner:
         if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != token:
             return None  # a non-canonical spelling of the same bytes
         payload, tag = raw[: layout.size], raw[layout.size :]
-        if not any(hmac.compare_digest(tag, self._tag(k, kind, payload)) for k in self._keys):
+        if not any(hmac.compare_digest(tag, self._tag(m, kind, payload)) for m in self._macs):
             return None
         fields = layout.unpack(payload)
         if fields[0] != _VERSION:

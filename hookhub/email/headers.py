@@ -13,6 +13,7 @@ import base64
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from hookhub.errors import HeaderInvalid, ValidationFailed
 
@@ -98,6 +99,10 @@ def _needs_encoding(text: str) -> bool:
 
 def fold(name: str, words: Iterable[str]) -> str:
     """``Name: w1 w2 ...``, folded (CRLF + space) before a word when a line would pass 78."""
+    words = tuple(words)
+    single = f"{name}: {' '.join(words)}"
+    if len(single) <= MAX_LINE:
+        return single
     lines: list[str] = []
     line = f"{name}:"
     for index, word in enumerate(words):
@@ -147,12 +152,13 @@ def display_name(name: str) -> str:
     return " ".join(out)
 
 
-def mailbox_words(address: Address) -> list[str]:
+@lru_cache(maxsize=1024)  # senders and reply-to addresses repeat in every message of a batch
+def mailbox_words(address: Address) -> tuple[str, ...]:
     """``Name <addr>`` as foldable words."""
     email = ascii_address(address.email)
     if not address.name or not address.name.strip():
-        return [email]
-    return [*display_name(address.name).split(" "), f"<{email}>"]
+        return (email,)
+    return (*display_name(address.name).split(" "), f"<{email}>")
 
 
 def address_header(name: str, addresses: Iterable[Address]) -> str:

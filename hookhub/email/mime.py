@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
+from functools import lru_cache
 
 from hookhub.email.headers import (
     Address,
@@ -58,8 +59,17 @@ def make_message_id(email_id: int, domain: str, nonce: str) -> str:
     """``<id.nonce@domain>``: unique per email, stable across its retries."""
     if not _NONCE.match(nonce):
         raise ValueError("the Message-ID nonce must be 1-64 characters of [A-Za-z0-9_-]")
-    host = ascii_address(f"x@{domain}").partition("@")[2]
-    return f"<{int(email_id)}.{nonce}@{host}>"
+    return f"<{int(email_id)}.{nonce}@{_host(domain)}>"
+
+
+@lru_cache(maxsize=64)
+def _host(domain: str) -> str:
+    return ascii_address(f"x@{domain}").partition("@")[2]
+
+
+@lru_cache(maxsize=64)  # a batch's messages share a handful of dates
+def _date_header(date: datetime) -> str:
+    return "Date: " + format_datetime(date)
 
 
 def _canonical_lines(text: str) -> bytes:
@@ -122,7 +132,7 @@ def build_message(msg: OutgoingMessage) -> bytes:
     to = (msg.to,) if isinstance(msg.to, Address) else tuple(msg.to)
     boundary = "=_hh_" + hashlib.sha256(message_id.encode()).hexdigest()[:32]
     lines = [
-        "Date: " + format_datetime(msg.date),
+        _date_header(msg.date),
         address_header("From", (msg.sender,)),
         address_header("To", to),
     ]

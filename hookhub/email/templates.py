@@ -37,6 +37,17 @@ _html_env: EmailEnvironment | None = None
 _plain_env: EmailEnvironment | None = None
 
 
+_globals: dict[str, Any] | None = None
+
+
+def _template_globals() -> dict[str, Any]:
+    """Jinja's globals (``range``, ``namespace``, ...), the same in both environments."""
+    global _globals
+    if _globals is None:
+        _globals = dict(_environments()[0].globals)
+    return _globals
+
+
 def _environments() -> tuple[EmailEnvironment, EmailEnvironment]:
     """(HTML, plain) environments, made on first use (nothing is built at import time)."""
     global _html_env, _plain_env
@@ -106,8 +117,9 @@ def _template_line(template: Template, tb: TracebackType | None) -> int | None:
 
 
 def _render_part(template: Template, scope: dict[str, Any]) -> str:
+    # ``scope`` already holds the globals (see render): shared, Jinja does not copy them again.
     rendered: str = template.environment.concat(
-        template.root_render_func(template.new_context(scope))
+        template.root_render_func(template.new_context(scope, shared=True))
     )
     return rendered
 
@@ -143,6 +155,7 @@ class EmailTemplate:
         self, *, contact: Mapping[str, Any], params: Mapping[str, Any], unsubscribe_url: str
     ) -> RenderedEmail:
         scope = {
+            **_template_globals(),
             "contact": contact_scope(contact),
             "params": dict(params),
             "unsubscribe_url": unsubscribe_url,
