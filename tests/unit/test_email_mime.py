@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.policy
 import re
@@ -14,7 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hookhub.email.mime import Address, OutgoingMessage, build_message, make_message_id
+from hookhub.email.mime import (
+    Address,
+    OutgoingMessage,
+    build_message,
+    encode_body,
+    make_message_id,
+    quoted_printable,
+)
 from hookhub.errors import HeaderInvalid, ValidationFailed
 
 DATE = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
@@ -257,3 +265,36 @@ def test_any_content_round_trips(subject: str, name: str | None, text: str, html
     assert "".join(shown.display_name.split()) == "".join((name or "").split())
     assert bodies(parsed) == (crlf(text), crlf(html))
     assert re.search(rb"\r\nMessage-ID: <42\.n0nce@mail\.example\.com>\r\n", raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=500), st.integers(min_value=0, max_value=200))
+def test_quoted_printable_decodes_to_its_input_in_short_lines(data: bytes, width: int) -> None:
+    lines = (data.replace(b"\r", b"").replace(b"\n", b"") + b"=" * (width % 7)).split(b"x")
+    raw = b"\r\n".join(line * (1 + width // 50) for line in lines)
+    encoded = quoted_printable(raw)
+    assert binascii.a2b_qp(encoded) == raw
+    assert encoded.isascii()
+    assert all(len(line) <= 76 for line in encoded.split(b"\r\n"))
+    assert not re.search(rb"[ \t]\r\n|[ \t]$", encoded)
+    assert quoted_printable(raw) == binascii.b2a_qp(raw, istext=True) or binascii.a2b_qp(
+        binascii.b2a_qp(raw, istext=True)
+    ) == binascii.a2b_qp(encoded)
+
+
+def test_base64_bodies_are_whole_lines_of_76() -> None:
+    for size in (0, 1, 56, 57, 58, 114, 1000):
+        encoding, body = encode_body("ж" * size)
+        if size > 1:
+            assert encoding == "base64"
+        if encoding == "base64":
+            assert body == b"" or body.endswith(b"\r\n")
+            assert all(len(line) <= 76 for line in body.split(b"\r\n"))
+            assert binascii.a2b_base64(body.replace(b"\r\n", b"")) == ("ж" * size).encode()
+
+
+def test_a_long_single_line_with_accents_is_wrapped_with_crlf() -> None:
+    text = "Caffè e cornetto, grazie! " * 12  # one line, mostly ASCII: quoted-printable
+    raw = build_message(message(text=text, html=text))
+    assert_wire_shape(raw)
+    assert bodies(parse(raw)) == (text.encode(), text.encode())
