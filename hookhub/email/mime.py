@@ -34,7 +34,7 @@ from hookhub.errors import ValidationFailed
 _MESSAGE_ID = re.compile(r"<[!-;=?-~]{1,250}@[A-Za-z0-9.-]{1,253}>\Z")
 _NONCE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _PRINTABLE = bytes(range(32, 127)) + b"\t\r\n"
-_LINE_END_SPACE = re.compile(rb"[ \t](?=\r\n|\Z)")
+_SPACES = (b" ", b"\t")
 _BASE64_LINE = re.compile(rb".{76}", re.DOTALL)
 _UNSUBSCRIBE_URL = re.compile(r"https?://[!-;=?-~]{1,1900}\Z", re.IGNORECASE)  # no <, >, space
 
@@ -104,17 +104,16 @@ def quoted_printable(raw: bytes) -> bytes:
         encoded = binascii.b2a_qp(raw, quotetabs=False, istext=True, header=False)
         # b2a_qp ends its soft line breaks as the input's first line ends: bare LF in one line.
         return encoded if b"\r\n" in raw else encoded.replace(b"\n", b"\r\n")
-    text = raw.replace(b"=", b"=3D")
-    if b" \r\n" in text or b"\t\r\n" in text or text.endswith((b" ", b"\t")):
-        text = _LINE_END_SPACE.sub(_escape, text)
-    lines = text.split(b"\r\n")
-    if max(map(len, lines)) > 76:
-        lines = [_wrap(line) if len(line) > 76 else line for line in lines]
-    return b"\r\n".join(lines)
+    lines = raw.replace(b"=", b"=3D").split(b"\r\n")
+    return b"\r\n".join(
+        [_encode_line(line) if len(line) > 76 or line[-1:] in _SPACES else line for line in lines]
+    )
 
 
-def _escape(match: re.Match[bytes]) -> bytes:
-    return b"=%02X" % match.group()[0]
+def _encode_line(line: bytes) -> bytes:
+    if line[-1:] in _SPACES:  # a space or tab ending a line would be lost in transport
+        line = line[:-1] + b"=%02X" % line[-1]
+    return _wrap(line) if len(line) > 76 else line
 
 
 def encode_body(text: str) -> tuple[str, bytes]:
