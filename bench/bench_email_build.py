@@ -54,11 +54,20 @@ def template_source(name: str) -> tuple[str, str]:
 def recipients(count: int) -> list[tuple[int, dict[str, object], dict[str, object]]]:
     people = []
     for i in range(count):
-        contact = {"id": i, "email": f"person{i}@example.org",
-                   "attributes": {"FIRSTNAME": f"Name{i}", "PLAN": "pro"}}  # fmt: skip
-        params = {"order_id": f"A-{100000 + i}", "code": f"CODE{i % 97}", "until": "Sunday",
-                  "products": [{"url": f"https://shop.example.com/p/{i % 10}", "name": "Rose",
-                                "image": "https://cdn.example.com/1.jpg", "price": "9.90"}]}  # fmt: skip
+        attributes = {"FIRSTNAME": f"Name{i}", "PLAN": "pro"}
+        contact = {"id": i, "email": f"person{i}@example.org", "attributes": attributes}
+        product = {
+            "url": f"https://shop.example.com/p/{i % 10}",
+            "name": "Rose",
+            "image": "https://cdn.example.com/1.jpg",
+            "price": "9.90",
+        }
+        params = {
+            "order_id": f"A-{100000 + i}",
+            "code": f"CODE{i % 97}",
+            "until": "Sunday",
+            "products": [product],
+        }
         people.append((i + 1, contact, params))
     return people
 
@@ -147,8 +156,11 @@ def main() -> None:
             seconds, size = timed(work)
             rate = args.recipients / seconds
             results[name].append(rate)
-            print(f"run {run + 1} {name:<8} {rate:>9,.0f} messages/s CPU"
-                  f" ({seconds * 1e6 / args.recipients:.1f} us each, {size / args.recipients:,.0f} B)")  # fmt: skip
+            each_us = seconds * 1e6 / args.recipients
+            print(
+                f"run {run + 1} {name:<8} {rate:>9,.0f} messages/s CPU"
+                f" ({each_us:.1f} us each, {size / args.recipients:,.0f} B)"
+            )
     hookhub, render, stdlib = (median(results[k]) for k in ("hookhub", "render", "stdlib"))
     ratios = [h / s for h, s in zip(results["hookhub"], results["stdlib"], strict=True)]
     print(f"median: hookhub render+track+build {hookhub:,.0f}/s; render alone {render:,.0f}/s;"
