@@ -191,7 +191,8 @@ class SmtpPool:
                     busy = True
                     refused_now = await connection.start(prepared, written=written)
                     if refused_now is None:
-                        ahead = self._look_ahead(connection, envelopes, indexes, results)
+                        if ahead is None:  # (a retried message may already have one)
+                            ahead = self._look_ahead(connection, envelopes, indexes, results)
                         then = ahead.prepared if ahead is not None else None
                         attempt = await connection.transfer(prepared, then)
                     else:
@@ -247,8 +248,10 @@ class SmtpPool:
                     return connection
                 self._retire(connection)
             if self._open < self.size:
-                if self._failure is not None and self._clock() < self._failure_until:
-                    raise self._failure
+                failure = self._failure
+                if failure is not None and self._clock() < self._failure_until:
+                    self._wake()  # the next waiter learns the same at once
+                    raise SetupRefused(failure.phase, failure.code, failure.reply)
                 self._open += 1
                 try:
                     connection = await open_connection(

@@ -351,6 +351,10 @@ async def _setup(
             reply = await _ask(connection, b"STARTTLS\r\n", "starttls")
             if reply[0] != 220:
                 raise SetupRefused("starttls", reply[0], _text(reply))
+            if reader.replies or not reader.at_rest:
+                # Bytes after the 220 would be read as if they had come over TLS: refuse them
+                # (the STARTTLS injection attack).
+                raise SetupRefused("starttls", None, "the server sent data after 220 to STARTTLS")
             assert context is not None
             assert reader.transport is not None
             try:

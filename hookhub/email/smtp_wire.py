@@ -127,6 +127,11 @@ class ReplyReader(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    @property
+    def at_rest(self) -> bool:
+        """No part of a reply is waiting to be completed."""
+        return not self._tail and not self._partial
+
     # -- waiting -----------------------------------------------------------------------------
 
     async def wait(self, count: int, timeout: float) -> bool:

@@ -415,6 +415,20 @@ async def test_a_server_that_is_down_is_a_deferral_at_connect(
     await smtp.aclose()
 
 
+async def test_many_concurrent_sends_to_a_server_that_is_down_all_return() -> None:
+    with running_smtp_server() as server:
+        url = server.url()
+    smtp = SmtpPool(parse_smtp_url(url), connections=2, timeout=5.0)
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(smtp.send(envelope()) for _ in range(30))), timeout=20
+    )
+
+    assert {(r.outcome, r.phase) for r in results} == {("deferred", "connect")}
+    assert smtp.open_connections == 0
+    await smtp.aclose()
+
+
 # -- the pool ------------------------------------------------------------------------------------
 
 
