@@ -538,3 +538,66 @@ async def test_the_rate_limit_spaces_messages_out(server: SmtpServer) -> None:
     # 101 messages at 20/s with a burst of 2: the pool waited ~(101 - 2) / 20 s of its clock.
     assert clock.now - start == pytest.approx(99 / 20, abs=0.2)
     assert len(server.messages) == 101
+
+
+# -- servers aiosmtpd cannot play ----------------------------------------------------------------
+
+
+async def scripted_server(answers: dict[bytes, bytes]) -> tuple[asyncio.Server, int, list[bytes]]:
+    """A line-based server answering each command by its first word (``answers[b"EHLO"]``);
+    ``b"DATA-END"`` answers the end of a message. Returns the commands it saw."""
+    seen: list[bytes] = []
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted ESMTP\r\n")
+        in_data = False
+        while line := await reader.readline():
+            if in_data:
+                if line == b".\r\n":
+                    in_data = False
+                    writer.write(answers.get(b"DATA-END", b"250 queued\r\n"))
+                continue
+            word = line.split()[0].upper() if line.strip() else b""
+            seen.append(line.rstrip())
+            writer.write(answers.get(word, b"250 ok\r\n"))
+            in_data = word == b"DATA" and answers.get(b"DATA", b"354").startswith(b"354")
+            if word == b"QUIT":
+                break
+        writer.close()
+
+    server = await asyncio.start_server(session, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], seen
+
+
+async def test_a_server_refusing_ehlo_is_greeted_with_helo() -> None:
+    server, port, seen = await scripted_server(
+        {b"EHLO": b"502 5.5.1 EHLO not implemented\r\n", b"DATA": b"354 go\r\n"}
+    )
+    smtp = SmtpPool(parse_smtp_url(f"smtp://127.0.0.1:{port}?tls=off&helo=mx.example.com"))
+    try:
+        result = await smtp.send(envelope())
+    finally:
+        await smtp.aclose()
+        server.close()
+    assert_sent(result)
+    assert seen[:2] == [b"EHLO mx.example.com", b"HELO mx.example.com"]
+    assert b"MAIL FROM:<shop@example.com>" in seen  # no SIZE= without EHLO
+
+
+async def test_bytes_after_the_starttls_go_ahead_are_refused() -> None:
+    server, port, seen = await scripted_server(
+        {
+            b"EHLO": b"250-scripted\r\n250 STARTTLS\r\n",
+            b"STARTTLS": b"220 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n",
+        }
+    )
+    smtp = SmtpPool(parse_smtp_url(f"smtp://127.0.0.1:{port}"), timeout=5.0)
+    try:
+        result = await smtp.send(envelope())
+    finally:
+        await smtp.aclose()
+        server.close()
+    assert (result.outcome, result.phase) == ("deferred", "starttls")
+    # (Were the bytes to arrive after the 220 in another read, the handshake would fail.)
+    assert "after 220" in result.reply or "TLS failed" in result.reply
+    assert not any(command.startswith(b"MAIL") for command in seen)
