@@ -202,8 +202,10 @@ async def test_without_pipelining_each_command_waits_for_its_answer() -> None:
 # -- TLS and logins ------------------------------------------------------------------------------
 
 
-async def test_starttls_and_login_deliver_encrypted_mail() -> None:
-    with running_smtp_server(tls="starttls", auth=("mailer", PASSWORD)) as server:
+@pytest.mark.parametrize("without", [(), ("PLAIN",)], ids=["plain", "login"])
+async def test_starttls_and_login_deliver_encrypted_mail(without: tuple[str, ...]) -> None:
+    auth = ("mailer", PASSWORD)
+    with running_smtp_server(tls="starttls", auth=auth, auth_exclude=without) as server:
         smtp = make_pool(server, server.url(user="mailer", password=PASSWORD, tls="required"))
         try:
             result = await smtp.send(envelope())

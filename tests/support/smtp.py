@@ -111,6 +111,8 @@ class SmtpServer:
     tls: Literal["none", "starttls", "implicit"] = "none"
     auth: tuple[str, str] | None = None
     auth_require_tls: bool = True
+    auth_exclude: tuple[str, ...] = ()
+    """AUTH mechanisms not to offer (``("PLAIN",)`` leaves LOGIN)."""
     smtputf8: bool = False
     pipelining: bool = True
     delay: float = 0.0
@@ -317,6 +319,7 @@ class SmtpServer:
             kwargs["authenticator"] = self._authenticate
             # With implicit TLS aiosmtpd does not know the connection is encrypted.
             kwargs["auth_require_tls"] = self.auth_require_tls and self.tls != "implicit"
+            kwargs["auth_exclude_mechanism"] = self.auth_exclude
         session = SMTP(
             self,
             hostname="smtp.test",
