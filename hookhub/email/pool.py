@@ -33,7 +33,8 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from hookhub.config import Settings
-from hookhub.email.smtp import Attempt, Prepared, SetupRefused, SmtpConnection, open_connection
+from hookhub.email.smtp import Attempt, Prepared, SetupRefused, SmtpConnection
+from hookhub.email.smtp_open import open_connection
 from hookhub.email.smtp_url import SmtpConfig, parse_smtp_url
 from hookhub.email.transport import CaptureTransport, Envelope, MailTransport, SendResult
 

@@ -2,37 +2,32 @@
 
 Why our own: a campaign pushes hundreds of thousands of small messages through a handful of
 connections, and on one core the client's own CPU per message decides the rate. aiosmtplib
-reads every reply line through a ``StreamReader``, wraps each command in tasks and timeouts and
-sends MAIL, RCPT and DATA one round trip at a time. Here a transaction is two writes and two
-wake-ups: MAIL FROM + RCPT TO + DATA in one write when the server offers PIPELINING (RFC 2920),
-then the dot-stuffed content; the replies are cut by :class:`~hookhub.email.smtp_wire.ReplyReader`.
-``bench/bench_email_transport.py`` measures it against aiosmtplib.
+reads every reply line through a ``StreamReader``, wraps each command in timeouts and sends
+MAIL, RCPT and DATA one round trip at a time. Here, when the server offers PIPELINING (RFC
+2920), MAIL FROM + RCPT TO + DATA go in one write, and a message's dot-stuffed content can
+carry the next message's three commands (:meth:`SmtpConnection.transfer` with ``then``): one
+write, one read and one wake-up a message. Replies are cut by
+:class:`~hookhub.email.smtp_wire.ReplyReader`. ``bench/bench_email_transport.py`` measures it
+against aiosmtplib and against the same design on asyncio streams.
 
-What it speaks: the greeting, EHLO (HELO when EHLO is refused), STARTTLS with a verifying
-``ssl.SSLContext`` (or TLS from the start), AUTH PLAIN or LOGIN, SIZE (declared, and refused
-here before sending when too big), 8BITMIME and SMTPUTF8 when the message or an address needs
-them, RSET after a refused transaction so the connection is reused, QUIT on close. Each wait
-for a reply has its own timeout.
+A transaction speaks SIZE (declared, and refused here before sending when too big), 8BITMIME
+and SMTPUTF8 when the message or an address needs them, RSET after a refused transaction so the
+connection is reused, QUIT on close; each wait for replies has its own timeout. Opening the
+connection (greeting, EHLO, STARTTLS, AUTH) is :mod:`hookhub.email.smtp_open`.
 
-:func:`open_connection` raises :class:`SetupRefused` (it never leaves the pool);
-:meth:`SmtpConnection.send` never raises for the network: it answers an :class:`Attempt`. The
-password is never logged, never put in an error, and is only sent over TLS unless the URL says
-``tls=off``.
+:class:`SmtpConnection` never raises for the network: it answers an :class:`Attempt`.
+:class:`SetupRefused` (raised while opening) never leaves the pool. Nothing here logs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import ssl
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from hookhub.email.smtp_url import SmtpConfig
 from hookhub.email.smtp_wire import Reply, ReplyReader, to_wire
 from hookhub.email.transport import Envelope, Outcome, Phase, classify
 
-__all__ = ["Attempt", "Prepared", "SetupRefused", "SmtpConnection", "open_connection"]
+__all__ = ["Attempt", "Prepared", "SetupRefused", "SmtpConnection", "because", "reply_text"]
 
 MAX_REPLY_TEXT = 500
 """Characters of a server's reply kept in a result."""
@@ -82,7 +77,8 @@ class SetupRefused(Exception):
         self.reply = reply
 
 
-def _text(reply: Reply) -> str:
+def reply_text(reply: Reply) -> str:
+    """A reply's text for a result: one line, at most ``MAX_REPLY_TEXT`` characters."""
     return reply[1].decode("utf-8", "replace").replace("\n", " ")[:MAX_REPLY_TEXT]
 
 
@@ -107,7 +103,12 @@ class SmtpConnection:
         transport = reader.transport
         return not (reader.lost or transport is None or transport.is_closing())
 
-    def _adopt(self, extensions: dict[str, str]) -> None:
+    @property
+    def reader(self) -> ReplyReader:
+        return self._reader
+
+    def adopt(self, extensions: dict[str, str]) -> None:
+        """Take what EHLO announced (PIPELINING, SIZE, 8BITMIME, SMTPUTF8, ...)."""
         self.extensions = extensions
         self._pipelining = "PIPELINING" in extensions
         self._eightbit = "8BITMIME" in extensions
@@ -187,7 +188,7 @@ class SmtpConnection:
         reply = reader.replies.popleft()
         self.last_used = reader.loop.time()
         if reply[0] // 100 == 2:
-            return Attempt("sent", reply[0], _text(reply), "data")
+            return Attempt("sent", reply[0], reply_text(reply), "data")
         return await self._refused(reply, "data", in_transaction=False)
 
     def _commands(self, envelope: Envelope) -> tuple[bytes, bytes, bytes] | Attempt:
@@ -232,7 +233,7 @@ class SmtpConnection:
         if reader.timed_out:
             reason = f"timed out after {self.timeout:g} s waiting for the server"
         else:
-            reason = "connection lost" + _because(reader)
+            reason = "connection lost" + because(reader)
         retry_now = before_content and not reader.timed_out
         self.abort()
         return Attempt("deferred", None, reason, phase, retry_now=retry_now)
@@ -254,7 +255,7 @@ class SmtpConnection:
 
     async def _refused(self, reply: Reply, phase: Phase, *, in_transaction: bool = True) -> Attempt:
         code = reply[0]
-        attempt = Attempt(classify(code, phase), code, _text(reply), phase)
+        attempt = Attempt(classify(code, phase), code, reply_text(reply), phase)
         if code == 421:
             self.abort()  # the server is closing this connection
         elif self.usable and in_transaction:
@@ -287,165 +288,6 @@ class SmtpConnection:
         self._reader.lost = True
 
 
-# -- opening ---------------------------------------------------------------------------------
-
-
-async def open_connection(
-    config: SmtpConfig,
-    *,
-    timeout: float,
-    ssl_context: ssl.SSLContext | None = None,
-    local_hostname: str = "localhost",
-) -> SmtpConnection:
-    """Connect, read the greeting, EHLO, STARTTLS and AUTH as ``config`` says.
-
-    Raises :class:`SetupRefused` naming the phase that failed; the half-open connection is
-    closed first.
-    """
-    loop = asyncio.get_running_loop()
-    context = (
-        ssl_context
-        if ssl_context is not None
-        else (config.ssl_context() if config.uses_tls else None)
-    )
-    implicit = config.tls == "implicit"
-    try:
-        _transport, reader = await asyncio.wait_for(
-            loop.create_connection(
-                lambda: ReplyReader(loop),
-                config.host,
-                config.port,
-                ssl=context if implicit else None,
-                server_hostname=config.host if implicit else None,
-                ssl_handshake_timeout=timeout if implicit else None,
-            ),
-            timeout,
-        )
-    except TimeoutError:
-        raise SetupRefused("connect", None, f"timed out after {timeout:g} s") from None
-    except (OSError, ssl.SSLError) as exc:
-        raise SetupRefused("connect", None, _describe(exc)) from None
-    connection = SmtpConnection(reader, timeout)
-    try:
-        await _setup(connection, reader, config, context, local_hostname)
-    except BaseException:
-        connection.abort()
-        raise
-    return connection
-
-
-async def _setup(
-    connection: SmtpConnection,
-    reader: ReplyReader,
-    config: SmtpConfig,
-    context: ssl.SSLContext | None,
-    hostname: str,
-) -> None:
-    greeting = await _ask(connection, None, "greeting")
-    if greeting[0] != 220:
-        raise SetupRefused("greeting", greeting[0], _text(greeting))
-    helo = (config.helo or hostname).encode("idna")
-    connection._adopt(await _ehlo(connection, helo))
-    if config.tls in ("opportunistic", "required"):
-        if "STARTTLS" in connection.extensions:
-            reply = await _ask(connection, b"STARTTLS\r\n", "starttls")
-            if reply[0] != 220:
-                raise SetupRefused("starttls", reply[0], _text(reply))
-            if reader.replies or not reader.at_rest:
-                # Bytes after the 220 would be read as if they had come over TLS: refuse them
-                # (the STARTTLS injection attack).
-                raise SetupRefused("starttls", None, "the server sent data after 220 to STARTTLS")
-            assert context is not None
-            assert reader.transport is not None
-            try:
-                reader.transport = await reader.loop.start_tls(
-                    reader.transport,
-                    reader,
-                    context,
-                    server_hostname=config.host,
-                    ssl_handshake_timeout=connection.timeout,
-                )
-            except (OSError, ssl.SSLError, TimeoutError) as exc:
-                raise SetupRefused("starttls", None, "TLS failed: " + _describe(exc)) from None
-            connection._adopt(await _ehlo(connection, helo))
-        elif config.tls == "required":
-            raise SetupRefused(
-                "starttls", None, "the server does not offer STARTTLS and the URL says tls=required"
-            )
-    if config.username is not None:
-        encrypted = reader.transport is not None and reader.transport.get_extra_info("sslcontext")
-        if not encrypted and config.tls != "off":
-            raise SetupRefused(
-                "starttls",
-                None,
-                "the server does not offer STARTTLS: the password is not sent"
-                " in clear text (add ?tls=off to the URL to allow it)",
-            )
-        await _login(connection, config.username, config.password or "")
-
-
-async def _ask(connection: SmtpConnection, command: bytes | None, phase: Phase) -> Reply:
-    reader = connection._reader
-    if command is not None:
-        if not connection.usable:
-            raise SetupRefused(phase, None, "connection lost" + _because(reader))
-        reader.transport.write(command)  # type: ignore[union-attr]
-    if not await reader.wait(1, connection.timeout):
-        if reader.timed_out:
-            raise SetupRefused(phase, None, f"timed out after {connection.timeout:g} s")
-        raise SetupRefused(phase, None, "connection lost" + _because(reader))
-    return reader.replies.popleft()
-
-
-def _because(reader: ReplyReader) -> str:
+def because(reader: ReplyReader) -> str:
+    """`` (why)`` when the reader knows why its connection was lost."""
     return f" ({reader.error})" if reader.error else ""
-
-
-async def _ehlo(connection: SmtpConnection, helo: bytes) -> dict[str, str]:
-    reply = await _ask(connection, b"EHLO " + helo + b"\r\n", "ehlo")
-    if reply[0] == 250:
-        extensions: dict[str, str] = {}
-        for line in reply[1].decode("utf-8", "replace").split("\n")[1:]:
-            keyword, _, value = line.strip().partition(" ")
-            extensions[keyword.upper()] = value.strip()
-        return extensions
-    if reply[0] == 421:
-        raise SetupRefused("ehlo", 421, _text(reply))
-    fallback = await _ask(connection, b"HELO " + helo + b"\r\n", "ehlo")
-    if fallback[0] != 250:
-        raise SetupRefused("ehlo", reply[0], _text(reply))
-    return {}
-
-
-async def _login(connection: SmtpConnection, username: str, password: str) -> None:
-    mechanisms = connection.extensions.get("AUTH", "").upper().split()
-    user, secret = username.encode(), password.encode()
-    if "PLAIN" in mechanisms:
-        token = base64.b64encode(b"\0" + user + b"\0" + secret)
-        reply = await _ask(connection, b"AUTH PLAIN " + token + b"\r\n", "auth")
-        if reply[0] == 334:  # a server that wants the credentials after an empty challenge
-            reply = await _ask(connection, token + b"\r\n", "auth")
-        sent = [token]
-    elif "LOGIN" in mechanisms:
-        sent = [base64.b64encode(user), base64.b64encode(secret)]
-        reply = await _ask(connection, b"AUTH LOGIN\r\n", "auth")
-        for answer in sent:
-            if reply[0] != 334:
-                break
-            reply = await _ask(connection, answer + b"\r\n", "auth")
-    else:
-        offered = " ".join(mechanisms) or "none"
-        raise SetupRefused(
-            "auth", None, f"the server offers no login we speak (PLAIN, LOGIN); offered: {offered}"
-        )
-    if reply[0] != 235:
-        text = _text(reply)
-        for secret_form in (password, *(token.decode() for token in sent)):
-            if secret_form:
-                text = text.replace(secret_form, "[redacted]")
-        raise SetupRefused("auth", reply[0], text)
-
-
-def _describe(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -9,6 +9,7 @@ is replaced; a batch uses the connections it is given; the rate limit holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -545,60 +546,68 @@ async def test_the_rate_limit_spaces_messages_out(server: SmtpServer) -> None:
 # -- servers aiosmtpd cannot play ----------------------------------------------------------------
 
 
-async def scripted_server(answers: dict[bytes, bytes]) -> tuple[asyncio.Server, int, list[bytes]]:
+@contextlib.asynccontextmanager
+async def scripted_server(answers: dict[bytes, bytes]) -> AsyncIterator[tuple[int, list[bytes]]]:
     """A line-based server answering each command by its first word (``answers[b"EHLO"]``);
-    ``b"DATA-END"`` answers the end of a message. Returns the commands it saw."""
+    ``b"DATA-END"`` answers the end of a message. Yields its port and the commands it saw."""
     seen: list[bytes] = []
+    sessions: list[asyncio.Task[Any]] = []
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sessions.append(asyncio.current_task())  # type: ignore[arg-type]
         writer.write(b"220 scripted ESMTP\r\n")
         in_data = False
-        while line := await reader.readline():
-            if in_data:
-                if line == b".\r\n":
-                    in_data = False
-                    writer.write(answers.get(b"DATA-END", b"250 queued\r\n"))
-                continue
-            word = line.split()[0].upper() if line.strip() else b""
-            seen.append(line.rstrip())
-            writer.write(answers.get(word, b"250 ok\r\n"))
-            in_data = word == b"DATA" and answers.get(b"DATA", b"354").startswith(b"354")
-            if word == b"QUIT":
-                break
+        with contextlib.suppress(ConnectionError):
+            while line := await reader.readline():
+                if in_data:
+                    if line == b".\r\n":
+                        in_data = False
+                        writer.write(answers.get(b"DATA-END", b"250 queued\r\n"))
+                    continue
+                word = line.split()[0].upper() if line.strip() else b""
+                seen.append(line.rstrip())
+                writer.write(answers.get(word, b"250 ok\r\n"))
+                in_data = word == b"DATA" and answers.get(b"DATA", b"354").startswith(b"354")
+                if word == b"QUIT":
+                    break
         writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
 
     server = await asyncio.start_server(session, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1], seen
+    try:
+        yield server.sockets[0].getsockname()[1], seen
+    finally:
+        server.close()
+        await server.wait_closed()
+        await asyncio.wait_for(asyncio.gather(*sessions, return_exceptions=True), 10)
 
 
 async def test_a_server_refusing_ehlo_is_greeted_with_helo() -> None:
-    server, port, seen = await scripted_server(
-        {b"EHLO": b"502 5.5.1 EHLO not implemented\r\n", b"DATA": b"354 go\r\n"}
-    )
-    smtp = SmtpPool(parse_smtp_url(f"smtp://127.0.0.1:{port}?tls=off&helo=mx.example.com"))
-    try:
-        result = await smtp.send(envelope())
-    finally:
-        await smtp.aclose()
-        server.close()
+    answers = {b"EHLO": b"502 5.5.1 EHLO not implemented\r\n", b"DATA": b"354 go\r\n"}
+    async with scripted_server(answers) as (port, seen):
+        url = f"smtp://127.0.0.1:{port}?tls=off&helo=mx.example.com"
+        smtp = SmtpPool(parse_smtp_url(url))
+        try:
+            result = await smtp.send(envelope())
+        finally:
+            await smtp.aclose()
     assert_sent(result)
     assert seen[:2] == [b"EHLO mx.example.com", b"HELO mx.example.com"]
     assert b"MAIL FROM:<shop@example.com>" in seen  # no SIZE= without EHLO
 
 
 async def test_bytes_after_the_starttls_go_ahead_are_refused() -> None:
-    server, port, seen = await scripted_server(
-        {
-            b"EHLO": b"250-scripted\r\n250 STARTTLS\r\n",
-            b"STARTTLS": b"220 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n",
-        }
-    )
-    smtp = SmtpPool(parse_smtp_url(f"smtp://127.0.0.1:{port}"), timeout=5.0)
-    try:
-        result = await smtp.send(envelope())
-    finally:
-        await smtp.aclose()
-        server.close()
+    answers = {
+        b"EHLO": b"250-scripted\r\n250 STARTTLS\r\n",
+        b"STARTTLS": b"220 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n",
+    }
+    async with scripted_server(answers) as (port, seen):
+        smtp = SmtpPool(parse_smtp_url(f"smtp://127.0.0.1:{port}"), timeout=5.0)
+        try:
+            result = await smtp.send(envelope())
+        finally:
+            await smtp.aclose()
     assert (result.outcome, result.phase) == ("deferred", "starttls")
     # (Were the bytes to arrive after the 220 in another read, the handshake would fail.)
     assert "after 220" in result.reply or "TLS failed" in result.reply
