@@ -29,47 +29,19 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from hookhub.config import Settings
+from hookhub.email.pacing import Clock, Pacer, Sleep
 from hookhub.email.smtp import Attempt, Prepared, SetupRefused, SmtpConnection
 from hookhub.email.smtp_open import open_connection
 from hookhub.email.smtp_url import SmtpConfig, parse_smtp_url
 from hookhub.email.transport import CaptureTransport, Envelope, MailTransport, SendResult
 
-__all__ = ["Pacer", "SmtpPool", "SmtpTransport", "transport_from_settings", "transport_from_url"]
+__all__ = ["SmtpPool", "SmtpTransport", "transport_from_settings", "transport_from_url"]
 
 log = logging.getLogger("hookhub.email.smtp")
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
-
-
-class Pacer:
-    """At most ``rate`` events per second on average, bursts of ``burst`` events (GCRA).
-
-    :meth:`wait` reserves the next slot and sleeps until it comes, so concurrent callers are
-    spaced out in the order they asked; over any T seconds at most ``burst + rate * T`` pass.
-    """
-
-    def __init__(self, rate: float, *, burst: float, clock: Clock, sleep: Sleep) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be > 0")
-        self.interval = 1.0 / rate
-        self.tolerance = (max(burst, 1.0) - 1.0) * self.interval
-        self._clock = clock
-        self._sleep = sleep
-        self._tat = float("-inf")
-        """The theoretical arrival time of the next event, were the rate exactly kept."""
-
-    async def wait(self) -> None:
-        now = self._clock()
-        arrival = max(self._tat, now)
-        self._tat = arrival + self.interval
-        delay = arrival - self.tolerance - now
-        if delay > 0:
-            await self._sleep(delay)
 
 
 class SmtpPool:

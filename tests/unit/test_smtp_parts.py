@@ -229,3 +229,29 @@ async def test_an_endless_reply_is_dropped() -> None:
 )
 def test_classification(code: int, phase: str, outcome: str) -> None:
     assert classify(code, phase) == outcome  # type: ignore[arg-type]
+
+
+# -- pacing --------------------------------------------------------------------------------------
+
+
+async def test_the_pacer_lets_a_burst_through_then_spaces_events_out() -> None:
+    from hookhub.email.pacing import Pacer
+
+    now = [0.0]
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(round(seconds, 6))
+        now[0] += seconds
+
+    pacer = Pacer(10.0, burst=3, clock=lambda: now[0], sleep=sleep)
+    for _ in range(6):
+        await pacer.wait()
+    assert sleeps == [0.1, 0.1, 0.1]  # three at once, then one every 0.1 s
+    assert now[0] == pytest.approx(0.3)
+
+    now[0] += 10.0  # a quiet spell refills the burst, no more
+    sleeps.clear()
+    for _ in range(4):
+        await pacer.wait()
+    assert sleeps == [0.1]
