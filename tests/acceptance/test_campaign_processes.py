@@ -203,3 +203,53 @@ def test_two_workers_share_one_campaign_on_postgresql_without_duplicates(
     stored = stored_message_ids(services, campaign_id)
     assert {address: {stored[address]} for address in counts} == message_ids
     assert connections > 4, "both workers sent (each opens its own connections)"
+
+
+def test_one_click_unsubscribe_from_a_campaign_email_names_the_campaign(
+    services: Services, db_url: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("hookhub.email.tracking_receiver", reason="tracking routes")
+    list_id = prefill(services, 2)
+    with running_smtp_server() as server:
+        port = processes.free_port()
+        base = f"http://127.0.0.1:{port}"
+        env = worker_env(db_url, server, HOOKHUB_PUBLIC_URL=base)
+        with running(["serve", "--port", str(port)], env, tmp_path / "serve.log") as serve:
+            processes.wait_http(base + "/healthz", process=serve)
+            campaign_id = start_campaign(base, list_id)
+            server.wait_for(2)
+            mail = next(m for m in server.messages if m.recipients == ["r0001@example.com"])
+            header = str(message_from_bytes(mail.data)["List-Unsubscribe"])
+            url = next(part.strip("<> ") for part in header.split(",") if "http" in part)
+            assert url.startswith(base + "/t/u/"), header
+            answer = httpx.post(
+                url,
+                content=b"List-Unsubscribe=One-Click",
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+            )
+            assert answer.status_code < 300, answer.text
+            api = {"Authorization": f"Bearer {API_KEY}"}
+            deadline = time.monotonic() + 30
+            found: list[dict[str, Any]] = []
+            while not found and time.monotonic() < deadline:
+                listed = httpx.get(
+                    f"{base}/api/v1/messages",
+                    params={"event_type": "contact.unsubscribed"},
+                    headers=api,
+                )
+                found = [m["payload"]["data"] for m in listed.json()["data"]]
+                time.sleep(0.2)
+            stats = httpx.get(f"{base}/api/v1/campaigns/{campaign_id}", headers=api).json()
+    (unsubscribed,) = found
+    assert unsubscribed["email"] == "r0001@example.com"
+    assert unsubscribed["campaign_id"] == campaign_id
+    assert unsubscribed["email_id"] == stats_email_id(services, campaign_id, "r0001@example.com")
+    assert stats["stats"]["unsubscribed"] == 1
+
+
+def stats_email_id(services: Services, campaign_id: int, address: str) -> int:
+    with services.db.read() as conn:
+        query = select(emails.c.id).where(
+            emails.c.campaign_id == campaign_id, emails.c.to_email == address
+        )
+        return int(conn.execute(query).scalar_one())
