@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from hookhub import ids
 from hookhub.config import Settings
 from hookhub.core.contacts import normalize_email
+from hookhub.email.templates import EmailTemplate
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.outbox import Outbox
 from hookhub.records.campaign import EDITABLE, Campaign
@@ -43,21 +44,9 @@ def utcnow() -> datetime:
 
 
 def check_compiles(subject: str, html: str, text: str | None) -> None:
-    """Refuse content that does not compile (a 422 naming the field and the line)."""
-    from jinja2 import TemplateSyntaxError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment()
-    for field, source in (("subject", subject), ("html", html), ("text", text)):
-        if source is None:
-            continue
-        try:
-            env.parse(source)
-        except TemplateSyntaxError as exc:
-            raise ValidationFailed(
-                f"{field} does not compile (line {exc.lineno}): {exc.message}",
-                details={"field": field, "line": exc.lineno, "error": exc.message},
-            ) from exc
+    """Refuse content that does not compile (``TemplateInvalid``: a 422 naming the field and
+    the line), as the worker will compile it."""
+    EmailTemplate.compile(subject, html, text)
 
 
 def default_sender(settings: Settings) -> dict[str, Any]:

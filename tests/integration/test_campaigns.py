@@ -512,3 +512,21 @@ def test_an_email_in_flight_at_pause_or_cancel_is_held_or_skipped_when_it_comes_
     rows = {r.id: r for r in campaign_emails(services, cid)}
     assert {r.status for r in rows.values()} == {"skipped"}
     assert client.get(f"{C}/{cid}").json()["status"] == "cancelled"
+
+
+def test_content_that_does_not_compile_is_a_422_naming_field_and_line(client: Any) -> None:
+    members = make_list(client, "Members")
+    response = client.post(
+        C,
+        json={
+            "name": "x",
+            "list_ids": [members],
+            "subject": "Fine",
+            "html": "<p>line one</p>\n<p>{% for x in %}</p>",
+        },
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "template_invalid"
+    assert error["details"]["field"] == "html"
+    assert error["details"]["line"] == 2
