@@ -16,7 +16,9 @@ as an ASGI app (``hookhub.inbound.receiver.InboundReceiver``), no HTTP at all.
 
 Each run is a fresh process. ``--compare-source DIR`` also runs the ``hookhub`` package found
 in DIR (a checkout of another commit: ``git archive <rev> hookhub | tar -x -C DIR``),
-alternating with this one, so a change is measured before and after in the same minutes.
+alternating with this one, so a change is measured before and after in the same minutes; the
+summary gives medians and minimums (on a busy machine the minimum is the least disturbed run)
+and the ratio of CPU per request of each pair of runs.
 ``--no-database`` replaces the log write with a stub that only numbers the entries: the
 receiver's own share.
 
@@ -204,7 +206,7 @@ def one_run(count: int, no_database: bool, via: str) -> tuple[float, float]:
             if no_database:
                 numbers = itertools.count(1)
 
-                def numbered(_self: object, entries: list[LogEntry]) -> None:
+                def numbered(_self: object, entries: list[LogEntry], *_counts: Any) -> None:
                     for entry in entries:
                         entry.id = next(numbers)
 
@@ -284,10 +286,22 @@ def main() -> None:
             cpu, wall = measure(args, source)
             figures[name].append((cpu, wall))
             print(f"  run {run}: {name:<40} {cpu * 1e6:6.1f} us CPU, {wall * 1e6:6.1f} us wall")
-    print(f"\nmedians of {args.runs} runs:")
+    print(f"\nmedians (and minimums) of {args.runs} runs:")
     for name, values in figures.items():
         cpu, wall = median([v[0] for v in values]), median([v[1] for v in values])
-        print(f"  {name:<40} {cpu * 1e6:6.1f} us CPU, {wall * 1e6:6.1f} us wall")
+        least = min(v[0] for v in values), min(v[1] for v in values)
+        print(
+            f"  {name:<40} {cpu * 1e6:6.1f} us CPU, {wall * 1e6:6.1f} us wall"
+            f"  (min {least[0] * 1e6:6.1f} us CPU, {least[1] * 1e6:6.1f} us wall)"
+        )
+    if len(figures) == 2:
+        ours, theirs = figures.values()
+        per_run = [a[0] / b[0] for a, b in zip(ours, theirs, strict=True)]
+        print(
+            "  CPU per request, this checkout / the other, per run: "
+            + ", ".join(f"{r:.3f}" for r in per_run)
+            + f" (median {median(per_run):.3f})"
+        )
 
 
 if __name__ == "__main__":

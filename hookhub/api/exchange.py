@@ -8,7 +8,6 @@ It must never read a body it will not use, nor answer twice.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,13 @@ if TYPE_CHECKING:
 __all__ = ["InboundExchange"]
 
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+# Where the body stands: still coming, or why it is no longer awaited.
+_COMING = "coming"
+_COMPLETE = "complete"
+_TOO_LARGE = "too large"
+_TIMED_OUT = "timed out"
+_ABANDONED = "abandoned"
 
 
 class _NoEvent:
@@ -50,9 +56,8 @@ class InboundExchange:
     """
 
     __slots__ = (
-        "_abandoned",
+        "_body",
         "_chunks",
-        "_complete",
         "_continue_sent",
         "_expect_continue",
         "_looked_up",
@@ -60,9 +65,7 @@ class InboundExchange:
         "_ran",
         "_size",
         "_started",
-        "_timed_out",
-        "_timer",
-        "_too_large",
+        "_wanted",
         "disconnected",
         "headers",
         "keep_alive",
@@ -94,70 +97,59 @@ class InboundExchange:
         self._continue_sent = False
         self._chunks: list[bytes] = []
         self._size = 0
-        self._complete = False
+        self._body = _TOO_LARGE if declared_length(headers) > receiver.max_body else _COMING
         self._started = False
         self._ran = False
         self._looked_up = False
+        self._wanted = False
+        """The webhook exists and takes requests (known once looked up)."""
         self._lookup_error: BaseException | None = None
-        self._timed_out = False
-        self._abandoned = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._too_large = declared_length(headers) > receiver.max_body
         receiver.find(token, self._found)
 
     def _found(self, webhook: InboundWebhook | None, error: BaseException | None) -> None:
         self._looked_up = True
         self.webhook = webhook
         self._lookup_error = error
-        if self._refused() and not self._complete:
+        self._wanted = error is None and webhook is not None and webhook.enabled
+        if not self._wanted and self._body is _COMING:
             # Whatever of the body came with the headers is read first (a small one then
             # keeps the connection); the rest is never read.
             self.protocol.loop.call_soon(self._abandon_body)
-            return
-        self._proceed()
+        elif self._started:
+            self._proceed()
 
     def _abandon_body(self) -> None:
-        if not self._complete:
-            self._abandoned = True
+        if self._body is _COMING:
+            self._body = _ABANDONED
             self._chunks = []
             self._stop_reading()
         self._proceed()
 
-    def _refused(self) -> bool:
-        """Answered without its body: no such webhook, or it could not be looked up."""
-        return self._lookup_error is not None or self.webhook is None or not self.webhook.enabled
-
     def start(self) -> None:
         """Its turn on the connection has come (at once, or after a pipelined request)."""
         self._started = True
-        if not self.protocol.feeding:  # else armed after the read, if the body is not all in it
-            self.arm_deadline()
+        if self._body is _COMING:
+            # Most bodies come in the read that brought the headers: answered before the
+            # sweep ever looks at this deadline.
+            self.protocol.body_deadlines.add(self)
         self._proceed()
-
-    def arm_deadline(self) -> None:
-        """Start the body's deadline, unless the body is all in or no longer wanted."""
-        if self._timer is not None or not self._started or self._ran or self._complete:
-            return
-        if not (self._too_large or self._timed_out or self._abandoned):
-            loop = self.protocol.loop
-            self._timer = loop.call_later(self.receiver.body_timeout, self._time_out)
 
     def _proceed(self) -> None:
         """Answer if everything needed is known; else ask for the body if the sender waits."""
         if self._ran or not (self._started and self._looked_up):
             return
-        if self._complete or self._too_large or self._timed_out or self._abandoned:
+        if self._body is not _COMING:
             self._run()
         elif self._expect_continue and not self._continue_sent:
             self._continue_sent = True
             self.protocol.gathering.write_now(_CONTINUE)
 
     def feed(self, chunk: bytes) -> None:
-        if self._too_large or self._ran or self._timed_out or self._abandoned:
+        if self._body is not _COMING:
             return
         self._size += len(chunk)
         if self._size > self.receiver.max_body:
-            self._too_large = True
+            self._body = _TOO_LARGE
             self._chunks = []
             self._stop_reading()  # nothing past the limit is read
             self._proceed()
@@ -166,17 +158,17 @@ class InboundExchange:
 
     def finish(self) -> None:
         """The whole body has arrived."""
-        self._complete = True
-        self._proceed()
+        if self._body is _COMING:
+            self._body = _COMPLETE
+            self._proceed()
 
-    def _time_out(self) -> None:
-        self._timer = None
-        if self._ran or self._complete:
-            return
-        self._timed_out = True
-        self._chunks = []
-        self._stop_reading()
-        self._proceed()
+    def expire(self) -> None:
+        """The body's deadline passed (``Deadlines`` calls this)."""
+        if self._body is _COMING and not self._ran:
+            self._body = _TIMED_OUT
+            self._chunks = []
+            self._stop_reading()
+            self._proceed()
 
     def _stop_reading(self) -> None:
         # The rest of the body stays unread, so the connection ends with the answer.
@@ -185,19 +177,20 @@ class InboundExchange:
 
     def _run(self) -> None:
         self._ran = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self.protocol.body_deadlines.discard(self)
         if self._lookup_error is not None:
             self.respond(*failure_answer(self._lookup_error))
             return
-        if self._timed_out and not self._refused():
+        state = self._body
+        body: bytes | None = None
+        if state is _TOO_LARGE:
+            self._stop_reading()
+        elif not self._wanted:
+            pass  # answered 404 without its body
+        elif state is _TIMED_OUT:
             self.respond(*timeout_answer(self.receiver.body_timeout))
             return
-        body: bytes | None = None
-        if self._too_large:
-            self._stop_reading()
-        elif not self._refused():
+        elif state is _COMPLETE:
             chunks = self._chunks
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             self._chunks = []
@@ -225,4 +218,4 @@ class InboundExchange:
         protocol.gathering.write_now(b"".join(parts))
         if not self.keep_alive:
             protocol.transport.close()
-        protocol.on_response_complete()
+        protocol.on_inbound_response_complete()

@@ -24,7 +24,13 @@ rest of the body never read). Everything else, and any ``/in/`` request it does 
 Every request's head is bounded here (``MAX_REQUEST_HEADER_FIELD``, ``MAX_REQUEST_HEADERS``,
 ``MAX_REQUEST_HEAD``): past them the answer is 431 in JSON and the connection is closed. The
 parser joins a header's pieces as they arrive, so an unbounded header would also cost quadratic
-copying; reads are counted before a header is whole.
+copying; reads are counted before a header is whole. What every request pays for this is
+little: a head that comes in one read no longer than a header field's limit cannot be past
+the field or total limit, so only its header count is checked; the fields and the total are
+counted only for longer reads and for heads split across reads.
+
+Timeouts on the receive path (the body's deadline, keep-alive after an answer) are swept
+(``hookhub.api.deadlines``) instead of a loop timer armed and cancelled for every request.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from uvicorn.config import Config, LifespanType
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from hookhub.api.deadlines import Deadlines, deadlines_for
 from hookhub.api.exchange import InboundExchange
 from hookhub.core import jsoncodec
 from hookhub.errors import BadRequest, HeadersTooLarge, HookhubError
@@ -147,23 +154,30 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             else None
         )
         self.gathering: GatheringTransport = None  # type: ignore[assignment]
-        self._in_head = False
-        self._began_in_this_read = False
+        self.body_deadlines: Deadlines = None  # type: ignore[assignment]
+        self._keep_alive: SweptKeepAlive = None  # type: ignore[assignment]
+        self._read_size = 0
+        self._head_done: list[tuple[bytes, bytes]] | None = None
+        """The headers of the last complete head: ``self.headers`` is another list while a
+        head is being read."""
+        self._head_spans_reads = False
         self._head_size = 0
-        self.feeding = False
-        """Whether a read is being parsed (an exchange started then arms its deadline after)."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.gathering = cast(GatheringTransport, self.transport)
+        if self.receiver is not None:
+            state, loop = self.server_state, self.loop
+            self.body_deadlines = deadlines_for(state, loop, self.receiver.body_timeout)
+            keep_alive = deadlines_for(state, loop, float(self.timeout_keep_alive))
+            self._keep_alive = SweptKeepAlive(self, keep_alive)
 
     # -- the request head's limits -------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's, but every refusal answered in JSON, and the head's size bounded.
         self._unset_keepalive_if_required()
-        self._began_in_this_read = False
-        self.feeding = True
+        self._read_size = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -181,44 +195,48 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        finally:
-            self.feeding = False
-        cycle: Any = self.cycle
-        if cycle.__class__ is InboundExchange:
-            # Most bodies come with their headers: no deadline is armed for those.
-            cycle.arm_deadline()
-        if self._in_head and not self._began_in_this_read:
-            # A head arriving in many reads: the parser joins the pieces of a header, so the
-            # reads are counted as they come, before the header is whole.
-            self._head_size += len(data)
-            if self._head_size > MAX_REQUEST_HEAD:
-                self._refuse(HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes."))
+        if self.headers is not self._head_done:
+            self._head_continues()
+
+    def _head_continues(self) -> None:
+        """A head is not complete at the end of a read: count it now, before the next read.
+
+        The parser joins a header's pieces as they arrive, so reads are counted as they come,
+        before a header is whole: of the read where the head began, what was parsed of it;
+        every later read whole.
+        """
+        if self._head_spans_reads:
+            self._head_size += self._read_size
+        else:
+            self._head_spans_reads = True
+            self._head_size = _head_size(self.url, self.headers)
+        if self._head_size > MAX_REQUEST_HEAD:
+            self._refuse(HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes."))
 
     def on_message_begin(self) -> None:
+        # uvicorn's, without the ASGI scope: it is built only for a request that goes the ASGI
+        # way (see _begin_asgi), never for the receive path's own.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _begin_asgi(self) -> None:
+        """uvicorn's on_message_begin for this request, now that it goes the ASGI way."""
+        url, headers, expect = self.url, self.headers, self.expect_100_continue
         super().on_message_begin()
-        self._in_head = True
-        self._began_in_this_read = True
-        self._head_size = 0
+        self.url, self.headers, self.expect_100_continue = url, headers, expect
+        self.scope["headers"] = headers
 
-    # uvicorn's on_url and on_header, inlined (they run for every header of every request)
-    # and counting the head; its whole size is checked once, when it is complete.
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-        self._head_size += len(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        size = len(name) + len(value)
-        headers = self.headers
-        if size > MAX_REQUEST_HEADER_FIELD:
-            raise HeadersTooLarge(f"A header field is over {MAX_REQUEST_HEADER_FIELD} bytes.")
-        if len(headers) >= MAX_REQUEST_HEADERS:
+    def _check_head(self) -> None:
+        """Every limit of a complete head, read in full; raises HeadersTooLarge."""
+        self._head_spans_reads = False
+        if len(self.headers) > MAX_REQUEST_HEADERS:
             raise HeadersTooLarge(f"The request has more than {MAX_REQUEST_HEADERS} headers.")
-        self._head_size += size + 4
-        name = name.lower()
-        if name == b"expect" and value.lower() == b"100-continue":
-            self.expect_100_continue = True
-        headers.append((name, value))
+        for name, value in self.headers:
+            if len(name) + len(value) > MAX_REQUEST_HEADER_FIELD:
+                raise HeadersTooLarge(f"A header field is over {MAX_REQUEST_HEADER_FIELD} bytes.")
+        if _head_size(self.url, self.headers) > MAX_REQUEST_HEAD:
+            raise HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes.")
 
     def send_400_response(self, msg: str) -> None:
         self._refuse(BadRequest(msg))
@@ -237,9 +255,16 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
     # -- POST /in/{token} ----------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        if self._head_size > MAX_REQUEST_HEAD:
-            raise HeadersTooLarge(f"The request head is over {MAX_REQUEST_HEAD} bytes.")
+        headers = self.headers
+        self._head_done = headers
+        # A head that came in one read of at most a header field's size can only be over
+        # the header count: the field and total limits are checked only past that.
+        if (
+            self._head_spans_reads
+            or self._read_size > MAX_REQUEST_HEADER_FIELD
+            or len(headers) > MAX_REQUEST_HEADERS
+        ):
+            self._check_head()
         receiver = self.receiver
         url = self.url
         if (
@@ -250,18 +275,20 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             or b"#" in url
             or self.parser.should_upgrade()
         ):
+            self._begin_asgi()
             super().on_headers_complete()
             return
         try:
             token = url.partition(b"?")[0][len(_PREFIX) :].decode("ascii")
         except UnicodeDecodeError:
+            self._begin_asgi()
             super().on_headers_complete()
             return
         exchange = InboundExchange(
             self,
             receiver,
             token,
-            self.headers,
+            headers,
             keep_alive=self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive(),
             expect_continue=self.expect_100_continue,
         )
@@ -274,24 +301,68 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             self.pipeline.appendleft((exchange, self.app))  # type: ignore[arg-type]
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        if isinstance(cycle, InboundExchange):
+        if cycle.__class__ is InboundExchange:
             cycle.start()
         else:
             super()._start_asgi_task(cycle, app)
 
     def on_body(self, body: bytes) -> None:
-        cycle = self.cycle
-        if isinstance(cycle, InboundExchange):
+        cycle: Any = self.cycle
+        if cycle.__class__ is InboundExchange:
             cycle.feed(body)
         else:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        cycle = self.cycle
-        if isinstance(cycle, InboundExchange):
+        cycle: Any = self.cycle
+        if cycle.__class__ is InboundExchange:
             cycle.finish()
         else:
             super().on_message_complete()
+
+    def on_inbound_response_complete(self) -> None:
+        """uvicorn's on_response_complete, with the keep-alive timeout swept (``deadlines``)
+        rather than a loop timer armed after every response and cancelled by the next read."""
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._keep_alive.arm()
+
+
+class SweptKeepAlive:
+    """uvicorn's keep-alive timer of one connection, as an entry of a :class:`Deadlines`.
+
+    Stands where uvicorn keeps its ``TimerHandle`` (``timeout_keep_alive_task``), so uvicorn's
+    own code cancels it: on the next read, the next response, or the connection's end.
+    """
+
+    __slots__ = ("deadlines", "protocol")
+
+    def __init__(self, protocol: HookhubHttpProtocol, deadlines: Deadlines) -> None:
+        self.protocol = protocol
+        self.deadlines = deadlines
+
+    def arm(self) -> None:
+        self.deadlines.add(self)
+        self.protocol.timeout_keep_alive_task = self  # type: ignore[assignment]
+
+    def cancel(self) -> None:
+        self.deadlines.discard(self)
+
+    def expire(self) -> None:
+        self.protocol.timeout_keep_alive_task = None
+        self.protocol.timeout_keep_alive_handler()
+
+
+def _head_size(url: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+    """The bytes of a request line's target and header fields, as the limits count them."""
+    return len(url) + sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def server_config(

@@ -162,12 +162,12 @@ class InboundReceiver:
         """Look the webhook of ``token`` up: ``found(webhook, None)`` (None when there is no
         such webhook, or the token is malformed), or ``found(None, error)`` when the lookup
         failed. At once when cached, otherwise from a task. Runs on the event loop."""
-        if not TOKEN_SHAPE.fullmatch(token):
-            found(None, None)
-            return
-        cached = self._cache.get(token)
+        cached = self._cache.get(token)  # only well-formed tokens are ever cached
         if cached is not None and cached[0] > time.monotonic() and cached[0] > self._expired_before:
             found(cached[1], None)
+            return
+        if not TOKEN_SHAPE.fullmatch(token):
+            found(None, None)
             return
         task = asyncio.get_running_loop().create_task(self._look_up(token, found))
         self._lookups.add(task)
