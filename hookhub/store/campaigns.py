@@ -369,8 +369,9 @@ class CampaignStore:
             module.insert(emails)
             .from_select(list(columns), recipients, include_defaults=False)
             .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
+            .returning(emails.c.id)  # (rowcount is not reported for it on PostgreSQL)
         )
-        return int(self.conn.execute(statement).rowcount)
+        return len(self.conn.execute(statement).all())
 
     def start(self, campaign_id: int, now: datetime) -> None:
         """A scheduled campaign is due: it starts sending; its recipients are among the
