@@ -25,6 +25,7 @@ from hookhub.api.routes import (
     attributes,
     campaigns,
     contacts,
+    email_templates,
     events,
     inbound,
     lists,
@@ -104,6 +105,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
     )
     routers = [m.router for m in (contacts, lists, events, attributes, messages, webhooks, inbound)]
     routers.append(campaigns.router)
+    routers.append(email_templates.router)
     mark_scopes(routers)
     for router in routers:
         api.include_router(router)
