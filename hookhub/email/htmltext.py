@@ -219,7 +219,13 @@ class TextWriter:
 
 def tidy_text(text: str) -> str:
     """No trailing spaces, at most one blank line in a row, one final newline ("" if empty)."""
-    tidy = _MANY_BLANKS.sub("\n\n", _TRAILING_SPACES.sub("", text)).strip("\n")
+    # Each pass runs only when its cheap substring test says it has work (campaigns call this
+    # for every recipient, and a regex scan costs far more than ``in``).
+    if " \n" in text or "\t\n" in text or text.endswith((" ", "\t")):
+        text = _TRAILING_SPACES.sub("", text)
+    if "\n\n\n" in text:
+        text = _MANY_BLANKS.sub("\n\n", text)
+    tidy = text.strip("\n")
     return tidy + "\n" if tidy else ""
 
 

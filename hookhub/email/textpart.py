@@ -151,8 +151,13 @@ class _TemplateTextWriter(TextWriter):
 
 def tidy_derived(text: str) -> str:
     """The rendered derived text, tidied as the per-render conversion would leave it."""
-    text = _INNER_SPACES.sub(" ", _EMPTY_LINK.sub("", text))
-    return tidy_text(_LEADING_SPACES.sub("", text))
+    if " ()" in text:
+        text = _EMPTY_LINK.sub("", text)
+    if "  " in text:
+        text = _INNER_SPACES.sub(" ", text)
+    if "\n " in text or text.startswith(" "):
+        text = _LEADING_SPACES.sub("", text)
+    return tidy_text(text)
 
 
 def derive_text_source(html_source: str) -> str | None:
