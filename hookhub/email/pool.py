@@ -262,11 +262,13 @@ class SmtpPool:
     def _retire(self, connection: SmtpConnection) -> None:
         self._open -= 1
         if connection.usable:
-            task = asyncio.get_running_loop().create_task(connection.quit())
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
+            closing = connection.quit()
         else:
             connection.abort()
+            closing = connection.closed()
+        task = asyncio.get_running_loop().create_task(closing)
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _wake(self) -> None:
         while self._waiters:
@@ -304,7 +306,8 @@ class SmtpPool:
             log.info("smtp.setup_recovered", extra={"smtp": self.config.describe()})
 
     async def aclose(self) -> None:
-        """QUIT the idle connections and wait for those being retired; usable again after."""
+        """QUIT the idle connections and wait until they and those being retired are closed;
+        the pool can be used again after."""
         idle, self._idle = self._idle, []
         self._open -= len(idle)
         await asyncio.gather(*(connection.quit() for connection in idle), *self._retiring)

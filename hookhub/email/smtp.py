@@ -21,6 +21,8 @@ connection (greeting, EHLO, STARTTLS, AUTH) is :mod:`hookhub.email.smtp_open`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -273,7 +275,8 @@ class SmtpConnection:
     # -- closing -----------------------------------------------------------------------------
 
     async def quit(self, timeout: float = 5.0) -> None:
-        """QUIT and close; waits ``timeout`` at most for the server's goodbye."""
+        """QUIT and close; waits ``timeout`` at most for the server's goodbye, and as long
+        again for the connection to be closed (a TLS close is a conversation too)."""
         reader = self._reader
         if self.usable:
             reader.replies.clear()
@@ -281,6 +284,12 @@ class SmtpConnection:
             await reader.wait(1, min(timeout, self.timeout))
         if reader.transport is not None:
             reader.transport.close()
+        await self.closed(timeout)
+
+    async def closed(self, timeout: float = 5.0) -> None:
+        """Wait (``timeout`` at most) until the transport has let go of the socket."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._reader.closed), timeout)
 
     def abort(self) -> None:
         if self._reader.transport is not None:

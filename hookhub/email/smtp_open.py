@@ -62,6 +62,10 @@ async def open_connection(
     connection = SmtpConnection(reader, timeout)
     try:
         await _setup(connection, reader, config, context, local_hostname)
+    except SetupRefused:
+        connection.abort()
+        await connection.closed(1.0)
+        raise
     except BaseException:
         connection.abort()
         raise
@@ -107,7 +111,7 @@ async def _setup(
                 "starttls", None, "the server does not offer STARTTLS and the URL says tls=required"
             )
     if config.username is not None:
-        encrypted = reader.transport is not None and reader.transport.get_extra_info("sslcontext")
+        encrypted = reader.transport is not None and reader.transport.get_extra_info("ssl_object")
         if not encrypted and config.tls != "off":
             raise SetupRefused(
                 "starttls",

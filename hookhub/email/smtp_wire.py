@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from typing import cast
 
 __all__ = ["MAX_REPLY_BYTES", "Reply", "ReplyReader", "to_wire"]
 
@@ -58,6 +59,8 @@ class ReplyReader(asyncio.Protocol):
         self.lost = False
         """The connection is gone (closed by the server, reset, or dropped by us)."""
         self.timed_out = False
+        self.closed: asyncio.Future[None] = loop.create_future()
+        """Done once the transport has called :meth:`connection_lost`."""
         self.error = ""
         """Why the connection was lost, when we know (a protocol violation, a reset)."""
         self._partial: list[bytes] = []
@@ -71,8 +74,9 @@ class ReplyReader(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's TCP transport (hookhub serve and worker run on uvloop) is no subclass of
+        # asyncio.Transport, though it has all of its methods: an isinstance check refuses it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._tail:
@@ -118,6 +122,8 @@ class ReplyReader(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if not self.closed.done():
+            self.closed.set_result(None)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -612,3 +612,38 @@ async def test_bytes_after_the_starttls_go_ahead_are_refused() -> None:
     # (Were the bytes to arrive after the 220 in another read, the handshake would fail.)
     assert "after 220" in result.reply or "TLS failed" in result.reply
     assert not any(command.startswith(b"MAIL") for command in seen)
+
+
+# -- on uvloop (hookhub serve and worker run on it) ----------------------------------------------
+
+
+def test_the_pool_works_on_uvloop() -> None:
+    import uvloop
+
+    async def scenario(server: SmtpServer, slow: SmtpServer) -> list[SendResult]:
+        url = server.url(user="mailer", password=PASSWORD, tls="required")
+        smtp = make_pool(server, url, connections=3)
+        hanging = make_pool(slow, timeout=0.3)
+        try:
+            server.refuse("r5@example.org")
+            results = await smtp.send_many([envelope(f"r{i}@example.org") for i in range(20)])
+            results.append(await hanging.send(envelope()))
+        finally:
+            await smtp.aclose()
+            await hanging.aclose()
+        return results
+
+    with (
+        running_smtp_server(tls="starttls", auth=("mailer", PASSWORD)) as server,
+        running_smtp_server(delay=2.0) as slow,
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        results = runner.run(scenario(server, slow))
+
+    *batch, timed_out = results
+    assert [r.outcome for i, r in enumerate(batch) if i != 5] == ["sent"] * 19
+    assert (batch[5].outcome, batch[5].code) == ("bounced", 550)
+    assert (timed_out.outcome, timed_out.phase) == ("deferred", "mail")
+    assert "timed out" in timed_out.reply
+    assert all(mail.tls and mail.login == "mailer" for mail in server.messages)
+    assert len(server.messages) == 19
