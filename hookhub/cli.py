@@ -134,7 +134,7 @@ def worker(
 
     from hookhub.email.campaign_loop import CampaignLoop
     from hookhub.inbound.processor import InboundProcessor
-    from hookhub.services import build_retention_loop, build_worker
+    from hookhub.services import build_retention_loop, build_tracking_processor, build_worker
     from hookhub.supervisor import Supervisor
 
     settings = _settings(database_url=database_url, log_level=log_level)
@@ -150,6 +150,7 @@ def worker(
         supervisor.add("inbound", processor)
         supervisor.add("retention", retention)
         supervisor.add("campaigns", CampaignLoop(services.db, settings))
+        supervisor.add("tracking", build_tracking_processor(services))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, supervisor.stop)

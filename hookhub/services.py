@@ -21,6 +21,8 @@ from hookhub.store.database import Database
 from hookhub.store.secrets import SecretBox
 
 if TYPE_CHECKING:
+    from hookhub.core.tracking import TrackingSigner
+    from hookhub.email.tracking_processor import TrackingProcessor
     from hookhub.outbound.worker import DeliveryWorker
     from hookhub.retention import RetentionLoop
 
@@ -115,3 +117,23 @@ def build_retention_loop(services: Services) -> RetentionLoop:
     settings = services.settings
     service = RetentionService(services.db, settings, pause=0.01)
     return RetentionLoop(service, interval=settings.retention_interval)
+
+
+# -- email tracking ----------------------------------------------------------------------------
+
+
+def build_tracking_signer(services: Services) -> TrackingSigner:
+    """Signs and checks tracking tokens with keys derived from the secret key."""
+    from hookhub.core.tracking import tracking_signer
+
+    box = services.db.secrets
+    assert box is not None, "build_services() gives the database its secret box"
+    return tracking_signer(box.keyring)
+
+
+def build_tracking_processor(services: Services) -> TrackingProcessor:
+    """The loop that turns tracking hits into email events (``hookhub serve`` and ``worker``)."""
+    from hookhub.email.tracking_processor import TrackingApplier, TrackingProcessor
+
+    applier = TrackingApplier(services.db, services.outbox)
+    return TrackingProcessor(applier, poll_interval=services.settings.poll_interval)

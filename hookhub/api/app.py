@@ -36,9 +36,18 @@ from hookhub.api.routes import (
 from hookhub.api.schemas import ErrorOut
 from hookhub.api.scopes import mark_scopes
 from hookhub.email.campaign_loop import CampaignLoop
+from hookhub.email.tracking_processor import TrackingProcessor
+from hookhub.email.tracking_receiver import PREFIX as TRACKING_PREFIX
+from hookhub.email.tracking_receiver import TrackingReceiver
 from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
-from hookhub.services import Services, build_retention_loop, build_worker
+from hookhub.services import (
+    Services,
+    build_retention_loop,
+    build_tracking_processor,
+    build_tracking_signer,
+    build_worker,
+)
 from hookhub.store.config_versions import ConfigKind
 from hookhub.supervisor import Supervisor
 
@@ -46,16 +55,26 @@ API_PREFIX = "/api/v1"
 
 
 class HookhubApp:
-    """The ASGI entry point: routes the receive path around the framework."""
+    """The ASGI entry point: routes the receive path and the tracking routes around the
+    framework."""
 
-    def __init__(self, api: FastAPI, receiver: InboundReceiver) -> None:
+    def __init__(
+        self, api: FastAPI, receiver: InboundReceiver, tracking: TrackingReceiver | None = None
+    ) -> None:
         self.api = api
         self.receiver = receiver
+        self.tracking = tracking
         self.state = api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
             await self.receiver(scope, receive, send)
+        elif (
+            scope["type"] == "http"
+            and self.tracking is not None
+            and scope["path"].startswith(TRACKING_PREFIX)
+        ):
+            await self.tracking(scope, receive, send)
         else:
             await self.api(scope, receive, send)
 
@@ -79,6 +98,12 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         on_received=processor.wake if processor else lambda: None,
     )
     services.config_watch.on_change(ConfigKind.INBOUND_WEBHOOKS, receiver.forget_all)
+    tracker = build_tracking_processor(services) if run_workers else None
+    tracking = TrackingReceiver(
+        services.db,
+        build_tracking_signer(services),
+        on_received=tracker.wake if tracker else lambda: None,
+    )
     app = FastAPI(
         title="Hookhub",
         version=__version__,
@@ -87,7 +112,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         openapi_url="/openapi.json",
         docs_url="/docs",
         redoc_url=None,
-        lifespan=_lifespan(services, processor, supervisor) if processor else None,
+        lifespan=_lifespan(services, processor, supervisor, tracker) if processor else None,
     )
     app.state.services = services
     app.state.readiness = Readiness(services.db, settings.readiness_timeout, supervisor)
@@ -115,11 +140,14 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
-    return HookhubApp(app, receiver)
+    return HookhubApp(app, receiver, tracking)
 
 
 def _lifespan(
-    services: Services, processor: InboundProcessor, supervisor: Supervisor | None
+    services: Services,
+    processor: InboundProcessor,
+    supervisor: Supervisor | None,
+    tracker: TrackingProcessor | None = None,
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Runs a delivery worker, the inbound processor and retention beside the HTTP server."""
     assert supervisor is not None
@@ -131,6 +159,8 @@ def _lifespan(
         supervisor.add("inbound", processor)
         supervisor.add("retention", build_retention_loop(services))
         supervisor.add("campaigns", CampaignLoop(services.db, services.settings))
+        if tracker is not None:
+            supervisor.add("tracking", tracker)
         supervisor.start()
         try:
             yield

@@ -374,12 +374,14 @@ def server_config(
     timeout_graceful_shutdown: int = 30,
 ) -> Config:
     """How ``hookhub serve`` and ``hookhub api`` run uvicorn (the tests run it the same way)."""
+    from hookhub.api.tracking_http import TrackingHttpProtocol  # it builds on this module
+
     return Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http=HookhubHttpProtocol,
+        http=TrackingHttpProtocol,  # HookhubHttpProtocol taking /t/ too
         log_config=None,
         access_log=False,
         # Nothing reads the client's address, so X-Forwarded-For is not worth a layer per
