@@ -192,7 +192,8 @@ def test_unsubscribe_page_asks_then_its_form_unsubscribes(
         ("Mozilla/5.0 (Macintosh) AppleWebKit/605.1.15 (KHTML, like Gecko)", 3600, False),
         ("Mozilla/5.0", 3600, True),  # Apple Mail Privacy Protection
         (
-            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)",
+            "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0"
+            " (via ggpht.com GoogleImageProxy)",
             3600,
             True,
         ),
