@@ -26,8 +26,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from hookhub.core.tracking_flags import ProxyJudge
 from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import EmailLedger, crm_unsubscriber
@@ -35,8 +33,6 @@ from hookhub.logs import describe_error
 from hookhub.outbound.outbox import Outbox
 from hookhub.records.email import Email
 from hookhub.store.database import Database, is_transient
-from hookhub.store.emails import row_to_email
-from hookhub.store.schema import emails
 from hookhub.store.tracking import TrackingHit, TrackingHitStore
 from hookhub.supervisor import Backoff, Heartbeat
 
@@ -49,7 +45,6 @@ QUIET = 0.05
 MAX_DEFER = 1.0
 """...and applying waits for it, but never longer than this between two batches."""
 _REPORTS = {"o": "opened", "c": "clicked", "u": "unsubscribed"}
-_EMAIL_COLUMNS = [c for c in emails.c if c.name != "raw"]
 MAX_AGENT_KEPT = 256
 """Characters of a hit's User-Agent kept on the email's timeline."""
 
@@ -76,13 +71,12 @@ class TrackingApplier:
     def apply_batch(self) -> int:
         """Apply up to ``batch`` hits; how many were taken (0: none waiting)."""
         with self.db.write() as conn:
-            hits = TrackingHitStore(conn).take(self.batch)
+            store = TrackingHitStore(conn)
+            hits = store.take(self.batch)
             if not hits:
                 return 0
             hits.sort(key=lambda hit: (hit.email_id, hit.id))  # one lock order for all workers
-            wanted = sorted({hit.email_id for hit in hits})
-            query = select(*_EMAIL_COLUMNS).where(emails.c.id.in_(wanted))
-            found = {row.id: row_to_email(row) for row in conn.execute(query)}
+            found = store.emails({hit.email_id for hit in hits})
             outbox = self.outbox.writer(conn)
             applied = dropped = 0
             for hit in hits:

@@ -9,17 +9,20 @@ twice. The SQL of hits lives here and nowhere else; it must never commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
 from hookhub.core import jsoncodec
+from hookhub.records.email import Email
+from hookhub.store.emails import row_to_email
 from hookhub.store.schema import emails, tracking_hits
 
 MAX_USER_AGENT = 512
 MAX_IP = 64
+_EMAIL_COLUMNS = [c for c in emails.c if c.name != "raw"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,16 @@ class TrackingHitStore:
 
     def count(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(tracking_hits)).scalar_one())
+
+    def emails(self, ids: Iterable[int]) -> dict[int, Email]:
+        """The emails of ``ids`` that exist (without their bytes or timeline)."""
+        wanted = sorted(set(ids))
+        found: dict[int, Email] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = select(*_EMAIL_COLUMNS).where(emails.c.id.in_(chunk))
+            found.update((row.id, row_to_email(row)) for row in self.conn.execute(query))
+        return found
 
     def target(self, email_id: int) -> EmailTarget | None:
         """The email's address and links (no links until it is rendered), or None."""
