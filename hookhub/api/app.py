@@ -104,6 +104,8 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
         build_tracking_signer(services),
         on_received=tracker.wake if tracker else lambda: None,
     )
+    if tracker is not None:
+        tracker.receiving = tracking.journal.busy
     app = FastAPI(
         title="Hookhub",
         version=__version__,

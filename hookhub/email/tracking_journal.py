@@ -34,6 +34,10 @@ class TrackingJournal:
         self._flushing = False
         self._task: asyncio.Task[None] | None = None
 
+    def busy(self) -> bool:
+        """Whether hits are being written or waiting to be (a thread may ask)."""
+        return self._flushing or bool(self._pending)
+
     def add(self, hit: TrackingHit, stored: Stored) -> None:
         self._pending.append((hit, stored))
         if not self._flushing:

@@ -38,8 +38,11 @@ from hookhub.supervisor import Backoff, Heartbeat
 
 log = logging.getLogger("hookhub.tracking")
 
-BATCH = 500
-"""Hits applied per transaction."""
+BATCH = 200
+"""Hits applied per transaction (each costs a few statements: a batch is about a tenth of a
+second, and on SQLite the receiver's commits wait for it, one writer)..."""
+BUSY_BATCH = 20
+"""...and while the receiver of this process is busy."""
 QUIET = 0.05
 """While the receiver of this process committed within this many seconds, it is busy..."""
 MAX_DEFER = 1.0
@@ -68,11 +71,11 @@ class TrackingApplier:
         self.dropped = 0
         """Hits dropped since start: their email (or its link) no longer exists."""
 
-    def apply_batch(self) -> int:
-        """Apply up to ``batch`` hits; how many were taken (0: none waiting)."""
+    def apply_batch(self, limit: int | None = None) -> int:
+        """Apply up to ``limit`` (``batch``) hits; how many were taken (0: none waiting)."""
         with self.db.write() as conn:
             store = TrackingHitStore(conn)
-            hits = store.take(self.batch)
+            hits = store.take(limit or self.batch)
             if not hits:
                 return 0
             hits.sort(key=lambda hit: (hit.email_id, hit.id))  # one lock order for all workers
@@ -138,8 +141,12 @@ class TrackingProcessor:
         *,
         poll_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
+        receiving: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``receiving()``: whether the receiver of this process has hits on their way to
+        the log (then it is busy, even if its last commit was a while ago)."""
         self.applier = applier
+        self.receiving = receiving
         self.poll_interval = poll_interval
         self.clock = clock
         self.heartbeat = Heartbeat()
@@ -164,16 +171,20 @@ class TrackingProcessor:
         self._stopping = True
         self._wake.set()
 
-    async def _yield_to_receiver(self) -> None:
+    async def _yield_to_receiver(self) -> int | None:
         """Answering comes first: while hits stream in, apply in the gaps (one writer on
-        SQLite, and the same CPU), but at least one batch every MAX_DEFER."""
+        SQLite, and the same CPU), but at least a small batch every MAX_DEFER. The batch size
+        to apply now: None for a full one, BUSY_BATCH while the receiver is still busy."""
         while not self._stopping:
             now = self.clock()
-            quiet_for = now - self._received_at
+            quiet_for = 0.0 if self.receiving() else now - self._received_at
             waited = now - self._ran_at
-            if quiet_for >= QUIET or waited >= MAX_DEFER:
-                return
+            if quiet_for >= QUIET:
+                return None
+            if waited >= MAX_DEFER:
+                return BUSY_BATCH
             await asyncio.sleep(min(QUIET - quiet_for, MAX_DEFER - waited))
+        return None
 
     async def run(self) -> None:
         """Apply until :meth:`stop` is called; may be called again after it raised."""
@@ -182,8 +193,8 @@ class TrackingProcessor:
             self._wake.clear()
             self.heartbeat.beat()
             try:
-                await self._yield_to_receiver()
-                taken = await asyncio.to_thread(self.applier.apply_batch)
+                limit = await self._yield_to_receiver()
+                taken = await asyncio.to_thread(self.applier.apply_batch, limit)
                 self._ran_at = self.clock()
             except Exception as exc:
                 delay = self._backoff.next()

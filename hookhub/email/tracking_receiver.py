@@ -72,7 +72,8 @@ class TrackingReceiver:
         self.cache_size = cache_size
         self.journal = TrackingJournal(db, self._committed)
         self._targets: OrderedDict[int, EmailTarget] = OrderedDict()
-        self._lookups: set[asyncio.Task[None]] = set()
+        self._wanted: dict[int, list[Targeted]] = {}
+        self._reading: asyncio.Task[None] | None = None
 
     # -- the path ------------------------------------------------------------------------------
 
@@ -106,7 +107,7 @@ class TrackingReceiver:
                 respond(*answers.OPENED)
             return
 
-        def targeted(target: EmailTarget | None, error: BaseException | None) -> None:
+        def decide(target: EmailTarget | None, error: BaseException | None) -> None:
             if error is not None:
                 respond(*_failure(error))
             elif target is None:
@@ -125,6 +126,12 @@ class TrackingReceiver:
                 self._record(hit, answers.unsubscribed_page(target.to_email), respond)
             else:
                 respond(*answers.unsubscribe_page(target.to_email))
+
+        def targeted(target: EmailTarget | None, error: BaseException | None) -> None:
+            try:
+                decide(target, error)
+            except Exception as exc:
+                respond(*_failure(exc))
 
         self.target(ref.email_id, targeted)
 
@@ -152,33 +159,47 @@ class TrackingReceiver:
     # -- emails' addresses and links ----------------------------------------------------------
 
     def target(self, email_id: int, targeted: Targeted) -> None:
-        """``targeted(target, None)`` (None when there is no such email or it has no links
-        yet), or ``targeted(None, error)``; at once when cached, else from a task."""
+        """``targeted(target, None)`` (None when there is no such email), or
+        ``targeted(None, error)``; at once when cached, else after a read. Emails missed
+        while a read runs are read together in the next one (a burst of clicks on a new
+        campaign is a burst of misses)."""
         cached = self._targets.get(email_id)
         if cached is not None:
             self._targets.move_to_end(email_id)
             targeted(cached, None)
             return
-        task = asyncio.get_running_loop().create_task(self._look_up(email_id, targeted))
-        self._lookups.add(task)
-        task.add_done_callback(self._lookups.discard)
+        self._wanted.setdefault(email_id, []).append(targeted)
+        if self._reading is None:
+            self._reading = asyncio.get_running_loop().create_task(self._read_wanted())
 
-    async def _look_up(self, email_id: int, targeted: Targeted) -> None:
+    async def _read_wanted(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            target = await asyncio.to_thread(self._read_target, email_id)
-        except Exception as exc:
-            targeted(None, exc)
-            return
-        if target is not None:
-            # A link list is fixed once the email is rendered; an address never changes.
-            self._targets[email_id] = target
-            while len(self._targets) > self.cache_size:
-                self._targets.popitem(last=False)
-        targeted(target, None)
+            while self._wanted:
+                wanted, self._wanted = self._wanted, {}
+                try:
+                    found = await loop.run_in_executor(None, self._read_targets, list(wanted))
+                except Exception as exc:
+                    for waiting in wanted.values():
+                        _tell(waiting, None, exc)
+                    continue
+                # A link list is fixed once the email is rendered; an address never changes.
+                self._targets.update(found)
+                while len(self._targets) > self.cache_size:
+                    self._targets.popitem(last=False)
+                for email_id, waiting in wanted.items():
+                    _tell(waiting, found.get(email_id), None)
+        except BaseException:
+            wanted, self._wanted = self._wanted, {}
+            for waiting in wanted.values():  # cancelled at shutdown: nobody waits for ever
+                _tell(waiting, None, Unavailable("The server is shutting down."))
+            raise
+        finally:
+            self._reading = None
 
-    def _read_target(self, email_id: int) -> EmailTarget | None:
+    def _read_targets(self, ids: list[int]) -> dict[int, EmailTarget]:
         with self.db.read() as conn:
-            return TrackingHitStore(conn).target(email_id)
+            return TrackingHitStore(conn).targets(ids)
 
     # -- the same as an ASGI app ---------------------------------------------------------------
 
@@ -217,6 +238,14 @@ async def _read_body(receive: Receive, limit: int) -> bool:
             return False
         if not message.get("more_body", False):
             return True
+
+
+def _tell(waiting: list[Targeted], target: EmailTarget | None, error: Exception | None) -> None:
+    for targeted in waiting:
+        try:
+            targeted(target, error)
+        except Exception:  # one answer's failure must not keep the others waiting
+            log.exception("tracking.answer_failed")
 
 
 def _failure(exc: BaseException) -> Answer:

@@ -104,15 +104,18 @@ class TrackingHitStore:
             found.update((row.id, row_to_email(row)) for row in self.conn.execute(query))
         return found
 
-    def target(self, email_id: int) -> EmailTarget | None:
-        """The email's address and links (no links until it is rendered), or None."""
-        query = select(emails.c.to_email, emails.c.links).where(emails.c.id == email_id)
-        row = self.conn.execute(query).first()
-        if row is None:
-            return None
-        links = jsoncodec.loads(row.links) if row.links else []
-        kept = tuple(link if isinstance(link, str) else "" for link in links)
-        return EmailTarget(email_id, row.to_email, kept)
+    def targets(self, ids: Iterable[int]) -> dict[int, EmailTarget]:
+        """The addresses and links (none until rendered) of the emails of ``ids`` that exist."""
+        wanted = sorted(set(ids))
+        found: dict[int, EmailTarget] = {}
+        columns = (emails.c.id, emails.c.to_email, emails.c.links)
+        for start in range(0, len(wanted), 500):
+            query = select(*columns).where(emails.c.id.in_(wanted[start : start + 500]))
+            for row in self.conn.execute(query):
+                links = jsoncodec.loads(row.links) if row.links else []
+                kept = tuple(link if isinstance(link, str) else "" for link in links)
+                found[row.id] = EmailTarget(row.id, row.to_email, kept)
+        return found
 
 
 def _column_text(value: str | None, limit: int) -> str | None:
