@@ -105,7 +105,12 @@ class TrackingExchange:
         if self._continue:
             self._continue = False
             self.protocol.gathering.write_now(_CONTINUE)
-        self._timer = self.protocol.loop.call_later(BODY_TIMEOUT, self._time_out)
+        # Armed after the read being parsed: a GET is complete in the read of its headers.
+        self.protocol.loop.call_soon(self._arm_deadline)
+
+    def _arm_deadline(self) -> None:
+        if not (self._ran or self._complete or self._timer is not None):
+            self._timer = self.protocol.loop.call_later(BODY_TIMEOUT, self._time_out)
 
     def feed(self, chunk: bytes) -> None:
         if self._ran:

@@ -1,10 +1,12 @@
 """Group commits of tracking hits, off the event loop: how the tracking routes write.
 
 Like the inbound request journal (``hookhub.inbound.journal``), but for ``tracking_hits`` rows
-and nothing else: every hit queued while a commit runs goes into the next one, one commit at a
-time, and each hit's callback hears, after its commit, whether it failed. (The request journal
-also keeps per-webhook counts of unlogged requests; generalising it would put a second row type
-through the inbound hot path for nothing.)
+and nothing else: every hit queued while the commits in flight run goes into the next one, and
+each hit's callback hears, after its commit, whether it failed. Unlike requests, hits need no
+order among themselves, so on PostgreSQL up to ``IN_FLIGHT_POSTGRES`` commits run at once: a
+commit there waits mostly on round trips, and the next group need not wait for them. SQLite has
+one writer, so one commit at a time. (The request journal also keeps per-webhook counts of
+unlogged requests; generalising it would put a second row type through the inbound hot path.)
 
 It must never answer a hit before its commit, and never leave a caller waiting for ever.
 """
@@ -21,7 +23,11 @@ from hookhub.store.tracking import TrackingHit, TrackingHitStore
 
 log = logging.getLogger("hookhub.tracking")
 
+IN_FLIGHT_POSTGRES = 3
+"""Group commits running at once on PostgreSQL (SQLite: 1)."""
+
 Stored = Callable[[BaseException | None], None]
+Batch = list[tuple[TrackingHit, Stored]]
 
 
 class TrackingJournal:
@@ -30,55 +36,53 @@ class TrackingJournal:
     def __init__(self, db: Database, on_commit: Callable[[], None]) -> None:
         self.db = db
         self.on_commit = on_commit
-        self._pending: list[tuple[TrackingHit, Stored]] = []
-        self._flushing = False
-        self._task: asyncio.Task[None] | None = None
+        self.max_in_flight = 1 if db.is_sqlite else IN_FLIGHT_POSTGRES
+        self._pending: Batch = []
+        self._in_flight = 0
 
     def busy(self) -> bool:
         """Whether hits are being written or waiting to be (a thread may ask)."""
-        return self._flushing or bool(self._pending)
+        return self._in_flight > 0 or bool(self._pending)
 
     def add(self, hit: TrackingHit, stored: Stored) -> None:
         self._pending.append((hit, stored))
-        if not self._flushing:
-            self._flushing = True
-            self._task = asyncio.get_running_loop().create_task(self._flush())
+        if self._in_flight < self.max_in_flight:
+            self._start()
 
-    async def _flush(self) -> None:
-        """Commit groups one after the other while hits keep coming; a group is answered
-        while the next one is being written."""
-        loop = asyncio.get_running_loop()
+    def _start(self) -> None:
         batch, self._pending = self._pending, []
-        writing: asyncio.Future[None] | None = loop.run_in_executor(None, self._write, batch)
+        self._in_flight += 1
+        loop = asyncio.get_running_loop()
         try:
-            while writing is not None:
-                error: BaseException | None = None
-                try:
-                    await writing
-                except Exception as exc:
-                    error = exc
-                done, batch, self._pending = batch, self._pending, []
-                writing = loop.run_in_executor(None, self._write, batch) if batch else None
-                _tell(done, error)
-                if error is None:
-                    self.on_commit()
-                if writing is None and self._pending:  # answering started pipelined ones
-                    batch, self._pending = self._pending, []
-                    writing = loop.run_in_executor(None, self._write, batch)
-        except BaseException:
-            # Cancelled at shutdown: nobody may wait for ever (a hit that did land is kept).
-            _tell([*batch, *self._pending], Unavailable("The server is shutting down."))
-            self._pending = []
-            raise
-        finally:
-            self._flushing = False
+            writing = loop.run_in_executor(None, self._write, batch)
+        except RuntimeError:  # the executor is shut down: the server is stopping
+            self._in_flight -= 1
+            _tell(batch, Unavailable("The server is shutting down."))
+            return
+        writing.add_done_callback(lambda done: self._written(batch, done))
 
-    def _write(self, batch: list[tuple[TrackingHit, Stored]]) -> None:
+    def _written(self, batch: Batch, done: asyncio.Future[None]) -> None:
+        self._in_flight -= 1
+        error: BaseException | None
+        if done.cancelled():
+            error = Unavailable("The server is shutting down.")
+        else:
+            error = done.exception()
+        # The next group starts before this one is answered: answering takes a while.
+        if self._pending and self._in_flight < self.max_in_flight:
+            self._start()
+        _tell(batch, error)
+        if error is None:
+            self.on_commit()
+        if self._pending and self._in_flight < self.max_in_flight:  # answers pipelined more
+            self._start()
+
+    def _write(self, batch: Batch) -> None:
         with self.db.write() as conn:
             TrackingHitStore(conn).append([hit for hit, _ in batch])
 
 
-def _tell(batch: list[tuple[TrackingHit, Stored]], error: BaseException | None) -> None:
+def _tell(batch: Batch, error: BaseException | None) -> None:
     for _, stored in batch:
         try:
             stored(error)

@@ -244,3 +244,23 @@ async def test_hits_become_events_delivered_once(
         assert body["data"]["proxy"] is False
     (clicked,) = [b for b in bodies if b["type"] == "email.clicked"]
     assert clicked["data"]["url"] == LINKS[0]
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408(
+    server: ThreadedServer, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hookhub.api import tracking_http
+
+    monkeypatch.setattr(tracking_http, "BODY_TIMEOUT", 0.5)
+    email_id = sent_email(services)
+    wire = Wire(server.port)
+    try:
+        wire.send(
+            get(path(services, "u", email_id), "POST", b"content-length: 100\r\n") + b"x" * 10
+        )
+        answer = wire.answer()
+        assert answer.status == 408
+        assert answer.headers["connection"] == "close"
+        assert wire.at_eof()
+    finally:
+        wire.close()
