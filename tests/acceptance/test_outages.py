@@ -191,7 +191,8 @@ async def ride_out(
             await end_outage()
 
             after = await until(lambda: _ready(base), "/readyz ready again", timeout=60)
-            assert set(after.json()["loops"]) == {"delivery", "inbound", "retention", "tracking"}
+            loops = {"delivery", "inbound", "retention", "campaigns", "tracking"}
+            assert set(after.json()["loops"]) == loops
             await produce(api, "after", 20)  # the loops work on new work too
             await asyncio.wait_for(bursting, 120)
             assert burst.accepted, "no inbound request was acknowledged"
