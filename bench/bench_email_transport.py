@@ -21,8 +21,10 @@ run, and its median is the figure to quote. CPU is this process's CPU time per m
 
     .venv/bin/python bench/bench_email_transport.py [--count 100000] [--connections 8]
         [--runs 3] [--batch 200] [--sink auto|smtp-sink|asyncio] [--streams] [--profile]
+        [--uvloop]
 
-``--profile`` sends once more through the pool under cProfile and prints where the time went.
+``--profile`` sends once more through the pool under cProfile and prints where the time went;
+``--uvloop`` runs every side on uvloop, the loop ``hookhub serve`` and ``hookhub worker`` use.
 """
 
 from __future__ import annotations
@@ -288,7 +290,8 @@ def measure(
     sink = Sink(args.sink, args.smtp_sink, workdir)
     try:
         cpu, wall = time.process_time(), time.perf_counter()
-        sent = asyncio.run(send(sink.port, envelopes, args.connections))
+        with asyncio.Runner(loop_factory=_loop_factory(args.uvloop)) as runner:
+            sent = runner.run(send(sink.port, envelopes, args.connections))
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         sink_cpu = _cpu_seconds(sink.proc.pid)
     finally:
@@ -303,6 +306,14 @@ def measure(
     if problems:
         raise SystemExit(f"{side}: " + "; ".join(problems))
     return Measured(side, len(envelopes) / wall, cpu / len(envelopes), sink_cpu)
+
+
+def _loop_factory(uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if not uvloop:
+        return None
+    import uvloop as uv
+
+    return uv.new_event_loop
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -346,6 +357,9 @@ def main() -> None:
     parser.add_argument("--sink", choices=["auto", "smtp-sink", "asyncio"], default="auto")
     parser.add_argument("--streams", action="store_true", help="also a streams-based client")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--uvloop", action="store_true", help="run every side on uvloop (as serve and worker do)"
+    )
     args = parser.parse_args()
     args.smtp_sink = ensure_smtp_sink() if args.sink in ("auto", "smtp-sink") else None
     if args.sink == "auto":
@@ -359,7 +373,8 @@ def main() -> None:
     print_machine(info)
     print(
         f"\n{args.count} messages, {args.connections} connections, pool batches of {args.batch},"
-        f" sink {args.sink}; sender pinned to core 0, sink to core 1\n"
+        f" sink {args.sink}; sender pinned to core 0, sink to core 1"
+        f"{'; on uvloop' if args.uvloop else ''}\n"
     )
     sides: list[tuple[str, Sender]] = [
         ("aiosmtplib", send_aiosmtplib),
