@@ -29,9 +29,11 @@ from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.outbox import Outbox
 from hookhub.records.campaign import EDITABLE, Campaign
 from hookhub.records.email import Email
-from hookhub.store.campaigns import CampaignStore, EmailDefaults, TemplateContent
+from hookhub.records.email_templates import StoredTemplate
+from hookhub.store.campaigns import CampaignStore, EmailDefaults
 from hookhub.store.contacts import ContactStore
 from hookhub.store.database import Database
+from hookhub.store.email_templates import EmailTemplateStore
 from hookhub.store.emails import EmailStore, NewEmail
 
 Clock = Callable[[], datetime]
@@ -286,7 +288,7 @@ class CampaignService:
             raise _unknown_lists(missing)
         template_id = fields.get("template_id")
         if template_id is not None:
-            template = store.template(template_id)
+            template = EmailTemplateStore(store.conn).get(template_id)
             if template is None:
                 raise ValidationFailed(
                     f"No email template {template_id}.",
@@ -298,9 +300,9 @@ class CampaignService:
 
     def _content(self, store: CampaignStore, campaign: Campaign) -> Content:
         """What the campaign sends: its own content, else its template's as it is now."""
-        template: TemplateContent | None = None
+        template: StoredTemplate | None = None
         if campaign.template_id is not None and campaign.content() is None:
-            template = store.template(campaign.template_id)
+            template = EmailTemplateStore(store.conn).get(campaign.template_id)
             if template is None:
                 raise ValidationFailed(
                     f"The campaign's email template {campaign.template_id} no longer exists.",

@@ -52,7 +52,6 @@ from hookhub.store.schema import (
     campaigns,
     contacts,
     email_events,
-    email_templates,
     emails,
     list_members,
     lists,
@@ -119,16 +118,6 @@ def campaign_values(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class TemplateContent:
-    subject: str
-    html: str
-    text: str | None
-    sender: dict[str, Any] | None
-    reply_to: str | None
-    tags: list[str]
-
-
-@dataclass(frozen=True, slots=True)
 class EmailDefaults:
     """What every email of a campaign's snapshot carries besides its recipient."""
 
@@ -188,21 +177,6 @@ class CampaignStore:
             return []
         found = set(self.conn.execute(select(lists.c.id).where(lists.c.id.in_(wanted))).scalars())
         return [list_id for list_id in wanted if list_id not in found]
-
-    def template(self, template_id: int) -> TemplateContent | None:
-        row = self.conn.execute(
-            select(email_templates).where(email_templates.c.id == template_id)
-        ).first()
-        if row is None:
-            return None
-        return TemplateContent(
-            subject=row.subject,
-            html=row.html,
-            text=row.text,
-            sender=_loads(row.sender, None),
-            reply_to=row.reply_to,
-            tags=_loads(row.tags, []),
-        )
 
     def newest_contact_id(self) -> int:
         newest = self.conn.execute(select(func.max(contacts.c.id))).scalar()

@@ -228,24 +228,18 @@ def test_test_sends_go_to_any_address_and_are_not_the_campaigns(
 
 
 def test_template_content_is_copied_when_sending_starts(client: Any, services: Services) -> None:
-    from hookhub.store.schema import email_templates
-
-    now = datetime.now(UTC)
-    with services.db.write() as conn:
-        template_id = conn.execute(
-            email_templates.insert()
-            .values(
-                name="Monthly",
-                subject="Monthly for {{ contact.email }}",
-                html="<h1>Monthly</h1>",
-                sender='{"email": "news@shop.example", "name": "Shop"}',
-                tags='["monthly"]',
-                version=1,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(email_templates.c.id)
-        ).scalar_one()
+    template = client.post(
+        "/api/v1/email-templates",
+        json={
+            "name": "Monthly",
+            "subject": "Monthly for {{ contact.email }}",
+            "html": "<h1>Monthly</h1>",
+            "sender": {"email": "news@shop.example", "name": "Shop"},
+            "tags": ["monthly"],
+        },
+    )
+    assert template.status_code == 201, template.text
+    template_id = template.json()["id"]
     members = make_list(client, "Members")
     make_contact(client, "ada@example.com", [members])
     draft = client.post(
@@ -257,14 +251,22 @@ def test_template_content_is_copied_when_sending_starts(client: Any, services: S
     assert started["subject"] == "Monthly for {{ contact.email }}"
     assert started["sender"] == {"email": "news@shop.example", "name": "Shop"}
     assert started["tags"] == ["monthly"]
-    with services.db.write() as conn:  # edited while the campaign is under way
-        conn.execute(email_templates.update().values(subject="Changed", version=2))
+    edited = client.patch(f"/api/v1/email-templates/{template_id}", json={"subject": "Changed"})
+    assert edited.status_code == 200, edited.text  # edited while the campaign is under way
     drain(loop_at(services))
     assert client.get(f"{C}/{started['id']}").json()["subject"] == started["subject"]
     (row,) = campaign_emails(services, started["id"])
     assert row.template_id is None  # the campaign's copy is what is rendered
     assert row.message_id.endswith("@shop.example")
     assert row.tags == '["monthly"]'
+    # A template deleted before a draft is sent: the send is refused, naming it.
+    other = client.post(
+        C, json={"name": "Gone", "template_id": template_id, "list_ids": [members]}
+    ).json()
+    assert client.delete(f"/api/v1/email-templates/{template_id}").status_code == 204
+    refused = client.post(f"{C}/{other['id']}/send")
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"]["template_id"] == template_id
 
 
 def test_campaigns_are_listed_newest_first_by_pages(client: Any) -> None:
