@@ -26,6 +26,7 @@ from hookhub import __version__
 from hookhub.cli_common import DatabaseUrl, Host, LogLevel, Port, console, err_console
 from hookhub.cli_common import open_services as _services
 from hookhub.cli_common import settings_from as _settings
+from hookhub.cli_email import email_app, emails_app, say_where_email_goes
 from hookhub.cli_keys import keys_app
 from hookhub.cli_secrets import secrets_app
 from hookhub.config import Settings
@@ -44,6 +45,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(inbound_app, name="inbound")
 app.add_typer(secrets_app, name="secrets")
+app.add_typer(email_app, name="email")
+app.add_typer(emails_app, name="emails")
 
 
 def _bootstrap_key(services: Services) -> None:
@@ -67,6 +70,8 @@ def _run_http(settings: Settings, *, workers: bool) -> None:
     configure_logging(settings.log_level, settings.log_format)
     services = _services(settings)
     _bootstrap_key(services)
+    if workers:
+        say_where_email_goes(settings)
     application = create_app(services, run_workers=workers)
     services.config_watch.start()
     config = server_config(
@@ -134,12 +139,18 @@ def worker(
 
     from hookhub.email.campaign_loop import CampaignLoop
     from hookhub.inbound.processor import InboundProcessor
-    from hookhub.services import build_retention_loop, build_tracking_processor, build_worker
+    from hookhub.services import (
+        build_email_worker,
+        build_retention_loop,
+        build_tracking_processor,
+        build_worker,
+    )
     from hookhub.supervisor import Supervisor
 
     settings = _settings(database_url=database_url, log_level=log_level)
     configure_logging(settings.log_level, settings.log_format)
     services = _services(settings)
+    say_where_email_goes(settings)
 
     async def main() -> None:
         delivery = build_worker(services)
@@ -151,6 +162,8 @@ def worker(
         supervisor.add("retention", retention)
         supervisor.add("campaigns", CampaignLoop(services.db, settings))
         supervisor.add("tracking", build_tracking_processor(services))
+        email_worker = build_email_worker(services)
+        supervisor.add("email", email_worker)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, supervisor.stop)
@@ -158,6 +171,7 @@ def worker(
             await supervisor.run()
         finally:
             await delivery.transport.close()
+            await email_worker.transport.aclose()
 
     _settle_heap()
     try:

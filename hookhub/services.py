@@ -23,6 +23,7 @@ from hookhub.store.secrets import SecretBox
 if TYPE_CHECKING:
     from hookhub.core.tracking import TrackingSigner
     from hookhub.email.tracking_processor import TrackingProcessor
+    from hookhub.email.worker import EmailWorker
     from hookhub.outbound.worker import DeliveryWorker
     from hookhub.retention import RetentionLoop
 
@@ -137,3 +138,29 @@ def build_tracking_processor(services: Services) -> TrackingProcessor:
 
     applier = TrackingApplier(services.db, services.outbox)
     return TrackingProcessor(applier, poll_interval=services.settings.poll_interval)
+
+
+def build_email_worker(services: Services) -> EmailWorker:
+    """An email worker: SMTP to HOOKHUB_SMTP_URL (or capture), rendering with tracking links
+    signed by the secret key and DKIM when configured."""
+    from hookhub.core.tracking import tracking_signer
+    from hookhub.email.compose import Composer
+    from hookhub.email.dkim import load_dkim_signer
+    from hookhub.email.pool import transport_from_url
+    from hookhub.email.worker import EmailWorker
+
+    settings = services.settings
+    url = settings.smtp_url.get_secret_value() if settings.smtp_url is not None else None
+    transport = transport_from_url(
+        url,
+        connections=settings.smtp_connections,
+        rate=settings.email_rate,
+        timeout=settings.smtp_timeout,
+    )
+    box = services.db.secrets
+    composer = Composer(
+        base_url=settings.base_url,
+        signer=tracking_signer(box.keyring) if box is not None else None,
+        dkim=load_dkim_signer(settings.dkim_domain, settings.dkim_selector, settings.dkim_key_file),
+    )
+    return EmailWorker(services.db, services.outbox, settings, transport, composer)

@@ -26,6 +26,7 @@ from hookhub.api.routes import (
     campaigns,
     contacts,
     email_templates,
+    emails,
     events,
     inbound,
     lists,
@@ -43,6 +44,7 @@ from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import (
     Services,
+    build_email_worker,
     build_retention_loop,
     build_tracking_processor,
     build_tracking_signer,
@@ -133,6 +135,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
     routers = [m.router for m in (contacts, lists, events, attributes, messages, webhooks, inbound)]
     routers.append(campaigns.router)
     routers.append(email_templates.router)
+    routers.append(emails.router)
     mark_scopes(routers)
     for router in routers:
         api.include_router(router)
@@ -163,6 +166,8 @@ def _lifespan(
         supervisor.add("campaigns", CampaignLoop(services.db, services.settings))
         if tracker is not None:
             supervisor.add("tracking", tracker)
+        email_worker = build_email_worker(services)
+        supervisor.add("email", email_worker)
         supervisor.start()
         try:
             yield
@@ -171,5 +176,6 @@ def _lifespan(
             await supervisor.wait()
             supervisor.clear()
             await worker.transport.close()
+            await email_worker.transport.aclose()
 
     return lifespan

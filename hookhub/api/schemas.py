@@ -110,6 +110,10 @@ class ContactCreate(Body):
     unsubscribed: bool = False
 
 
+class EmailBlockIn(Body):
+    reason: Literal["manual"]
+
+
 class ContactPatch(Body):
     email: Email | None = None
     ext_id: Text | None = Field(default=None, min_length=1, max_length=255)
@@ -120,6 +124,11 @@ class ContactPatch(Body):
     )
     unlink_list_ids: list[Id] = Field(
         default_factory=list, max_length=1000, description="Lists to remove the contact from."
+    )
+    email_blocked: EmailBlockIn | None = Field(
+        default=None,
+        description='null clears a block (after a bounce or complaint); {"reason": "manual"} '
+        "blocks the contact from email.",
     )
 
 

@@ -13,19 +13,68 @@ Email events (the timeline) are rows of ``email_events``; the JSON columns are t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hookhub.core import jsoncodec
 from hookhub.records.email import Email, EmailEvent
-from hookhub.store.schema import UTCDateTime, email_events, emails
+from hookhub.store.database import after_commit
+from hookhub.store.notify import notify
+from hookhub.store.schema import (
+    UTCDateTime,
+    campaigns,
+    contacts,
+    email_events,
+    email_idempotency,
+    email_templates,
+    emails,
+)
+
+EMAIL_CHANNEL = "hookhub_email"
+"""NOTIFY channel: a transaction queued email (PostgreSQL); email workers LISTEN on it."""
 
 _IN_CHUNK = 500
+_QUEUE_LISTENERS: weakref.WeakKeyDictionary[Engine, list[Callable[[], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def on_queued(engine: Engine, wake: Callable[[], None]) -> Callable[[], None]:
+    """Call ``wake()`` after every commit on ``engine`` that queued email; answers the function
+    that stops it. ``wake`` runs in the committing thread: it must be quick and thread-safe."""
+    listeners = _QUEUE_LISTENERS.setdefault(engine, [])
+    listeners.append(wake)
+
+    def forget() -> None:
+        with contextlib.suppress(ValueError):
+            listeners.remove(wake)
+
+    return forget
+
+
+def _wake_all(listeners: list[Callable[[], None]]) -> None:
+    for wake in list(listeners):
+        wake()
+
+
 _DUE = text("emails.status IN ('queued', 'deferred')")  # literal: the partial index's condition
 _SUMMARY_COLUMNS = [c for c in emails.c if c.name not in ("raw",)]
 
@@ -162,7 +211,10 @@ class EmailStore:
             return []
         statement = insert(emails).returning(emails.c.id, sort_by_parameter_order=True)
         rows = [email.to_row() for email in new]
-        return list(self.conn.execute(statement, rows).scalars())
+        ids = list(self.conn.execute(statement, rows).scalars())
+        if any(email.status == "queued" for email in new):
+            self.queued()
+        return ids
 
     def insert_campaign_batch(self, new: Sequence[NewEmail]) -> int:
         """Insert a campaign's recipients, skipping contacts it already has (a batch taken
@@ -176,7 +228,19 @@ class EmailStore:
             .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
             .returning(emails.c.id)
         )
-        return len(self.conn.execute(statement, rows).all())
+        count = len(self.conn.execute(statement, rows).all())
+        if count:
+            self.queued()
+        return count
+
+    def queued(self) -> None:
+        """Wake email workers once this transaction commits: those of this process (see
+        :func:`on_queued`) and, on PostgreSQL, every other process's (NOTIFY)."""
+        notify(self.conn, EMAIL_CHANNEL)
+        listeners = _QUEUE_LISTENERS.get(self.conn.engine)
+        if listeners:
+            with contextlib.suppress(RuntimeError):  # outside Database.write(): none to wake
+                after_commit(self.conn, lambda: _wake_all(listeners))
 
     def add_events(self, rows: Iterable[tuple[int, str, float, dict[str, Any] | None]]) -> None:
         """Append to emails' timelines: (email id, type, at, detail)."""
@@ -287,6 +351,14 @@ class EmailStore:
             email.events = self.events_of([email.id]).get(email.id, [])
         return email
 
+    def get_many(self, email_ids: Sequence[int]) -> list[Email]:
+        """Emails by id, in the order given (without their timelines)."""
+        found: dict[int, Email] = {}
+        for chunk in _chunks(list(email_ids)):
+            query = select(*_SUMMARY_COLUMNS).where(emails.c.id.in_(chunk))
+            found.update((row.id, row_to_email(row)) for row in self.conn.execute(query))
+        return [found[i] for i in email_ids if i in found]
+
     def raw(self, email_id: int) -> bytes | None:
         return self.conn.execute(select(emails.c.raw).where(emails.c.id == email_id)).scalar()
 
@@ -358,6 +430,133 @@ class EmailStore:
             .group_by(emails.c.status)
         )
         return {status: count for status, count in self.conn.execute(query).tuples()}
+
+    def next_due(self) -> float | None:
+        """When the soonest queued or deferred email falls due (or its lease expires)."""
+        query = select(func.min(emails.c.next_attempt_at)).where(_DUE)
+        value = self.conn.execute(query).scalar()
+        return float(value) if value is not None else None
+
+    # -- what rendering a batch needs, one query each -----------------------------------------
+
+    def recipients(self, contact_ids: Iterable[int]) -> dict[int, Recipient]:
+        """The contacts of a batch as they are now (attributes, unsubscribed, blocked)."""
+        found: dict[int, Recipient] = {}
+        columns = (
+            contacts.c.id,
+            contacts.c.email,
+            contacts.c.attributes,
+            contacts.c.unsubscribed,
+            contacts.c.email_blocked,
+        )
+        for chunk in _chunks(sorted(set(contact_ids))):
+            for row in self.conn.execute(select(*columns).where(contacts.c.id.in_(chunk))):
+                found[row.id] = Recipient(
+                    row.id,
+                    row.email,
+                    _loads(row.attributes, {}),
+                    bool(row.unsubscribed),
+                    _loads(row.email_blocked, None),
+                )
+        return found
+
+    def template_versions(self, template_ids: Iterable[int]) -> dict[int, int]:
+        """The current version of each template that still exists."""
+        wanted = sorted(set(template_ids))
+        if not wanted:
+            return {}
+        query = select(email_templates.c.id, email_templates.c.version).where(
+            email_templates.c.id.in_(wanted)
+        )
+        return {row.id: row.version for row in self.conn.execute(query)}
+
+    def template_sources(self, template_ids: Iterable[int]) -> dict[int, Content]:
+        wanted = sorted(set(template_ids))
+        if not wanted:
+            return {}
+        t = email_templates.c
+        query = select(t.id, t.version, t.subject, t.html, t.text).where(t.id.in_(wanted))
+        return {
+            row.id: Content(row.subject, row.html, row.text, row.version)
+            for row in self.conn.execute(query)
+        }
+
+    def campaign_contents(self, campaign_ids: Iterable[int]) -> dict[int, Content]:
+        """Campaigns' content (copied when sending started; it no longer changes)."""
+        wanted = sorted(set(campaign_ids))
+        if not wanted:
+            return {}
+        c = campaigns.c
+        query = select(c.id, c.subject, c.html, c.text).where(c.id.in_(wanted))
+        return {
+            row.id: Content(row.subject or "", row.html or "", row.text, 0)
+            for row in self.conn.execute(query)
+        }
+
+    # -- Idempotency-Key answers (POST /emails) ----------------------------------------------
+
+    def idempotent_answer(self, scope: str, key: str, since: float) -> tuple[str, str] | None:
+        """(request hash, answer) stored for ``key`` of ``scope`` since ``since``, locked for
+        this transaction on PostgreSQL."""
+        query = select(email_idempotency.c.request_hash, email_idempotency.c.response).where(
+            email_idempotency.c.scope == scope,
+            email_idempotency.c.key == key,
+            email_idempotency.c.created_at >= since,
+        )
+        row = self.conn.execute(query).first()
+        return (row.request_hash, row.response) if row else None
+
+    def remember_answer(
+        self, scope: str, key: str, request_hash: str, response: str, now: float
+    ) -> bool:
+        """Keep an answer for ``key`` (replacing one older than 24 h); False when another
+        request stored one first (a race: the caller answers that one)."""
+        module = postgresql if self._pg else sqlite
+        self.conn.execute(
+            delete(email_idempotency).where(
+                email_idempotency.c.scope == scope,
+                email_idempotency.c.key == key,
+                email_idempotency.c.created_at < now - IDEMPOTENCY_WINDOW,
+            )
+        )
+        statement = (
+            module.insert(email_idempotency)
+            .values(
+                scope=scope, key=key, request_hash=request_hash, response=response, created_at=now
+            )
+            .on_conflict_do_nothing(index_elements=["scope", "key"])
+        )
+        return bool(self.conn.execute(statement).rowcount)
+
+    def purge_answers(self, before: float) -> int:
+        result = self.conn.execute(
+            delete(email_idempotency).where(email_idempotency.c.created_at < before)
+        )
+        return result.rowcount
+
+
+IDEMPOTENCY_WINDOW = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A contact as rendering and skipping need it."""
+
+    id: int
+    email: str
+    attributes: dict[str, Any]
+    unsubscribed: bool
+    email_blocked: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """A template's or campaign's sources (``version`` keys the compiled cache)."""
+
+    subject: str
+    html: str
+    text: str | None
+    version: int
 
 
 _RECORD = (

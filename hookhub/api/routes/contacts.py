@@ -11,6 +11,7 @@ from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
 from hookhub.api.responses import JSON
 from hookhub.api.schemas import MAX_ID, ContactCreate, ContactOut, ContactPatch, PageOut, Text
 from hookhub.core.contacts import normalize_email
+from hookhub.core.jsoncodec import isoformat
 from hookhub.core.pagination import decode_cursor, encode_cursor
 from hookhub.crm.operations import UNSET
 
@@ -90,6 +91,15 @@ def patch_contact(ref: Ref, body: ContactPatch, services: ServicesDep) -> Respon
             add_list_ids=body.list_ids,
             remove_list_ids=body.unlink_list_ids,
         )
+        if "email_blocked" in given:
+            block = None
+            if body.email_blocked is not None:
+                block = contact.email_blocked or {
+                    "reason": body.email_blocked.reason,
+                    "at": isoformat(crm.now),
+                }
+            crm.contacts.set_email_blocked(contact.id, block)
+            contact.email_blocked = block
     return JSON(contact.to_api())
 
 
