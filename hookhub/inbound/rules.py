@@ -2,8 +2,9 @@
 
 A rule (DESIGN.md, "Rules") says when it applies (``when``: a JMESPath condition; optionally
 ``event_types``: the provider's event types) and what to do: upsert a contact from mapped
-values, add it to lists, record a custom event. Every mapping value is a JMESPath expression
-over the payload; write literals in JMESPath's own syntax (``'text'``, `` `42` ``).
+values, add it to lists, record a custom event, queue an email from a template. Every mapping
+value is a JMESPath expression over the payload; write literals in JMESPath's own syntax
+(``'text'``, `` `42` ``).
 
 :func:`compile_rules` refuses a rule set with a clear error pointing at the faulty path, so a
 broken expression is caught when saved, not when a provider calls. :func:`resolve` turns a
@@ -62,8 +63,8 @@ _RULE_KEYS = frozenset(
 )
 _CONTACT_KEYS = frozenset({"email", "ext_id", "attributes", "attributes_from", "mode"})
 _EVENT_KEYS = frozenset({"name", "properties", "date"})
+_EMAIL_KEYS = frozenset({"template_id", "to", "params"})
 NOT_YET = {
-    "send_email": "send_email needs email sending, which this version of Hookhub does not have.",
     "start_automation": "start_automation needs automations, which this version of Hookhub "
     "does not have.",
 }
@@ -86,6 +87,15 @@ class EventSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class EmailSpec:
+    """``send_email``: a template, to ``to`` (default: the rule's contact), with params."""
+
+    template_id: int
+    to: Expression | None
+    params: dict[str, Expression]
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     name: str
     when: Expression | None
@@ -97,6 +107,7 @@ class Rule:
     for_each: Expression | None = None
     """Evaluated on the payload, a list: the rule applies to each item as if it were the
     payload (a batch of provider events in one request)."""
+    send_email: EmailSpec | None = None
 
 
 @dataclass(slots=True)
@@ -113,6 +124,10 @@ class Plan:
     event_name: str | None = None
     event_properties: dict[str, Any] = field(default_factory=dict)
     event_date: datetime | None = None
+    email_template_id: int | None = None
+    email_to: Any = None
+    """The resolved ``send_email.to`` (None: the rule's contact)."""
+    email_params: dict[str, Any] = field(default_factory=dict)
     expressions: dict[str, str] = field(default_factory=dict)
     contact_mapped: bool = True
     email_event: dict[str, Any] | None = None
@@ -141,6 +156,12 @@ class Plan:
                 "name": self.event_name,
                 "properties": self.event_properties,
                 "date": self.event_date.isoformat() if self.event_date else None,
+            }
+        if self.email_template_id is not None:
+            plan["send_email"] = {
+                "template_id": self.email_template_id,
+                "to": self.email_to,
+                "params": self.email_params,
             }
         return plan
 
@@ -216,6 +237,23 @@ def _event(value: Any, where: str) -> EventSpec:
     )
 
 
+def _send_email(value: Any, where: str) -> EmailSpec:
+    if not isinstance(value, Mapping):
+        raise _fail(where, "must be an object")
+    extra = set(value) - _EMAIL_KEYS
+    if extra:
+        raise _fail(where, f"unknown keys {sorted(map(str, extra))}")
+    template_id = value.get("template_id")
+    if not isinstance(template_id, int) or isinstance(template_id, bool) or template_id < 1:
+        raise _fail(f"{where}.template_id", "must be an email template id")
+    to = _expression(value["to"], f"{where}.to") if value.get("to") is not None else None
+    return EmailSpec(
+        template_id=template_id,
+        to=to,
+        params=_mapping(value.get("params"), f"{where}.params", names=False),
+    )
+
+
 def compile_rule(raw: Any, index: int) -> Rule:
     where = f"rules[{index}]"
     if not isinstance(raw, Mapping):
@@ -247,6 +285,11 @@ def compile_rule(raw: Any, index: int) -> Rule:
         email_event = compile_spec(email_event, f"{where}.email_event")
     if contact is None and (lists or event is not None):
         raise _fail(where, "add_to_lists and event need a contact to act on")
+    email = None
+    if raw.get("send_email") is not None:
+        email = _send_email(raw["send_email"], f"{where}.send_email")
+        if email.to is None and contact is None:
+            raise _fail(f"{where}.send_email", "needs a to expression, or a contact to send to")
     return Rule(
         name=name,
         when=_expression(raw["when"], f"{where}.when") if raw.get("when") else None,
@@ -256,6 +299,7 @@ def compile_rule(raw: Any, index: int) -> Rule:
         event=event,
         email_event=email_event,
         for_each=None if for_each is None else _expression(for_each, f"{where}.for_each"),
+        send_email=email,
     )
 
 
@@ -374,6 +418,13 @@ def _plan(rule: Rule, payload: Any, budget: Budget) -> Plan:
         }
         if rule.event.date is not None:
             plan.event_date = _moment(rule.event.date.search(payload, budget), rule.event.date)
+    if rule.send_email is not None:
+        spec = rule.send_email
+        plan.email_template_id = spec.template_id
+        if spec.to is not None:
+            plan.email_to = spec.to.search(payload, budget)
+            plan.expressions["send_email.to"] = spec.to.source
+        plan.email_params = {key: e.search(payload, budget) for key, e in spec.params.items()}
     return plan
 
 

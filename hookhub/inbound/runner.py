@@ -29,7 +29,7 @@ from sqlalchemy.exc import DataError, PendingRollbackError
 from hookhub.core import jsoncodec
 from hookhub.crm.operations import CrmTx
 from hookhub.errors import Conflict, HookhubError, NotFound, ValidationFailed
-from hookhub.inbound.actions import apply_plans
+from hookhub.inbound.actions import DEFAULT_EMAIL_FROM, apply_plans
 from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
 from hookhub.inbound.rules import Rule, RuleError, RuleTooCostly, resolve
@@ -82,8 +82,10 @@ class RuleRunner:
         crm_factory: CrmFactory,
         rules_for: Callable[[Any], list[Rule]],
         load_webhook: Callable[[Row[Any]], RunnableWebhook],
+        email_from: str = DEFAULT_EMAIL_FROM,
     ) -> None:
         self.db = db
+        self.email_from = email_from
         self._crm = crm_factory
         self._rules_for = rules_for
         self._load = load_webhook
@@ -265,7 +267,7 @@ class RuleRunner:
         request = RawRequest.build([tuple(h) for h in jsoncodec.loads(headers_json)], body)
         payload = provider.parse(request)
         plans = resolve(self._rules_for(webhook), payload, event_type)
-        return apply_plans(crm, plans)
+        return apply_plans(crm, plans, email_from=self.email_from)
 
     def replay(self, webhook: RunnableWebhook, request_id: int) -> None:
         """Run the current rules on a logged request again (dedupe does not apply)."""
@@ -313,7 +315,7 @@ class RuleRunner:
         with self.db.dry_run() as conn:
             crm = self._crm(conn, datetime.now(UTC))
             try:
-                result["actions"] = apply_plans(crm, plans)
+                result["actions"] = apply_plans(crm, plans, email_from=self.email_from)
             except Exception as exc:
                 if is_database_outage(exc):
                     raise

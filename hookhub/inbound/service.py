@@ -124,10 +124,30 @@ class InboundService:
         self._rule_cache: dict[tuple[int, datetime], list[Rule]] = {}
         self.on_change: list[Callable[[str], None]] = []
         self.runner = RuleRunner(
-            db, crm_factory=crm_factory, rules_for=self._rules, load_webhook=row_to_webhook
+            db,
+            crm_factory=crm_factory,
+            rules_for=self._rules,
+            load_webhook=row_to_webhook,
+            email_from=settings.email_from,
         )
 
     # -- configuration ---------------------------------------------------------------------
+
+    def _require_templates(self, rules: list[Rule]) -> None:
+        """send_email names templates that exist (422 naming the rule otherwise)."""
+        wanted = {i: r.send_email.template_id for i, r in enumerate(rules) if r.send_email}
+        if not wanted:
+            return
+        from hookhub.store.emails import EmailStore
+
+        with self.db.read() as conn:
+            found = EmailStore(conn).template_versions(wanted.values())
+        for index, template_id in wanted.items():
+            if template_id not in found:
+                where = f"rules[{index}].send_email.template_id"
+                raise ValidationFailed(
+                    f"{where}: no email template {template_id}", details={"path": where}
+                )
 
     def create(self, spec: Mapping[str, Any]) -> tuple[InboundWebhook, str | None]:
         """The new webhook and the secret to show once: a generated one, or the one given
@@ -137,7 +157,7 @@ class InboundService:
         rules = spec.get("rules")
         if rules is None:
             rules = preset_rules(source)
-        compile_rules(rules)
+        self._require_templates(compile_rules(rules))
         options = dict(spec.get("options") or {})
         secret = spec.get("secret")
         provider.check_secret(secret, options)
@@ -227,7 +247,7 @@ class InboundService:
             rules = changes["rules"]
             if rules is None:
                 rules = preset_rules(current.source)
-            compile_rules(rules)
+            self._require_templates(compile_rules(rules))
             values["rules"] = jsoncodec.dumps(rules).decode()
         if "options" in changes:
             values["options"] = jsoncodec.dumps(dict(changes["options"] or {})).decode()

@@ -301,7 +301,12 @@ INVALID_RULES = [
     ({"contact": {"email": "email"}, "colour": "red"}, "rules[0]"),
     ({"contact": {"email": "email", "phone": "phone"}}, "rules[0].contact"),
     ({"contact": {"email": "email"}, "event": {"name": "x", "when": "y"}}, "rules[0].event"),
-    ({"contact": {"email": "email"}, "send_email": {"template_id": 2}}, "rules[0].send_email"),
+    (
+        {"contact": {"email": "email"}, "send_email": {"template_id": 2}},
+        "rules[0].send_email.template_id",
+    ),
+    ({"send_email": {"template_id": 2}}, "rules[0].send_email"),
+    ({"contact": {"email": "email"}, "send_email": {"template": 2}}, "rules[0].send_email"),
     ({"contact": {"email": "email"}, "start_automation": 5}, "rules[0].start_automation"),
     ({"contact": {"email": "email", "mode": "merge"}}, "rules[0].contact.mode"),
     ({"contact": {"email": "email"}, "add_to_lists": ["vip"]}, "rules[0].add_to_lists"),

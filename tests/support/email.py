@@ -90,3 +90,29 @@ def raw_of(services: Services, email_id: int) -> bytes | None:
     with services.db.read() as conn:
         raw: Any = EmailStore(conn).raw(email_id)
     return bytes(raw) if raw is not None else None
+
+
+def create_template(
+    services: Services, subject: str, html: str, text: str | None = None, name: str = "t"
+) -> int:
+    """An email template row, as the templates API stores one."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import insert
+
+    from hookhub.store.schema import email_templates
+
+    now = datetime.now(UTC)
+    with services.db.write() as conn:
+        statement = insert(email_templates).returning(email_templates.c.id)
+        values = {
+            "name": name,
+            "subject": subject,
+            "html": html,
+            "text": text,
+            "tags": "[]",
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return int(conn.execute(statement, values).scalar_one())
