@@ -72,9 +72,11 @@ class SendRequest:
 
 
 def queue_emails(
-    conn: Connection, settings: Settings, request: SendRequest, now: datetime
+    conn: Connection, request: SendRequest, now: datetime, *, email_from: str
 ) -> list[Email]:
-    """Queue ``request`` in the transaction of ``conn``; the emails, one per recipient."""
+    """Queue ``request`` in the transaction of ``conn``; the emails, one per recipient.
+    ``email_from`` (HOOKHUB_EMAIL_FROM) is the sender when neither the request nor the
+    template names one."""
     if not request.to:
         raise ValidationFailed("to needs at least one recipient.", details={"field": "to"})
     if len(request.to) > MAX_RECIPIENTS:
@@ -83,7 +85,7 @@ def queue_emails(
         )
     addresses = [_recipient(address, index) for index, (address, _) in enumerate(request.to)]
     content, template = _content(conn, request)
-    sender = request.sender or (template or {}).get("sender") or parse_sender(settings.email_from)
+    sender = request.sender or (template or {}).get("sender") or parse_sender(email_from)
     _check_address(str(sender.get("email") or ""), "sender.email")
     reply_to = request.reply_to or (template or {}).get("reply_to")
     if reply_to:
@@ -227,7 +229,7 @@ class EmailService:
                 replay = self._replay(store, idempotency, fingerprint, now)
                 if replay is not None:
                     return replay
-            emails = queue_emails(conn, self.settings, request, now)
+            emails = queue_emails(conn, request, now, email_from=self.settings.email_from)
             data = [email.to_summary() for email in emails]
             if idempotency is not None:
                 stored = store.remember_answer(
