@@ -146,17 +146,11 @@ def build_email_worker(services: Services) -> EmailWorker:
     from hookhub.core.tracking import tracking_signer
     from hookhub.email.compose import Composer
     from hookhub.email.dkim import load_dkim_signer
-    from hookhub.email.pool import transport_from_url
+    from hookhub.email.pool import transport_from_settings
     from hookhub.email.worker import EmailWorker
 
     settings = services.settings
-    url = settings.smtp_url.get_secret_value() if settings.smtp_url is not None else None
-    transport = transport_from_url(
-        url,
-        connections=settings.smtp_connections,
-        rate=settings.email_rate,
-        timeout=settings.smtp_timeout,
-    )
+    transport = transport_from_settings(settings)
     box = services.db.secrets
     composer = Composer(
         base_url=settings.base_url,
