@@ -106,6 +106,7 @@ class Composer:
         # Compiled content by ("template", id, version), ("campaign", id) or ("inline", ...):
         # prepare() runs in one thread at a time, so a plain LRU does.
         self._cache: OrderedDict[tuple[Any, ...], EmailTemplate] = OrderedDict()
+        self._campaign_params: dict[int, dict[str, Any]] = {}
 
     def prepare(
         self, store: EmailStore, claimed: Sequence[ClaimedEmail], now: datetime
@@ -177,6 +178,7 @@ class Composer:
                     found[("campaign", cid)] = cached
                 elif (content := contents.get(cid)) is not None:
                     found[("campaign", cid)] = self._remember(("campaign", cid), _compile(content))
+                    self._campaign_params[cid] = content.params
                 else:
                     found[("campaign", cid)] = f"campaign {cid} no longer exists"
         return found
@@ -242,10 +244,13 @@ class Composer:
         else:
             contact = {"email": email.to_email}
         unsubscribe = self.unsubscribe_url(email.id)
+        params = email.params
+        if email.campaign_id and email.content is None and not email.template_id:
+            shared = self._campaign_params.get(email.campaign_id)
+            if shared:
+                params = {**shared, **params}
         try:
-            rendered = template.render(
-                contact=contact, params=email.params, unsubscribe_url=unsubscribe
-            )
+            rendered = template.render(contact=contact, params=params, unsubscribe_url=unsubscribe)
             html, links = rendered.html, None
             signer = self.signer
             if signer is not None and (email.track_clicks or email.track_opens):

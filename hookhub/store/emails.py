@@ -487,9 +487,9 @@ class EmailStore:
         if not wanted:
             return {}
         c = campaigns.c
-        query = select(c.id, c.subject, c.html, c.text).where(c.id.in_(wanted))
+        query = select(c.id, c.subject, c.html, c.text, c.params).where(c.id.in_(wanted))
         return {
-            row.id: Content(row.subject or "", row.html or "", row.text, 0)
+            row.id: Content(row.subject or "", row.html or "", row.text, 0, _loads(row.params, {}))
             for row in self.conn.execute(query)
         }
 
@@ -557,6 +557,8 @@ class Content:
     html: str
     text: str | None
     version: int
+    params: dict[str, Any] = field(default_factory=dict)
+    """A campaign's params: every email's own params are laid over them."""
 
 
 _RECORD = (
