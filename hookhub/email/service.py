@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from hookhub import ids
 from hookhub.config import Settings
@@ -39,7 +39,6 @@ from hookhub.store.emails import (
     NewEmail,
     Recipient,
 )
-from hookhub.store.schema import email_templates
 
 MAX_RECIPIENTS = 1000
 
@@ -174,19 +173,12 @@ def _content(
             raise ValidationFailed(
                 "Give template_id or subject + html, not both.", details={"field": "template_id"}
             )
-        t = email_templates.c
-        row = conn.execute(
-            select(t.id, t.sender, t.reply_to, t.tags).where(t.id == request.template_id)
-        ).first()
-        if row is None:
+        defaults = EmailStore(conn).template_defaults(request.template_id)
+        if defaults is None:
             raise ValidationFailed(
                 f"No email template {request.template_id}.", details={"field": "template_id"}
             )
-        return None, {
-            "sender": jsoncodec.loads(row.sender) if row.sender else None,
-            "reply_to": row.reply_to,
-            "tags": jsoncodec.loads(row.tags) if row.tags else [],
-        }
+        return None, defaults
     if not request.subject or request.html is None:
         raise ValidationFailed(
             "Give template_id, or subject and html.", details={"field": "subject"}

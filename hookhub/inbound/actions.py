@@ -14,6 +14,7 @@ from hookhub.crm.operations import UNSET, CrmTx
 from hookhub.errors import HookhubError, NotFound
 from hookhub.inbound import email_events
 from hookhub.inbound.rules import Plan, RuleError
+from hookhub.inbound.send_email import queue_email
 from hookhub.records.contacts import Contact
 
 DEFAULT_EMAIL_FROM = Settings.model_fields["email_from"].default
@@ -35,7 +36,7 @@ def _apply(crm: CrmTx, plan: Plan, email_from: str) -> dict[str, Any]:
     if not plan.contact_mapped:  # a rule about something else than a contact
         action = _email_event(crm, plan, action)
         if plan.email_template_id is not None:
-            action["send_email"] = _send_email(crm, plan, None, email_from)
+            action["send_email"] = queue_email(crm, plan, None, email_from)
         return action
     try:
         contact, outcome = _contact(crm, plan)
@@ -46,7 +47,7 @@ def _apply(crm: CrmTx, plan: Plan, email_from: str) -> dict[str, Any]:
     action["contact"] = outcome
     if contact is None:
         if plan.email_template_id is not None and plan.email_to is not None:
-            action["send_email"] = _send_email(crm, plan, None, email_from)
+            action["send_email"] = queue_email(crm, plan, None, email_from)
         elif plan.email_template_id is not None:
             action["send_email"] = {"status": "not queued: no contact to send to"}
         return action
@@ -73,7 +74,7 @@ def _apply(crm: CrmTx, plan: Plan, email_from: str) -> dict[str, Any]:
         raise _blame(plan, exc) from exc
     action = _email_event(crm, plan, action)
     if plan.email_template_id is not None:
-        action["send_email"] = _send_email(crm, plan, contact, email_from)
+        action["send_email"] = queue_email(crm, plan, contact, email_from)
     return action
 
 
@@ -92,27 +93,6 @@ def _email_event(crm: CrmTx, plan: Plan, action: dict[str, Any]) -> dict[str, An
     except HookhubError as exc:
         raise _blame(plan, exc) from exc
     return action
-
-
-def _send_email(crm: CrmTx, plan: Plan, contact: Contact | None, email_from: str) -> dict[str, Any]:
-    """Queue the rule's email in this transaction; what was queued (or skipped, and why)."""
-    from hookhub.email.service import SendRequest, queue_emails
-
-    to = plan.email_to if plan.email_to is not None else (contact.email if contact else None)
-    expression = plan.expressions.get("send_email.to")
-    if not isinstance(to, str) or not to.strip() or "\x00" in to:
-        problem = "resolved to null" if to is None else f"is not an address: {str(to)[:60]!r}"
-        raise RuleError(f"send_email.to {problem}", expression=expression, rule=plan.rule)
-    request = SendRequest(
-        to=[(to, None)], template_id=plan.email_template_id, params=plan.email_params
-    )
-    try:
-        [email] = queue_emails(crm.conn, request, crm.now, email_from=email_from)
-    except HookhubError as exc:
-        raise RuleError(
-            f"send_email: {exc.message}", expression=expression, rule=plan.rule
-        ) from exc
-    return {"email_id": email.id, "to": email.to_email, "status": email.status}
 
 
 def _contact(crm: CrmTx, plan: Plan) -> tuple[Contact | None, str]:

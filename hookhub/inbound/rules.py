@@ -30,6 +30,12 @@ from hookhub.inbound.rule_expressions import (
     RuleTooCostly,
     compile_expression,
 )
+from hookhub.inbound.send_email import (
+    EmailSpec,
+    compile_send_email,
+    resolve_send_email,
+    send_email_plan,
+)
 
 __all__ = [
     "Expression",
@@ -63,7 +69,6 @@ _RULE_KEYS = frozenset(
 )
 _CONTACT_KEYS = frozenset({"email", "ext_id", "attributes", "attributes_from", "mode"})
 _EVENT_KEYS = frozenset({"name", "properties", "date"})
-_EMAIL_KEYS = frozenset({"template_id", "to", "params"})
 NOT_YET = {
     "start_automation": "start_automation needs automations, which this version of Hookhub "
     "does not have.",
@@ -84,15 +89,6 @@ class EventSpec:
     name: str
     properties: dict[str, Expression]
     date: Expression | None
-
-
-@dataclass(frozen=True, slots=True)
-class EmailSpec:
-    """``send_email``: a template, to ``to`` (default: the rule's contact), with params."""
-
-    template_id: int
-    to: Expression | None
-    params: dict[str, Expression]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +154,7 @@ class Plan:
                 "date": self.event_date.isoformat() if self.event_date else None,
             }
         if self.email_template_id is not None:
-            plan["send_email"] = {
-                "template_id": self.email_template_id,
-                "to": self.email_to,
-                "params": self.email_params,
-            }
+            plan["send_email"] = send_email_plan(self)
         return plan
 
 
@@ -237,23 +229,6 @@ def _event(value: Any, where: str) -> EventSpec:
     )
 
 
-def _send_email(value: Any, where: str) -> EmailSpec:
-    if not isinstance(value, Mapping):
-        raise _fail(where, "must be an object")
-    extra = set(value) - _EMAIL_KEYS
-    if extra:
-        raise _fail(where, f"unknown keys {sorted(map(str, extra))}")
-    template_id = value.get("template_id")
-    if not isinstance(template_id, int) or isinstance(template_id, bool) or template_id < 1:
-        raise _fail(f"{where}.template_id", "must be an email template id")
-    to = _expression(value["to"], f"{where}.to") if value.get("to") is not None else None
-    return EmailSpec(
-        template_id=template_id,
-        to=to,
-        params=_mapping(value.get("params"), f"{where}.params", names=False),
-    )
-
-
 def compile_rule(raw: Any, index: int) -> Rule:
     where = f"rules[{index}]"
     if not isinstance(raw, Mapping):
@@ -287,7 +262,7 @@ def compile_rule(raw: Any, index: int) -> Rule:
         raise _fail(where, "add_to_lists and event need a contact to act on")
     email = None
     if raw.get("send_email") is not None:
-        email = _send_email(raw["send_email"], f"{where}.send_email")
+        email = compile_send_email(raw["send_email"], f"{where}.send_email")
         if email.to is None and contact is None:
             raise _fail(f"{where}.send_email", "needs a to expression, or a contact to send to")
     return Rule(
@@ -419,12 +394,7 @@ def _plan(rule: Rule, payload: Any, budget: Budget) -> Plan:
         if rule.event.date is not None:
             plan.event_date = _moment(rule.event.date.search(payload, budget), rule.event.date)
     if rule.send_email is not None:
-        spec = rule.send_email
-        plan.email_template_id = spec.template_id
-        if spec.to is not None:
-            plan.email_to = spec.to.search(payload, budget)
-            plan.expressions["send_email.to"] = spec.to.source
-        plan.email_params = {key: e.search(payload, budget) for key, e in spec.params.items()}
+        resolve_send_email(rule.send_email, payload, budget, plan)
     return plan
 
 

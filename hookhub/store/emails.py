@@ -470,6 +470,20 @@ class EmailStore:
         )
         return {row.id: row.version for row in self.conn.execute(query)}
 
+    def template_defaults(self, template_id: int) -> dict[str, Any] | None:
+        """A template's sender, reply_to and tags (what an email of it defaults to); None
+        when there is no such template."""
+        t = email_templates.c
+        query = select(t.sender, t.reply_to, t.tags).where(t.id == template_id)
+        row = self.conn.execute(query).first()
+        if row is None:
+            return None
+        return {
+            "sender": _loads(row.sender, None),
+            "reply_to": row.reply_to,
+            "tags": _loads(row.tags, []),
+        }
+
     def template_sources(self, template_ids: Iterable[int]) -> dict[int, Content]:
         wanted = sorted(set(template_ids))
         if not wanted:
