@@ -47,6 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hookhub import ids
 from hookhub.core import jsoncodec
 from hookhub.records.campaign import Campaign
+from hookhub.store.emails import EmailStore
 from hookhub.store.schema import (
     UTCDateTime,
     campaigns,
@@ -345,7 +346,10 @@ class CampaignStore:
             .on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"])
             .returning(emails.c.id)  # (rowcount is not reported for it on PostgreSQL)
         )
-        return len(self.conn.execute(statement).all())
+        inserted = len(self.conn.execute(statement).all())
+        if inserted:
+            EmailStore(self.conn).queued()  # wake the email workers once this commits
+        return inserted
 
     def start(self, campaign_id: int, now: datetime) -> None:
         """A scheduled campaign is due: it starts sending; its recipients are among the
