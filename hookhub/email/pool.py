@@ -14,9 +14,10 @@ handed to a connection, with bursts of a tenth of a second's worth. The clock an
 injectable so a test can check the pacing without timing anything.
 
 When a connection cannot be set up (the server is down, the password is wrong, TLS fails) the
-reason is logged once, without the password, and every message sent in the next
-``setup_backoff`` seconds is deferred with that reason at once instead of dialling again:
-a wrong password is never tried hundreds of times a second.
+reason is logged once, without the password, and for the next ``setup_backoff`` seconds
+no connection is dialled: messages wait for a connection still open, or, with none left, are
+deferred with that reason at once. A wrong password is never tried hundreds of times a
+second, and one refused connection does not defer the messages healthy ones can carry.
 
 Nothing here raises for the network or the server, and nothing logs a message's content.
 """
@@ -220,11 +221,12 @@ class SmtpPool:
                 if connection.usable and loop.time() - connection.last_used < self.max_idle:
                     return connection
                 self._retire(connection)
-            if self._open < self.size:
-                failure = self._failure
-                if failure is not None and self._clock() < self._failure_until:
-                    self._wake()  # the next waiter learns the same at once
-                    raise SetupRefused(failure.phase, failure.code, failure.reply)
+            failure = self._failure
+            if failure is not None and self._clock() < self._failure_until and self._open == 0:
+                # Setting up failed a moment ago and no connection is left to wait for.
+                self._wake()  # the next waiter learns the same at once
+                raise SetupRefused(failure.phase, failure.code, failure.reply)
+            if self._open < self.size and (failure is None or self._clock() >= self._failure_until):
                 self._open += 1
                 try:
                     connection = await open_connection(

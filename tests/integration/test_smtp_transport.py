@@ -484,6 +484,22 @@ async def test_a_refusal_inside_a_pipelined_batch_touches_only_its_own_message(
     assert sorted(server.recipients()) == sorted(expected)  # each once
 
 
+async def test_a_refused_new_connection_defers_one_message_and_the_rest_wait_for_a_good_one(
+    server: SmtpServer,
+) -> None:
+    smtp = make_pool(server, connections=2)
+    try:
+        assert_sent(await smtp.send(envelope("first@example.org")))  # one connection open
+        server.refuse_connections(1)
+        results = await smtp.send_many([envelope(f"r{i}@example.org") for i in range(10)])
+    finally:
+        await smtp.aclose()
+
+    refused = [r for r in results if r.outcome != "sent"]
+    assert [(r.outcome, r.code, r.phase) for r in refused] == [("deferred", 554, "greeting")]
+    assert len(server.recipients()) == 10
+
+
 async def test_a_connection_is_recycled_after_its_message_budget(server: SmtpServer) -> None:
     smtp = make_pool(server, connections=1, recycle_after=10)
     try:

@@ -12,7 +12,8 @@ certificate through :meth:`SmtpServer.client_context`, or ``?verify=off`` in the
 
 Failures are scripted while it runs: :meth:`SmtpServer.fail` answers the next N MAIL, RCPT or
 DATA with a code (a 421 also closes the connection, as real servers do), :meth:`refuse`
-answers a code to one recipient every time (a hard bounce in a campaign), :meth:`drop_data`
+answers a code to one recipient every time (a hard bounce in a campaign),
+:meth:`refuse_connections` greets the next connections with a refusal, :meth:`drop_data`
 hangs up on the next N messages after their content arrived and before any answer, and
 ``delay`` slows every MAIL/RCPT/DATA answer down. ``messages`` lists what was accepted, with
 the envelope and the exact bytes (dot-stuffing undone); ``connections`` counts connections.
@@ -126,6 +127,7 @@ class SmtpServer:
         default_factory=lambda: {"mail": deque(), "rcpt": deque(), "data": deque()}
     )
     _drops: int = 0
+    _greeting_refusals: deque[str] = field(default_factory=deque)
     _refused: dict[str, tuple[Step, int]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loop: asyncio.AbstractEventLoop | None = None
@@ -166,6 +168,11 @@ class SmtpServer:
         every time."""
         with self._lock:
             self._refused[recipient] = (step, code)
+
+    def refuse_connections(self, times: int = 1, reply: str = "554 5.3.2 Too busy") -> None:
+        """Greet the next ``times`` connections with ``reply`` and hang up."""
+        with self._lock:
+            self._greeting_refusals.extend([reply] * times)
 
     def drop_data(self, times: int = 1) -> None:
         """Hang up on the next ``times`` messages once their content arrived, unanswered."""
@@ -308,7 +315,12 @@ class SmtpServer:
 
     # -- running -----------------------------------------------------------------------------
 
-    def _session(self) -> SMTP:
+    def _session(self) -> asyncio.Protocol:
+        self.connections += 1
+        with self._lock:
+            refusal = self._greeting_refusals.popleft() if self._greeting_refusals else None
+        if refusal is not None:
+            return _Refuser(refusal)
         cert = self_signed_certificate()
         context = None
         if self.tls == "starttls":
@@ -328,7 +340,6 @@ class SmtpServer:
             loop=self._loop,
             **kwargs,
         )
-        self.connections += 1
         self._sessions.append(session)
         return session
 
@@ -374,6 +385,18 @@ class SmtpServer:
         finally:
             loop.call_soon_threadsafe(loop.stop)
             thread.join(10)
+
+
+class _Refuser(asyncio.Protocol):
+    """Greets with a refusal and hangs up."""
+
+    def __init__(self, reply: str) -> None:
+        self.reply = reply
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        transport.write(self.reply.encode() + b"\r\n")
+        transport.close()
 
 
 @contextlib.contextmanager
