@@ -79,9 +79,7 @@ def upgrade() -> None:
         sa.Column(
             "contact_id",
             sa.BigInteger(),
-            sa.ForeignKey(
-                "contacts.id", ondelete="SET NULL", name="fk_emails_contact_id_contacts"
-            ),
+            sa.ForeignKey("contacts.id", ondelete="SET NULL", name="fk_emails_contact_id_contacts"),
             nullable=True,
         ),
         sa.Column("to_email", sa.String(320), nullable=False),
