@@ -151,7 +151,8 @@ def test_a_worker_killed_mid_campaign_leaves_nobody_out_and_few_twice(
         api = stack.enter_context(running(["api", "--port", str(port)], env, tmp_path / "api.log"))
         base = f"http://127.0.0.1:{port}"
         processes.wait_http(base + "/healthz", process=api)
-        first = processes.start(["worker"], env, (tmp_path / "worker-1.log").open("ab"))
+        first_log = stack.enter_context((tmp_path / "worker-1.log").open("ab"))
+        first = processes.start(["worker"], env, first_log)
         try:
             campaign_id = start_campaign(base, list_id)
             deadline = time.monotonic() + 120
