@@ -264,3 +264,31 @@ def test_a_body_that_does_not_arrive_in_time_is_408(
         assert wire.at_eof()
     finally:
         wire.close()
+
+
+def test_thousands_of_hits_on_one_connection(
+    server: ThreadedServer, wire: Wire, services: Services
+) -> None:
+    # Far more than one head's limit in total (64 KiB): each head is counted on its own.
+    email_id = sent_email(services)
+    request = get(path(services, "o", email_id)) + get(path(services, "c", email_id, 0))
+    for _ in range(10):
+        wire.send(request * 50)
+        assert {a.status for a in wire.answers(100)} == {200, 302}
+    assert server.asgi_calls == 0
+
+
+def test_a_head_over_the_limits_is_431(server: ThreadedServer, services: Services) -> None:
+    email_id = sent_email(services)
+    for extra in (
+        b"x-big: " + b"a" * 9000 + b"\r\n",
+        b"".join(b"x-%d: 1\r\n" % n for n in range(120)),
+    ):
+        wire = Wire(server.port)
+        try:
+            wire.send(get(path(services, "o", email_id), extra=extra))
+            answer = wire.answer()
+            assert answer.status == 431
+            assert answer.json()["error"]["code"] == "request_header_fields_too_large"
+        finally:
+            wire.close()
