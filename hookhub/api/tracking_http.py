@@ -167,7 +167,10 @@ class TrackingExchange:
         protocol.gathering.write_now(b"".join(parts))
         if not self.keep_alive:
             protocol.transport.close()
-        protocol.on_response_complete()
+        if protocol.swept_keep_alive:
+            protocol.on_inbound_response_complete()  # no loop timer armed per response
+        else:
+            protocol.on_response_complete()
 
 
 class TrackingHttpProtocol(HookhubHttpProtocol):
@@ -190,6 +193,9 @@ class TrackingHttpProtocol(HookhubHttpProtocol):
             and not config.access_log
             else None
         )
+        # The receive path's swept keep-alive exists when the protocol takes /in/ (always,
+        # under hookhub serve and api); otherwise uvicorn's timer per response.
+        self.swept_keep_alive = self.receiver is not None
 
     def on_headers_complete(self) -> None:
         tracking = self.tracking
