@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from hookhub.core.jsoncodec import isoformat
 from hookhub.crm.operations import CrmTx
-from hookhub.outbound.outbox import OutboxWriter
+from hookhub.outbound.outbox import OutboxMessage, OutboxWriter, build_message
 from hookhub.records.email import Email
 from hookhub.store.contacts import ContactStore
 from hookhub.store.emails import EmailStore, EmailUpdate
@@ -84,6 +84,7 @@ class EmailLedger:
         self.store = EmailStore(conn)
         self.contacts = ContactStore(conn)
         self._unsubscribe = unsubscribe
+        self._pending: list[OutboxMessage] | None = None
 
     # -- the worker's outcomes ----------------------------------------------------------------
 
@@ -92,6 +93,7 @@ class EmailLedger:
         recorded (those whose lease had passed to another worker are left alone)."""
         recorded = self.store.record(owner, [a.update for a in attempts], self.at)
         events: list[tuple[int, str, float, dict[str, Any] | None]] = []
+        self._pending = []  # the batch's messages, written (and fanned out) together
         for attempt in attempts:
             email, update = attempt.email, attempt.update
             if email.id not in recorded:
@@ -126,6 +128,8 @@ class EmailLedger:
                 self._emit("email.failed", email, {"reason": update.status_reason or ""})
             elif update.status == "skipped":
                 events.append((email.id, "skipped", self.at, {"reason": update.status_reason}))
+        pending, self._pending = self._pending, None
+        self.outbox.write(pending or [])
         self.store.add_events(events)
         return recorded
 
@@ -213,7 +217,11 @@ class EmailLedger:
         return bool(self._unsubscribe(email.contact_id, source))
 
     def _emit(self, event_type: str, email: Email, extra: dict[str, Any]) -> None:
-        self.outbox.emit(event_type, {**email.event_data(), **extra}, self.now)
+        data = {**email.event_data(), **extra}
+        if self._pending is not None:  # inside record_attempts: one write for the batch
+            self._pending.append(build_message(event_type, data, self.now))
+        else:
+            self.outbox.emit(event_type, data, self.now)
 
 
 def _server_detail(attempt: Attempt) -> dict[str, Any]:
