@@ -21,9 +21,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from hookhub import ids
 from hookhub.config import Settings
 from hookhub.core.contacts import normalize_email
+from hookhub.email.service import SendRequest, queue_emails
 from hookhub.email.templates import EmailTemplate
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.outbox import Outbox
@@ -31,10 +31,8 @@ from hookhub.records.campaign import EDITABLE, Campaign
 from hookhub.records.email import Email
 from hookhub.records.email_templates import StoredTemplate
 from hookhub.store.campaigns import CampaignStore, EmailDefaults
-from hookhub.store.contacts import ContactStore
 from hookhub.store.database import Database
 from hookhub.store.email_templates import EmailTemplateStore
-from hookhub.store.emails import EmailStore, NewEmail
 
 Clock = Callable[[], datetime]
 CONTENT_FIELDS = ("subject", "html", "text")
@@ -225,52 +223,28 @@ class CampaignService:
             return self._answer(store, campaign_id)
 
     def test(self, campaign_id: int, addresses: Sequence[str]) -> list[Email]:
-        """Queue the campaign's email to ``addresses`` (contacts or not): kind ``test``, not
-        part of the campaign (no ``campaign_id``: not in its stats, not its recipients). A
-        contact's attributes personalise it; a blocked contact's is ``skipped``."""
+        """Queue the campaign's email to ``addresses`` (contacts or not), as ``POST /emails``
+        would with its content inline: kind ``test``, not part of the campaign (no
+        ``campaign_id``: not in its stats, not its recipients). A contact's attributes
+        personalise it; a blocked contact's is ``skipped``."""
         cleaned = list(dict.fromkeys(normalize_email(address) for address in addresses))
         with self._write() as (conn, store, now):
             campaign = _require(store, campaign_id)
             content = self._content(store, campaign)
-            known = ContactStore(conn).get_many_by_email(cleaned)
-            sender = content.sender or default_sender(self.settings)
-            domain = str(sender["email"]).rpartition("@")[2] or "localhost"
-            new = []
-            for address in cleaned:
-                contact = known.get(address)
-                blocked = contact.email_blocked if contact else None
-                new.append(
-                    NewEmail(
-                        message_id=ids.email_message_id(domain, now.timestamp()),
-                        kind="test",
-                        to_email=address,
-                        contact_id=contact.id if contact else None,
-                        sender=sender,
-                        reply_to=content.reply_to,
-                        template_id=campaign.template_id,
-                        tags=content.tags,
-                        params=campaign.params,
-                        content={
-                            "subject": content.subject,
-                            "html": content.html,
-                            "text": content.text,
-                        },
-                        track_opens=campaign.track_opens,
-                        track_clicks=campaign.track_clicks,
-                        created_at=now,
-                        status="skipped" if blocked else "queued",
-                        status_reason=f"contact blocked ({blocked['reason']})" if blocked else None,
-                    )
-                )
-            email_store = EmailStore(conn)
-            email_ids = email_store.insert_many(new)
-            email_store.add_events(
-                (email_id, "skipped", now.timestamp(), {"reason": email.status_reason})
-                for email_id, email in zip(email_ids, new, strict=True)
-                if email.status == "skipped"
+            request = SendRequest(
+                to=[(address, None) for address in cleaned],
+                subject=content.subject,
+                html=content.html,
+                text=content.text,
+                params=campaign.params,
+                sender=content.sender,
+                reply_to=content.reply_to,
+                tags=content.tags,
+                track_opens=campaign.track_opens,
+                track_clicks=campaign.track_clicks,
+                kind="test",
             )
-            found = [email_store.get(email_id, with_events=False) for email_id in email_ids]
-        return [email for email in found if email is not None]
+            return queue_emails(conn, request, now, email_from=self.settings.email_from)
 
     # -- helpers ------------------------------------------------------------------------------
 

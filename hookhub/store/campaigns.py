@@ -423,6 +423,8 @@ class CampaignStore:
             )
             .values(next_attempt_at=at, updated_at=at)
         )
+        if result.rowcount:
+            EmailStore(self.conn).queued()  # due again: wake the email workers
         return int(result.rowcount)
 
     def skip_emails(self, campaign_id: int, reason: str, at: float) -> int:
