@@ -77,8 +77,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    """Token bucket per webhook (per process): ``rate`` requests/s, bursts of ``burst_seconds``'
-    worth (2 s by default)."""
+    """Token bucket per webhook (per process): ``rate`` requests/s, ``burst_seconds``' worth."""
 
     def __init__(self, burst_seconds: float = 2.0) -> None:
         self.burst_seconds = burst_seconds
@@ -263,9 +262,10 @@ class InboundReceiver:
         with at most a prefix of its body and a few short headers.
         """
         now = self.clock()
+        if len(headers) > MAX_HEADERS_KEPT:
+            headers = headers[:MAX_HEADERS_KEPT]
         raw_headers = tuple(
-            (name.decode("latin-1"), value.decode("latin-1"))
-            for name, value in headers[:MAX_HEADERS_KEPT]
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in headers]
         )
         entry = LogEntry(
             webhook_id=webhook.id,

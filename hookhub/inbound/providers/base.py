@@ -75,7 +75,10 @@ class RawRequest:
     def header(self, name: str) -> str | None:
         """The first value of header ``name``, or None."""
         wanted = name.lower()
-        return next((value for key, value in self.headers if key == wanted), None)
+        for key, value in self.headers:
+            if key == wanted:
+                return value
+        return None
 
     def single_header(self, name: str) -> str:
         """The one non-empty value of ``name``; missing, repeated or empty is SignatureInvalid."""
