@@ -5,9 +5,9 @@ response, the receive path's body deadline) costs more than some of the request'
 with uvloop, ``call_later`` and ``cancel`` take a few microseconds, the price of parsing a
 request's head. :class:`Deadlines` keeps the entries of one timeout in the order they were
 added, so their deadlines are in order too, and one timer, running only while there are
-entries, expires the due ones every ``interval`` (a quarter of the timeout, at most
-``SWEEP_INTERVAL``): an entry expires between ``timeout`` and ``timeout + interval`` after it
-was added, never before.
+entries, expires the due ones every ``interval`` (a quarter of the timeout, between
+``MIN_SWEEP_INTERVAL`` and ``SWEEP_INTERVAL``): an entry expires between ``timeout`` and
+``timeout + interval`` after it was added, never before.
 
 It must never expire an entry early, nor keep a timer running when nothing waits.
 """
@@ -23,6 +23,8 @@ log = logging.getLogger("hookhub.http")
 
 SWEEP_INTERVAL = 0.25
 """Longest time between two sweeps (and so the longest an entry outlives its deadline)."""
+MIN_SWEEP_INTERVAL = 0.01
+"""Shortest, whatever the timeout: a tiny one must not turn the sweep into a busy loop."""
 
 
 class Expiring(Protocol):
@@ -38,7 +40,7 @@ class Deadlines:
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.loop = loop
         self.timeout = timeout
-        self.interval = min(SWEEP_INTERVAL, timeout / 4)
+        self.interval = max(MIN_SWEEP_INTERVAL, min(SWEEP_INTERVAL, timeout / 4))
         self._due: dict[Expiring, float] = {}
         self._timer: asyncio.TimerHandle | None = None
 

@@ -145,3 +145,12 @@ def test_a_failing_entry_does_not_keep_the_others(
     loop.advance(1.5)
     assert expired == ["after"]
     assert "http.deadline_failed" in caplog.text
+
+
+def test_a_tiny_timeout_does_not_sweep_in_a_busy_loop(loop: ManualLoop) -> None:
+    expired: list[str] = []
+    swept = deadlines(loop, 1e-6)
+    swept.add(Entry("a", expired))
+    assert swept.interval >= 0.01
+    loop.advance(0.011)
+    assert expired == ["a"]
