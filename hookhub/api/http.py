@@ -254,7 +254,9 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
 
     # -- POST /in/{token} ----------------------------------------------------------------------
 
-    def on_headers_complete(self) -> None:
+    def _head_complete(self) -> None:
+        """The head is in: check its limits (raises HeadersTooLarge). Every request's
+        ``on_headers_complete`` calls this first, a subclass's own routes too."""
         headers = self.headers
         self._head_done = headers
         # A head that came in one read of at most a header field's size can only be over
@@ -265,6 +267,10 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             or len(headers) > MAX_REQUEST_HEADERS
         ):
             self._check_head()
+
+    def on_headers_complete(self) -> None:
+        self._head_complete()
+        headers = self.headers
         receiver = self.receiver
         url = self.url
         if (

@@ -23,7 +23,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.server import ServerState
 
-from hookhub.api.http import MAX_REQUEST_HEADER_FIELD, MAX_REQUEST_HEADERS, HookhubHttpProtocol
+from hookhub.api.http import HookhubHttpProtocol
 from hookhub.email import tracking_answers as answers
 from hookhub.email.tracking_answers import Header
 from hookhub.email.tracking_receiver import MAX_BODY, PREFIX, TrackingReceiver
@@ -203,16 +203,7 @@ class TrackingHttpProtocol(HookhubHttpProtocol):
         if tracking is None or not url.startswith(_PREFIX) or self.parser.should_upgrade():
             super().on_headers_complete()
             return
-        # The head's bookkeeping and limits, as HookhubHttpProtocol.on_headers_complete does
-        # them for every request (a test keeps many requests on one connection).
-        headers = self.headers
-        self._head_done = headers
-        if (
-            self._head_spans_reads
-            or self._read_size > MAX_REQUEST_HEADER_FIELD
-            or len(headers) > MAX_REQUEST_HEADERS
-        ):
-            self._check_head()
+        self._head_complete()
         parser = self.parser
         exchange = TrackingExchange(
             self,
