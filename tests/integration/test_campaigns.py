@@ -162,8 +162,11 @@ def test_pause_holds_emails_and_the_snapshot_resume_releases_cancel_skips(
     rows = campaign_emails(services, cid)
     assert {(r.status, r.status_reason) for r in rows} == {("skipped", "campaign cancelled")}
     email = client.get(f"/api/v1/emails/{rows[0].id}")
-    if email.status_code == 200:  # once the emails API is there
-        assert [e["type"] for e in email.json()["events"]] == ["skipped"]
+    assert email.status_code == 200, email.text
+    assert email.json()["status_reason"] == "campaign cancelled"
+    assert [e["type"] for e in email.json()["events"]] == ["skipped"]
+    listed = client.get("/api/v1/emails", params={"campaign_id": cid, "status": "skipped"})
+    assert len(listed.json()["data"]) == 6
     assert _claimable(services, cid) == set()
     for action in ("pause", "resume", "cancel", "send"):
         assert client.post(f"{C}/{cid}/{action}").status_code == 409, action
