@@ -198,6 +198,14 @@ def purge(
             " attempts (HOOKHUB_RETENTION_MESSAGES).",
         ),
     ] = False,
+    emails: Annotated[
+        bool,
+        typer.Option(
+            "--emails",
+            help="Purge final emails with their timelines (HOOKHUB_RETENTION_EMAILS) and"
+            " Idempotency-Key answers past 24 hours.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
     ] = False,
@@ -205,18 +213,22 @@ def purge(
 ) -> None:
     """Delete what is past its retention now, and print how many rows of each kind went.
 
-    Without --requests or --messages, both. Batches of HOOKHUB_RETENTION_BATCH rows, each its
-    own transaction: safe to run while Hookhub serves. A retention of 0 keeps forever.
+    Without --requests, --messages or --emails, all three. Batches of HOOKHUB_RETENTION_BATCH
+    rows, each its own transaction: safe to run while Hookhub serves. A retention of 0 keeps
+    forever.
     """
     from hookhub.retention import RetentionService
 
     settings = _settings(database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     services = _services(settings)
-    both = not requests and not messages
+    both = not requests and not messages and not emails
     try:
         counts = RetentionService(services.db, settings).purge(
-            requests=requests or both, messages=messages or both, dry_run=dry_run
+            requests=requests or both,
+            messages=messages or both,
+            emails=emails or both,
+            dry_run=dry_run,
         )
     finally:
         services.close()
@@ -235,6 +247,12 @@ def purge(
     if messages or both:
         shown.update(
             messages=counts.messages, deliveries=counts.deliveries, attempts=counts.attempts
+        )
+    if emails or both:
+        shown.update(
+            emails=counts.emails,
+            email_events=counts.email_events,
+            idempotency_keys=counts.idempotency_keys,
         )
     if dry_run:
         console.print("Dry run, nothing deleted; these would be:")

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
     retention_messages: float = Field(default=30 * 24 * 3600, ge=0)
     """Messages older than this are deleted with their deliveries and attempts, once every
     delivery of theirs is final (succeeded or exhausted); pending work is never deleted."""
+    retention_emails: float = Field(default=90 * 24 * 3600, ge=0)
+    """Emails older than this are deleted with their bytes and timelines, once final (sent,
+    delivered, bounced, failed, skipped); queued and deferred ones are never deleted. Campaign
+    stats count the emails that remain."""
     retention_interval: float = Field(default=600.0, gt=0)
     """How often ``serve`` and ``worker`` purge (seconds)."""
     retention_batch: int = Field(default=500, ge=1, le=10_000)

@@ -1,12 +1,13 @@
-"""Retention: deletes the request log, messages, deliveries and attempts once they are old.
+"""Retention: deletes the request log, messages, deliveries, attempts and emails once they
+are old.
 
 :class:`RetentionService` purges now (``hookhub purge``); :class:`RetentionLoop` purges every
 ``HOOKHUB_RETENTION_INTERVAL`` seconds in ``serve`` and ``worker``. Deletion goes in batches of
 ``HOOKHUB_RETENTION_BATCH`` rows, each its own short transaction, so the receive path and the
 delivery queue only ever wait for one small batch. On PostgreSQL one process purges at a time.
 
-It must never delete pending work: unprocessed requests and messages with a delivery that is
-not final stay, however old.
+It must never delete pending work: unprocessed requests, messages with a delivery that is
+not final, and emails still to be sent stay, however old.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Connection
+
 from hookhub.config import Settings
 from hookhub.store.database import Database
+from hookhub.store.email_retention import EmailRetentionStore
+from hookhub.store.emails import IDEMPOTENCY_WINDOW
 from hookhub.store.retention import RetentionStore, purge_lock
 
 log = logging.getLogger("hookhub.retention")
@@ -40,6 +45,10 @@ class PurgeCounts:
     messages: int = 0
     deliveries: int = 0
     attempts: int = 0
+    emails: int = 0
+    email_events: int = 0
+    idempotency_keys: int = 0
+    """``Idempotency-Key`` answers of ``POST /emails`` past their 24 hours."""
     skipped: bool = False
     """Another process was purging (PostgreSQL): this one deleted nothing."""
 
@@ -51,6 +60,9 @@ class PurgeCounts:
             + self.messages
             + self.deliveries
             + self.attempts
+            + self.emails
+            + self.email_events
+            + self.idempotency_keys
         )
 
 
@@ -74,6 +86,7 @@ class RetentionService:
         *,
         requests: bool = True,
         messages: bool = True,
+        emails: bool = True,
         dry_run: bool = False,
         interrupt: threading.Event | None = None,
     ) -> PurgeCounts:
@@ -92,6 +105,9 @@ class RetentionService:
                 self._unlogged_counts(now, counts, dry_run, interrupt)
             if messages:
                 self._messages(now, counts, dry_run, interrupt)
+            if emails:
+                self._emails(now, counts, dry_run, interrupt)
+                self._idempotency_keys(now, counts, dry_run, interrupt)
         if counts.total() and not dry_run:
             log.info("retention.purged", extra=asdict(counts))
         return counts
@@ -126,20 +142,16 @@ class RetentionService:
         self, now: float, counts: PurgeCounts, dry_run: bool, interrupt: threading.Event
     ) -> None:
         """Provider event ids are remembered for the dedupe window, whatever the log keeps."""
-        cutoff, limit = now - self.settings.dedupe_retention, self.settings.retention_batch
-        if dry_run:
-            with self.db.read() as conn:
-                counts.dedupe_keys = RetentionStore(conn).delete_dedupe_keys(
-                    cutoff=cutoff, limit=2**62, dry_run=True
-                )
-            return
-        while not interrupt.is_set():
-            with self.db.write() as conn:
-                deleted = RetentionStore(conn).delete_dedupe_keys(cutoff=cutoff, limit=limit)
-            counts.dedupe_keys += deleted
-            if deleted < limit:
-                return
-            self._between_batches()
+        cutoff = now - self.settings.dedupe_retention
+        self._by_age(
+            "dedupe_keys",
+            lambda conn, limit, dry: RetentionStore(conn).delete_dedupe_keys(
+                cutoff=cutoff, limit=limit, dry_run=dry
+            ),
+            counts,
+            dry_run,
+            interrupt,
+        )
 
     def _unlogged_counts(
         self, now: float, counts: PurgeCounts, dry_run: bool, interrupt: threading.Event
@@ -148,17 +160,36 @@ class RetentionService:
         retention = self.settings.retention_requests
         if not retention:
             return
-        cutoff, limit = now - retention, self.settings.retention_batch
+        cutoff = now - retention
+        self._by_age(
+            "unlogged_counts",
+            lambda conn, limit, dry: RetentionStore(conn).delete_unlogged_counts(
+                cutoff=cutoff, limit=limit, dry_run=dry
+            ),
+            counts,
+            dry_run,
+            interrupt,
+        )
+
+    def _by_age(
+        self,
+        field: str,
+        delete_oldest: Callable[[Connection, int, bool], int],
+        counts: PurgeCounts,
+        dry_run: bool,
+        interrupt: threading.Event,
+    ) -> None:
+        """Delete rows found by age alone, ``retention_batch`` a transaction, counting them in
+        ``counts.<field>`` (a dry run counts them all at once)."""
         if dry_run:
             with self.db.read() as conn:
-                counts.unlogged_counts = RetentionStore(conn).delete_unlogged_counts(
-                    cutoff=cutoff, limit=2**62, dry_run=True
-                )
+                setattr(counts, field, delete_oldest(conn, 2**62, True))
             return
+        limit = self.settings.retention_batch
         while not interrupt.is_set():
             with self.db.write() as conn:
-                deleted = RetentionStore(conn).delete_unlogged_counts(cutoff=cutoff, limit=limit)
-            counts.unlogged_counts += deleted
+                deleted = delete_oldest(conn, limit, False)
+            setattr(counts, field, getattr(counts, field) + deleted)
             if deleted < limit:
                 return
             self._between_batches()
@@ -189,6 +220,46 @@ class RetentionService:
                 return
             after = batch.last_id
             self._between_batches()
+
+    def _emails(
+        self, now: float, counts: PurgeCounts, dry_run: bool, interrupt: threading.Event
+    ) -> None:
+        retention = self.settings.retention_emails
+        if not retention:
+            return
+        cutoff, after = datetime.fromtimestamp(now - retention, UTC), 0
+        while not interrupt.is_set():
+            with self.db.read() if dry_run else self.db.write() as conn:
+                store = EmailRetentionStore(conn)
+                batch = store.email_batch(
+                    after_id=after, cutoff=cutoff, limit=self.settings.retention_batch
+                )
+                if dry_run:
+                    counts.emails += len(batch.expired)
+                    counts.email_events += batch.events
+                else:
+                    gone, events = store.delete_emails(batch.expired)
+                    counts.emails += gone
+                    counts.email_events += events
+            if batch.reached_recent or batch.last_id is None:
+                return
+            after = batch.last_id
+            self._between_batches()
+
+    def _idempotency_keys(
+        self, now: float, counts: PurgeCounts, dry_run: bool, interrupt: threading.Event
+    ) -> None:
+        """Kept for their 24 hours, whatever the emails' retention."""
+        cutoff = now - IDEMPOTENCY_WINDOW
+        self._by_age(
+            "idempotency_keys",
+            lambda conn, limit, dry: EmailRetentionStore(conn).delete_idempotency_keys(
+                cutoff=cutoff, limit=limit, dry_run=dry
+            ),
+            counts,
+            dry_run,
+            interrupt,
+        )
 
 
 class RetentionLoop:

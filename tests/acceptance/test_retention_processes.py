@@ -56,6 +56,9 @@ def test_purge_deletes_what_is_old_and_prints_counts(services: Services, db_url:
         "messages": 2,
         "deliveries": 2,
         "attempts": 2,
+        "emails": 0,
+        "email_events": 0,
+        "idempotency_keys": 0,
     }
     assert message_ids(services) == {*old, recent}
 
@@ -68,6 +71,11 @@ def test_purge_deletes_what_is_old_and_prints_counts(services: Services, db_url:
     assert _printed(_purge(db_url, "--messages")) == {"messages": 2, "deliveries": 2, "attempts": 2}
     assert message_ids(services) == {old[2], recent}  # the pending one stays
     assert _printed(_purge(db_url))["messages"] == 0
+    assert _printed(_purge(db_url, "--emails")) == {
+        "emails": 0,
+        "email_events": 0,
+        "idempotency_keys": 0,
+    }
 
 
 def test_serve_purges_on_its_interval(services: Services, db_url: str, tmp_path: Path) -> None:
