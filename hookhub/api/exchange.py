@@ -45,7 +45,23 @@ class _NoEvent:
         pass
 
 
-class InboundExchange:
+class DirectExchange:
+    """A request ``HookhubHttpProtocol`` answers itself, without ASGI: it is handed the body
+    (``feed``), its end (``finish``) and its turn (``start``) in place of uvicorn's cycle."""
+
+    __slots__ = ()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def feed(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+
+class InboundExchange(DirectExchange):
     """One ``POST /in/{token}`` on a connection: its webhook, its body, then its one response.
 
     The webhook is looked up as soon as the headers are in; an unknown one is answered 404

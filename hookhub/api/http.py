@@ -44,7 +44,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from hookhub.api.deadlines import Deadlines, deadlines_for
-from hookhub.api.exchange import InboundExchange
+from hookhub.api.exchange import DirectExchange, InboundExchange
 from hookhub.core import jsoncodec
 from hookhub.errors import BadRequest, HeadersTooLarge, HookhubError
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
@@ -298,6 +298,11 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             keep_alive=self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive(),
             expect_continue=self.expect_100_continue,
         )
+        self._take(exchange)
+
+    def _take(self, exchange: DirectExchange) -> None:
+        """Answer the request whose head just ended with ``exchange`` instead of an ASGI
+        cycle."""
         existing = self.cycle
         self.cycle = exchange  # type: ignore[assignment]
         if existing is None or existing.response_complete:
@@ -307,21 +312,21 @@ class HookhubHttpProtocol(GatheringHttpToolsProtocol):
             self.pipeline.appendleft((exchange, self.app))  # type: ignore[arg-type]
 
     def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        if cycle.__class__ is InboundExchange:
+        if isinstance(cycle, DirectExchange):
             cycle.start()
         else:
             super()._start_asgi_task(cycle, app)
 
     def on_body(self, body: bytes) -> None:
         cycle: Any = self.cycle
-        if cycle.__class__ is InboundExchange:
+        if isinstance(cycle, DirectExchange):
             cycle.feed(body)
         else:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
         cycle: Any = self.cycle
-        if cycle.__class__ is InboundExchange:
+        if isinstance(cycle, DirectExchange):
             cycle.finish()
         else:
             super().on_message_complete()

@@ -23,6 +23,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from uvicorn.server import ServerState
 
+from hookhub.api.exchange import DirectExchange
 from hookhub.api.http import HookhubHttpProtocol
 from hookhub.email import tracking_answers as answers
 from hookhub.email.tracking_answers import Header
@@ -42,7 +43,7 @@ class _NoEvent:
         pass
 
 
-class TrackingExchange:
+class TrackingExchange(DirectExchange):
     """One ``/t/`` request on a connection; quacks like uvicorn's ``RequestResponseCycle``
     where the base protocol touches it (``response_complete``, ``keep_alive``,
     ``disconnected``, ``message_event``)."""
@@ -213,30 +214,4 @@ class TrackingHttpProtocol(HookhubHttpProtocol):
             keep_alive=parser.get_http_version() != "1.0" and parser.should_keep_alive(),
             expect_continue=self.expect_100_continue,
         )
-        existing = self.cycle
-        self.cycle = exchange  # type: ignore[assignment]
-        if existing is None or existing.response_complete:
-            exchange.start()
-        else:  # pipelined: answered in turn, as uvicorn queues its own cycles
-            self.flow.pause_reading()
-            self.pipeline.appendleft((exchange, self.app))  # type: ignore[arg-type]
-
-    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-        if cycle.__class__ is TrackingExchange:
-            cycle.start()
-        else:
-            super()._start_asgi_task(cycle, app)
-
-    def on_body(self, body: bytes) -> None:
-        cycle: Any = self.cycle
-        if cycle.__class__ is TrackingExchange:
-            cycle.feed(body)
-        else:
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        cycle: Any = self.cycle
-        if cycle.__class__ is TrackingExchange:
-            cycle.finish()
-        else:
-            super().on_message_complete()
+        self._take(exchange)
