@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 from hookhub.logs import describe_error
+from hookhub.store.database import is_transient
 
 log = logging.getLogger("hookhub.supervisor")
 
@@ -67,6 +68,19 @@ class Heartbeat:
 
     def recovered(self, where: str) -> None:
         self.errors.pop(where, None)
+
+    def retry_later(
+        self, where: str, exc: Exception, backoff: Backoff, logger: logging.Logger, event: str
+    ) -> float:
+        """Note that ``where`` failed and log it as ``event``: a database outage quietly (it
+        is retried), anything else with its traceback (a bug); the seconds to wait first."""
+        delay = backoff.next()
+        self.failing(where, exc)
+        if is_transient(exc):
+            logger.warning(event, extra={"error": describe_error(exc), "retry_in": delay})
+        else:
+            logger.exception(event, extra={"retry_in": delay})
+        return delay
 
 
 class Loop(Protocol):

@@ -25,9 +25,8 @@ from datetime import UTC, datetime, timedelta
 
 from hookhub.config import Settings
 from hookhub.email.campaigns import CANCELLED_REASON, sender_defaults
-from hookhub.logs import describe_error
 from hookhub.store.campaigns import CampaignStore
-from hookhub.store.database import Database, is_transient
+from hookhub.store.database import Database
 from hookhub.supervisor import Backoff, Heartbeat
 
 log = logging.getLogger("hookhub.campaigns")
@@ -185,15 +184,9 @@ class CampaignLoop:
                     more = await asyncio.to_thread(self.step)
                 except Exception as exc:
                     self._current = None  # lease it again: the cursor says where to go on
-                    delay = self._backoff.next()
-                    self.heartbeat.failing("campaigns", exc)
-                    if is_transient(exc):
-                        log.warning(
-                            "campaign.step_failed",
-                            extra={"error": describe_error(exc), "retry_in": delay},
-                        )
-                    else:
-                        log.exception("campaign.step_failed", extra={"retry_in": delay})
+                    delay = self.heartbeat.retry_later(
+                        "campaigns", exc, self._backoff, log, "campaign.step_failed"
+                    )
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), delay)
                     continue

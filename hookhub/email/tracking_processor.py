@@ -29,10 +29,9 @@ from typing import Any
 from hookhub.core.tracking_flags import ProxyJudge
 from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import EmailLedger, crm_unsubscriber
-from hookhub.logs import describe_error
 from hookhub.outbound.outbox import Outbox
 from hookhub.records.email import Email
-from hookhub.store.database import Database, is_transient
+from hookhub.store.database import Database
 from hookhub.store.tracking import TrackingHit, TrackingHitStore
 from hookhub.supervisor import Backoff, Heartbeat
 
@@ -197,15 +196,9 @@ class TrackingProcessor:
                 taken = await asyncio.to_thread(self.applier.apply_batch, limit)
                 self._ran_at = self.clock()
             except Exception as exc:
-                delay = self._backoff.next()
-                self.heartbeat.failing("apply", exc)
-                if is_transient(exc):
-                    log.warning(
-                        "tracking.apply_failed",
-                        extra={"error": describe_error(exc), "retry_in": delay},
-                    )
-                else:
-                    log.exception("tracking.apply_failed", extra={"retry_in": delay})
+                delay = self.heartbeat.retry_later(
+                    "apply", exc, self._backoff, log, "tracking.apply_failed"
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped(), delay)
                 continue

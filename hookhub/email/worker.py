@@ -34,7 +34,6 @@ from hookhub.email.compose import Composer, Prepared
 from hookhub.email.ledger import Attempt, EmailLedger
 from hookhub.email.outcomes import attempted, not_sent
 from hookhub.email.transport import MailTransport
-from hookhub.logs import describe_error
 from hookhub.outbound.leases import default_worker_id
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database, is_transient
@@ -166,10 +165,8 @@ class EmailWorker:
         except Exception as exc:
             if not is_transient(exc):
                 raise  # a bug: the supervisor logs it and restarts the worker
-            delay = self._claim_backoff.next()
-            self.heartbeat.failing("claim", exc)
-            log.warning(
-                "email.claim_failed", extra={"error": describe_error(exc), "retry_in": delay}
+            delay = self.heartbeat.retry_later(
+                "claim", exc, self._claim_backoff, log, "email.claim_failed"
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), delay)
@@ -222,10 +219,8 @@ class EmailWorker:
             except Exception as exc:
                 if not is_transient(exc) or self._stopping:
                     raise
-                delay = backoff.next()
-                self.heartbeat.failing("record", exc)
-                log.warning(
-                    "email.record_failed", extra={"error": describe_error(exc), "retry_in": delay}
+                delay = self.heartbeat.retry_later(
+                    "record", exc, backoff, log, "email.record_failed"
                 )
                 await asyncio.sleep(delay)
                 continue

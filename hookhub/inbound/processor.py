@@ -17,8 +17,6 @@ import logging
 import time
 
 from hookhub.inbound.service import InboundService
-from hookhub.logs import describe_error
-from hookhub.store.database import is_transient
 from hookhub.supervisor import Backoff, Heartbeat
 
 log = logging.getLogger("hookhub.inbound")
@@ -89,15 +87,9 @@ class InboundProcessor:
             except Exception as exc:
                 # The database away (retried quietly) or a bug (logged with its traceback);
                 # either way the batch rolled back and its requests wait for the next try.
-                delay = self._backoff.next()
-                self.heartbeat.failing("process", exc)
-                if is_transient(exc):
-                    log.warning(
-                        "inbound.process_failed",
-                        extra={"error": describe_error(exc), "retry_in": delay},
-                    )
-                else:
-                    log.exception("inbound.process_failed", extra={"retry_in": delay})
+                delay = self.heartbeat.retry_later(
+                    "process", exc, self._backoff, log, "inbound.process_failed"
+                )
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopped(), delay)
                 continue

@@ -35,7 +35,6 @@ from typing import Any
 from hookhub import __version__
 from hookhub.config import Settings
 from hookhub.core.retry import Outcome, RetryPolicy, classify, parse_retry_after
-from hookhub.logs import describe_error
 from hookhub.metrics import Metrics
 from hookhub.outbound.endpoint_health import EndpointHealth
 from hookhub.outbound.lanes import Job, Lane
@@ -173,12 +172,9 @@ class DeliveryWorker:
             if not is_transient(exc):
                 raise  # a bug: the supervisor logs it and restarts the worker
             self._new_work = True  # whatever was due still is
-            delay = self._claim_backoff.next()
-            self.heartbeat.failing("claim", exc)
-            log.warning(
-                "worker.claim_failed", extra={"error": describe_error(exc), "retry_in": delay}
+            return self.heartbeat.retry_later(
+                "claim", exc, self._claim_backoff, log, "worker.claim_failed"
             )
-            return delay
         self._claim_backoff.reset()
         self.heartbeat.recovered("claim")
         return None
