@@ -9,17 +9,16 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
-from hookhub.api.responses import JSON
-from hookhub.api.schemas import (
-    MAX_ID,
+from hookhub.api.inbound_schemas import (
     InboundCreate,
     InboundOut,
     InboundPatch,
     InboundPreview,
     InboundRequestOut,
     InboundRequestSummaryOut,
-    PageOut,
 )
+from hookhub.api.responses import JSON
+from hookhub.api.schemas import MAX_ID, PageOut
 from hookhub.core import jsoncodec
 from hookhub.core.pagination import decode_cursor, encode_cursor
 
