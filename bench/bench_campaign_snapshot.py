@@ -36,7 +36,8 @@ from hookhub.services import Services, build_services
 from hookhub.store.campaigns import CampaignStore
 from hookhub.store.emails import EmailStore, NewEmail
 from hookhub.store.migrate import migrate
-from hookhub.store.schema import campaigns, contacts, emails, list_members, lists
+from hookhub.store.schema import contacts, list_members, lists
+from hookhub.store.schema_email import campaigns, emails
 
 
 def prefill(services: Services, count: int) -> tuple[int, int]:

@@ -71,7 +71,8 @@ def prepare(database_url: str, count: int, tag: str) -> None:
     from hookhub.store.database import Database
     from hookhub.store.emails import EmailStore, NewEmail
     from hookhub.store.migrate import migrate
-    from hookhub.store.schema import campaigns, contacts
+    from hookhub.store.schema import contacts
+    from hookhub.store.schema_email import campaigns
 
     db = Database(database_url)
     migrate(db)

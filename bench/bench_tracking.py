@@ -205,7 +205,7 @@ def prefill(database_url: str, count: int) -> None:
     from hookhub.core import jsoncodec
     from hookhub.store.database import Database
     from hookhub.store.migrate import migrate
-    from hookhub.store.schema import emails
+    from hookhub.store.schema_email import emails
 
     db = Database(database_url)
     try:
@@ -257,7 +257,8 @@ def check_applied(database_url: str, acked: int, args: argparse.Namespace) -> tu
     from sqlalchemy import func, select
 
     from hookhub.store.database import Database
-    from hookhub.store.schema import email_events, messages, tracking_hits
+    from hookhub.store.schema import messages
+    from hookhub.store.schema_email import email_events, tracking_hits
 
     db = Database(database_url)
     started = time.monotonic()

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from hookhub.core import jsoncodec
 from hookhub.records.email_templates import StoredTemplate
-from hookhub.store.schema import email_templates
+from hookhub.store.schema_email import email_templates
 
 EDITABLE = frozenset({"name", "subject", "html", "text", "sender", "reply_to", "tags"})
 

@@ -21,7 +21,8 @@ import pytest
 from sqlalchemy import insert, select
 
 from hookhub.services import Services
-from hookhub.store.schema import contacts, emails, list_members, lists
+from hookhub.store.schema import contacts, list_members, lists
+from hookhub.store.schema_email import emails
 from tests.conftest import API_KEY
 from tests.support import processes
 from tests.support.smtp import SmtpServer, running_smtp_server

@@ -14,7 +14,7 @@ from hookhub.email.ledger import Attempt, EmailLedger, crm_unsubscriber
 from hookhub.services import Services
 from hookhub.store.campaigns import CampaignStore
 from hookhub.store.emails import EmailStore, EmailUpdate
-from hookhub.store.schema import campaigns
+from hookhub.store.schema_email import campaigns
 from tests.support.campaigns import (
     C,
     block,

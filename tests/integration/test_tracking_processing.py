@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 
 from hookhub.email.tracking_processor import TrackingApplier, TrackingProcessor
 from hookhub.services import Services
-from hookhub.store.schema import messages, tracking_hits
+from hookhub.store.schema import messages
+from hookhub.store.schema_email import tracking_hits
 from hookhub.store.tracking import TrackingHit, TrackingHitStore
 from tests.support.tracking import payloads, sent_email
 

@@ -15,7 +15,7 @@ from hookhub.core.tracking import tracking_signer
 from hookhub.email.tracking_answers import PIXEL
 from hookhub.services import Services
 from hookhub.store.emails import EmailStore
-from hookhub.store.schema import tracking_hits
+from hookhub.store.schema_email import tracking_hits
 from tests.support.tracking import (
     LINKS,
     apply_all,

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from hookhub.email.campaign_loop import CampaignLoop
 from hookhub.services import Services
 from hookhub.store.contacts import ContactStore
-from hookhub.store.schema import emails
+from hookhub.store.schema_email import emails
 
 C = "/api/v1/campaigns"
 

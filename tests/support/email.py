@@ -100,7 +100,7 @@ def create_template(
 
     from sqlalchemy import insert
 
-    from hookhub.store.schema import email_templates
+    from hookhub.store.schema_email import email_templates
 
     now = datetime.now(UTC)
     with services.db.write() as conn:

@@ -16,7 +16,8 @@ from hookhub.email.ledger import Attempt, EmailLedger
 from hookhub.email.tracking_processor import TrackingApplier
 from hookhub.services import Services, build_tracking_signer
 from hookhub.store.emails import EmailStore, EmailUpdate, NewEmail
-from hookhub.store.schema import campaigns, messages
+from hookhub.store.schema import messages
+from hookhub.store.schema_email import campaigns
 
 LINKS = ["https://shop.example.com/orders/1", "https://shop.example.com/help?a=1&b=2"]
 
