@@ -34,7 +34,8 @@ from hookhub.email.campaign_loop import CampaignLoop
 from hookhub.email.campaigns import CampaignService, sender_defaults
 from hookhub.services import Services, build_services
 from hookhub.store.campaigns import CampaignStore
-from hookhub.store.emails import EmailStore, NewEmail
+from hookhub.store.email_rows import NewEmail
+from hookhub.store.emails import EmailStore
 from hookhub.store.migrate import migrate
 from hookhub.store.schema import contacts, list_members, lists
 from hookhub.store.schema_email import campaigns, emails

@@ -69,7 +69,8 @@ def prepare(database_url: str, count: int, tag: str) -> None:
     from hookhub import ids
     from hookhub.core import jsoncodec
     from hookhub.store.database import Database
-    from hookhub.store.emails import EmailStore, NewEmail
+    from hookhub.store.email_rows import NewEmail
+    from hookhub.store.emails import EmailStore
     from hookhub.store.migrate import migrate
     from hookhub.store.schema import contacts
     from hookhub.store.schema_email import campaigns

@@ -35,7 +35,8 @@ from hookhub.email.templates import EmailTemplate
 from hookhub.email.transport import Envelope
 from hookhub.errors import HookhubError
 from hookhub.records.email import Email
-from hookhub.store.emails import ClaimedEmail, Content, EmailStore, Recipient
+from hookhub.store.email_reads import Content, EmailReads, Recipient
+from hookhub.store.emails import ClaimedEmail
 
 log = logging.getLogger("hookhub.email")
 
@@ -109,7 +110,7 @@ class Composer:
         self._campaign_params: dict[int, dict[str, Any]] = {}
 
     def prepare(
-        self, store: EmailStore, claimed: Sequence[ClaimedEmail], now: datetime
+        self, store: EmailReads, claimed: Sequence[ClaimedEmail], now: datetime
     ) -> list[Prepared]:
         """What to do with each claimed email, in order."""
         recipients = store.recipients(
@@ -134,7 +135,7 @@ class Composer:
     # -- content ------------------------------------------------------------------------------
 
     def _compile_sources(
-        self, store: EmailStore, fresh: Sequence[ClaimedEmail]
+        self, store: EmailReads, fresh: Sequence[ClaimedEmail]
     ) -> dict[tuple[str, int], EmailTemplate | str]:
         """Compiled content per ("template", id) / ("campaign", id): a template or the reason
         it cannot be had. Inline content is compiled (and cached) per email."""

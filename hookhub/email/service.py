@@ -33,12 +33,10 @@ from hookhub.outbound.outbox import Outbox
 from hookhub.records.email import Email
 from hookhub.store.contacts import ContactStore
 from hookhub.store.database import Database
-from hookhub.store.emails import (
-    IDEMPOTENCY_WINDOW,
-    EmailStore,
-    NewEmail,
-    Recipient,
-)
+from hookhub.store.email_idempotency import IDEMPOTENCY_WINDOW, EmailIdempotency
+from hookhub.store.email_reads import EmailReads, Recipient
+from hookhub.store.email_rows import NewEmail
+from hookhub.store.emails import EmailStore
 
 MAX_RECIPIENTS = 1000
 
@@ -138,7 +136,7 @@ def queue_emails(
         (eid, "skipped" if n.status == "skipped" else "queued", at, _event_detail(n))
         for eid, n in zip(email_ids, new, strict=True)
     )
-    return store.get_many(email_ids)
+    return EmailReads(conn).get_many(email_ids)
 
 
 def _event_detail(new: NewEmail) -> dict[str, Any] | None:
@@ -173,7 +171,7 @@ def _content(
             raise ValidationFailed(
                 "Give template_id or subject + html, not both.", details={"field": "template_id"}
             )
-        defaults = EmailStore(conn).template_defaults(request.template_id)
+        defaults = EmailReads(conn).template_defaults(request.template_id)
         if defaults is None:
             raise ValidationFailed(
                 f"No email template {request.template_id}.", details={"field": "template_id"}
@@ -216,15 +214,15 @@ class EmailService:
         now = now or datetime.now(UTC)
         fingerprint = request.fingerprint() if idempotency else ""
         with self.db.write() as conn:
-            store = EmailStore(conn)
+            answers = EmailIdempotency(conn)
             if idempotency is not None:
-                replay = self._replay(store, idempotency, fingerprint, now)
+                replay = self._replay(answers, idempotency, fingerprint, now)
                 if replay is not None:
                     return replay
             emails = queue_emails(conn, request, now, email_from=self.settings.email_from)
             data = [email.to_summary() for email in emails]
             if idempotency is not None:
-                stored = store.remember_answer(
+                stored = answers.remember_answer(
                     *idempotency, fingerprint, jsoncodec.dumps(data).decode(), now.timestamp()
                 )
                 if not stored:  # another request with this key committed first
@@ -236,9 +234,9 @@ class EmailService:
 
     @staticmethod
     def _replay(
-        store: EmailStore, idempotency: tuple[str, str], fingerprint: str, now: datetime
+        answers: EmailIdempotency, idempotency: tuple[str, str], fingerprint: str, now: datetime
     ) -> Sent | None:
-        found = store.idempotent_answer(*idempotency, now.timestamp() - IDEMPOTENCY_WINDOW)
+        found = answers.idempotent_answer(*idempotency, now.timestamp() - IDEMPOTENCY_WINDOW)
         if found is None:
             return None
         stored_hash, answer = found
@@ -253,7 +251,7 @@ class EmailService:
 
     def get(self, email_id: int) -> Email:
         with self.db.read() as conn:
-            email = EmailStore(conn).get(email_id)
+            email = EmailReads(conn).get(email_id)
         if email is None:
             raise NotFound(f"No email {email_id}.", details={"email_id": email_id})
         return email
@@ -261,7 +259,7 @@ class EmailService:
     def raw(self, email_id: int) -> bytes:
         """The exact bytes sent (404 until the email has been rendered by a worker)."""
         with self.db.read() as conn:
-            store = EmailStore(conn)
+            store = EmailReads(conn)
             email = store.get(email_id, with_events=False)
             raw = store.raw(email_id) if email is not None else None
         if email is None:
@@ -275,7 +273,7 @@ class EmailService:
 
     def page(self, *, before_id: int | None, limit: int, **filters: Any) -> list[Email]:
         with self.db.read() as conn:
-            return EmailStore(conn).page(before_id=before_id, limit=limit, **filters)
+            return EmailReads(conn).page(before_id=before_id, limit=limit, **filters)
 
     # -- bounces ------------------------------------------------------------------------------
 
@@ -295,7 +293,7 @@ class EmailService:
         if (address is None) == (message_id is None):
             raise ValidationFailed("Give email or message_id.", details={"field": "email"})
         with self.db.write() as conn:
-            store = EmailStore(conn)
+            store = EmailReads(conn)
             crm = CrmTx(conn, self.outbox.writer(conn), now)
             ledger = EmailLedger(conn, crm.outbox, now, unsubscribe=crm_unsubscriber(crm))
             if message_id is not None:

@@ -37,6 +37,7 @@ from hookhub.email.transport import MailTransport
 from hookhub.outbound.leases import default_worker_id
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database, is_transient
+from hookhub.store.email_reads import EmailReads
 from hookhub.store.emails import EMAIL_CHANNEL, EmailStore, on_queued
 from hookhub.store.notify import NotificationListener
 from hookhub.supervisor import Backoff, Heartbeat
@@ -187,7 +188,7 @@ class EmailWorker:
                 return Claim([], store.next_due())
         with self.db.read() as conn:
             prepared = self.composer.prepare(
-                EmailStore(conn), claimed, datetime.fromtimestamp(now, UTC)
+                EmailReads(conn), claimed, datetime.fromtimestamp(now, UTC)
             )
         return Claim(prepared)
 

@@ -26,7 +26,7 @@ from hookhub.email.ledger import REPORTS, EmailLedger, crm_unsubscriber
 from hookhub.errors import ValidationFailed
 from hookhub.inbound.rule_expressions import Expression, compile_expression
 from hookhub.records.email import Email
-from hookhub.store.emails import EmailStore
+from hookhub.store.email_reads import EmailReads
 
 FIELDS = ("type", "message_id", "email", "bounce_type", "reason", "url", "proxy")
 MAX_TEXT = 1000  # a reason or URL longer than this is cut (it is kept on the timeline)
@@ -76,7 +76,7 @@ def apply(
         )
     message_id = _text(values, "message_id", blame)
     address = _text(values, "email", blame)
-    email, found_by = find_email(EmailStore(crm.conn), message_id, address)
+    email, found_by = find_email(EmailReads(crm.conn), message_id, address)
     action: dict[str, Any] = {"email_event": kind}
     if email is None:
         wanted = " or ".join(
@@ -95,7 +95,7 @@ def apply(
 
 
 def find_email(
-    store: EmailStore, message_id: str | None, address: str | None
+    store: EmailReads, message_id: str | None, address: str | None
 ) -> tuple[Email | None, str | None]:
     """The email a provider's event is about, and how it was found (``message_id`` or
     ``recipient``): by Message-ID, else the newest email to the address."""

@@ -138,10 +138,10 @@ class InboundService:
         wanted = {i: r.send_email.template_id for i, r in enumerate(rules) if r.send_email}
         if not wanted:
             return
-        from hookhub.store.emails import EmailStore
+        from hookhub.store.email_reads import EmailReads
 
         with self.db.read() as conn:
-            found = EmailStore(conn).template_versions(wanted.values())
+            found = EmailReads(conn).template_versions(wanted.values())
         for index, template_id in wanted.items():
             if template_id not in found:
                 where = f"rules[{index}].send_email.template_id"

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, select
 
 from hookhub.core import jsoncodec
 from hookhub.records.email import Email
-from hookhub.store.emails import row_to_email
+from hookhub.store.email_rows import row_to_email
 from hookhub.store.schema_email import emails, tracking_hits
 
 MAX_USER_AGENT = 512

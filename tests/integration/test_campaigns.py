@@ -13,6 +13,7 @@ from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import Attempt, EmailLedger, crm_unsubscriber
 from hookhub.services import Services
 from hookhub.store.campaigns import CampaignStore
+from hookhub.store.email_reads import EmailReads
 from hookhub.store.emails import EmailStore, EmailUpdate
 from hookhub.store.schema_email import campaigns
 from tests.support.campaigns import (
@@ -216,7 +217,7 @@ def test_test_sends_go_to_any_address_and_are_not_the_campaigns(
     assert sent["boss@example.com"]["status"] == "queued"
     assert sent["blocked@example.com"]["status"] == "skipped"
     with services.db.read() as conn:
-        store = EmailStore(conn)
+        store = EmailReads(conn)
         tests = [store.get(e["id"]) for e in sent.values()]
     assert {e.kind for e in tests if e} == {"test"}
     assert {e.campaign_id for e in tests if e} == {None}
@@ -358,7 +359,7 @@ def test_stats_count_outcomes_and_reports_recorded_through_the_ledger(
     with services.db.write() as conn:
         crm = CrmTx(conn, services.outbox.writer(conn), now)
         ledger = EmailLedger(conn, crm.outbox, now, unsubscribe=crm_unsubscriber(crm))
-        store = EmailStore(conn)
+        store = EmailReads(conn)
 
         def email(n: int) -> Any:
             return store.get(claimed[f"s{n}@example.com"].id, with_events=False)

@@ -13,7 +13,9 @@ from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import Attempt, EmailLedger, crm_unsubscriber
 from hookhub.records.email import Email
 from hookhub.services import Services
-from hookhub.store.emails import EmailStore, EmailUpdate, NewEmail
+from hookhub.store.email_reads import EmailReads
+from hookhub.store.email_rows import NewEmail
+from hookhub.store.emails import EmailStore, EmailUpdate
 from hookhub.store.schema import messages
 
 NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
@@ -53,7 +55,7 @@ def _payloads(services: Services, event_type: str) -> list[dict[str, Any]]:
 
 def _get(services: Services, email_id: int) -> Email:
     with services.db.read() as conn:
-        email = EmailStore(conn).get(email_id)
+        email = EmailReads(conn).get(email_id)
     assert email is not None
     return email
 
@@ -109,7 +111,7 @@ def test_outcomes_set_status_timeline_and_messages(services: Services) -> None:
     assert _get(services, sent).status == "sent"
     assert _get(services, sent).sent_at is not None
     with services.db.read() as conn:
-        assert EmailStore(conn).raw(sent) == b"R"
+        assert EmailReads(conn).raw(sent) == b"R"
     assert _get(services, deferred).status == "deferred"
     assert [e.type for e in _get(services, bounced).events] == ["bounced"]
     assert [p["email"] for p in _payloads(services, "email.sent")] == ["a@example.com"]

@@ -17,7 +17,9 @@ import pytest
 from hookhub.crm.operations import CrmTx
 from hookhub.records.email import Email
 from hookhub.services import Services
-from hookhub.store.emails import EmailStore, NewEmail
+from hookhub.store.email_reads import EmailReads
+from hookhub.store.email_rows import NewEmail
+from hookhub.store.emails import EmailStore
 from tests.support.inbound import (
     Hook,
     create_hook,
@@ -73,7 +75,7 @@ def queue_sent(
 
 def email_of(services: Services, email_id: int) -> Email:
     with services.db.read() as conn:
-        email = EmailStore(conn).get(email_id)
+        email = EmailReads(conn).get(email_id)
     assert email is not None
     return email
 

@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 
 from hookhub import ids
 from hookhub.retention import PurgeCounts, RetentionService
-from hookhub.store.emails import EmailStore, NewEmail
-from hookhub.store.schema import email_events, email_idempotency, emails
+from hookhub.store.email_idempotency import EmailIdempotency
+from hookhub.store.email_rows import NewEmail
+from hookhub.store.emails import EmailStore
+from hookhub.store.schema_email import email_events, email_idempotency, emails
 from tests.support.delivery import tuned_services
 
 DAY = 24 * 3600.0
@@ -42,7 +44,7 @@ def test_old_final_emails_go_with_their_events_pending_and_new_stay(db_url: str)
             store.add_events((email_id, "skipped", now, {"reason": "blocked"}) for email_id in gone)
             store.add_events([(kept_new[0], "skipped", now, None)])
             for key, created in (("old", now - 2 * DAY), ("new", now - 60)):
-                store.remember_answer("1", key, "h", "{}", created)
+                EmailIdempotency(conn).remember_answer("1", key, "h", "{}", created)
 
         service = RetentionService(services.db, services.settings)
         dry = service.purge(requests=False, messages=False, dry_run=True)

@@ -9,7 +9,9 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from hookhub import ids
-from hookhub.store.emails import EmailStore, NewEmail
+from hookhub.store.email_reads import EmailReads
+from hookhub.store.email_rows import NewEmail
+from hookhub.store.emails import EmailStore
 from tests.support.delivery import tuned_services
 from tests.support.email import email_worker, wait_for_status
 from tests.support.smtp import running_smtp_server
@@ -58,7 +60,7 @@ def test_a_stopping_worker_gives_back_its_leases(db_url: str) -> None:
                     time.sleep(0.01)
             # stopped with most emails unsent: none stays leased for the 600 s lease
             with services.db.read() as conn:
-                leased = [e for e in EmailStore(conn).get_many(email_ids) if e.status == "queued"]
+                leased = [e for e in EmailReads(conn).get_many(email_ids) if e.status == "queued"]
             assert leased, "the worker sent everything before it was stopped"
             with email_worker(services, "staying"):
                 wait_for_status(services, email_ids, {"sent"}, timeout=60)

@@ -14,7 +14,7 @@ from hookhub.core.crypto import Keyring, new_key, parse_key
 from hookhub.core.tracking import tracking_signer
 from hookhub.email.tracking_answers import PIXEL
 from hookhub.services import Services
-from hookhub.store.emails import EmailStore
+from hookhub.store.email_reads import EmailReads
 from hookhub.store.schema_email import tracking_hits
 from tests.support.tracking import (
     LINKS,
@@ -118,7 +118,7 @@ def test_click_redirects_only_to_the_stored_link(services: Services, anonymous: 
     (opened,) = payloads(services, "email.opened") or [None]  # a click counts as an open...
     assert opened is None  # ...in opened_at, without an email.opened message
     with services.db.read() as conn:
-        email = EmailStore(conn).get(email_id)
+        email = EmailReads(conn).get(email_id)
     assert email is not None
     assert email.opened_at is not None
     assert email.clicked_at is not None

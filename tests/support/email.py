@@ -20,7 +20,7 @@ from typing import Any
 from hookhub.email.worker import EmailWorker
 from hookhub.records.email import Email
 from hookhub.services import Services, build_email_worker
-from hookhub.store.emails import EmailStore
+from hookhub.store.email_reads import EmailReads
 
 
 @contextlib.contextmanager
@@ -67,7 +67,7 @@ def email_worker(services: Services, worker_id: str | None = None) -> Iterator[E
 
 def emails_of(services: Services, ids: Collection[int]) -> list[Email]:
     with services.db.read() as conn:
-        store = EmailStore(conn)
+        store = EmailReads(conn)
         return [e for e in (store.get(i) for i in ids) if e is not None]
 
 
@@ -88,7 +88,7 @@ def wait_for_status(
 
 def raw_of(services: Services, email_id: int) -> bytes | None:
     with services.db.read() as conn:
-        raw: Any = EmailStore(conn).raw(email_id)
+        raw: Any = EmailReads(conn).raw(email_id)
     return bytes(raw) if raw is not None else None
 
 

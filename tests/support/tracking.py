@@ -15,7 +15,8 @@ from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import Attempt, EmailLedger
 from hookhub.email.tracking_processor import TrackingApplier
 from hookhub.services import Services, build_tracking_signer
-from hookhub.store.emails import EmailStore, EmailUpdate, NewEmail
+from hookhub.store.email_rows import NewEmail
+from hookhub.store.emails import EmailStore, EmailUpdate
 from hookhub.store.schema import messages
 from hookhub.store.schema_email import campaigns
 
