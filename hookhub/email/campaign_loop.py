@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 
 from hookhub.config import Settings
 from hookhub.email.campaigns import CANCELLED_REASON, sender_defaults
+from hookhub.store.campaign_emails import CampaignEmails
 from hookhub.store.campaigns import CampaignStore
 from hookhub.store.database import Database
 from hookhub.supervisor import Backoff, Heartbeat
@@ -110,7 +111,7 @@ class CampaignLoop:
                     store.release(campaign_id, self.owner)
                 self._current = None
                 return True
-            step = store.snapshot_batch(
+            step = CampaignEmails(conn).snapshot_batch(
                 campaign,
                 sender_defaults(campaign, self.settings),
                 size=self.batch,
@@ -130,6 +131,7 @@ class CampaignLoop:
         sweep = time.monotonic() >= self._next_sweep
         with self.db.read() as conn:
             store = CampaignStore(conn)
+            queued = CampaignEmails(conn)
             finished = store.finished()
             escaped: list[tuple[int, str]] = []
             if sweep:
@@ -138,20 +140,21 @@ class CampaignLoop:
                 escaped = [
                     (campaign_id, status)
                     for campaign_id, status in store.recently_stopped(since)
-                    if store.has_idle_pending(campaign_id, at, held=status == "paused")
+                    if queued.has_idle_pending(campaign_id, at, held=status == "paused")
                 ]
         if not finished and not escaped:
             return
         with self.db.write() as conn:
             store = CampaignStore(conn)
+            queued = CampaignEmails(conn)
             for campaign_id, status in escaped:
                 current = store.get(campaign_id, lock=True)
                 if current is None or current.status != status:
                     continue
                 if status == "paused":
-                    store.hold_emails(campaign_id, at)
+                    queued.hold_emails(campaign_id, at)
                 else:
-                    store.skip_emails(campaign_id, CANCELLED_REASON, at)
+                    queued.skip_emails(campaign_id, CANCELLED_REASON, at)
             if finished:
                 store.mark_sent(finished, now)
         for campaign_id in finished:

@@ -1,8 +1,9 @@
 """Campaigns: create, edit, send, pause, resume, cancel and test them; each call one transaction.
 
 The rules of the contract live here (which transitions make sense, what must exist and
-compile); the SQL lives in :mod:`hookhub.store.campaigns`, and the recipient snapshot is taken
-by :class:`hookhub.email.campaign_loop.CampaignLoop` once a campaign is sending. Sending copies
+compile); the SQL lives in :mod:`hookhub.store.campaigns`, ``campaign_emails`` and
+``campaign_stats``, and the recipient snapshot is taken by
+:class:`hookhub.email.campaign_loop.CampaignLoop` once a campaign is sending. Sending copies
 the template's content into the campaign (a template edited later changes nothing under way).
 
 Never raise anything but :mod:`hookhub.errors` for a client's mistake (each is a 4xx), and
@@ -30,7 +31,9 @@ from hookhub.outbound.outbox import Outbox
 from hookhub.records.campaign import EDITABLE, Campaign
 from hookhub.records.email import Email
 from hookhub.records.email_templates import StoredTemplate
-from hookhub.store.campaigns import CampaignStore, EmailDefaults
+from hookhub.store.campaign_emails import CampaignEmails, EmailDefaults
+from hookhub.store.campaign_stats import campaign_stats
+from hookhub.store.campaigns import CampaignStore
 from hookhub.store.database import Database
 from hookhub.store.email_templates import EmailTemplateStore
 
@@ -91,7 +94,7 @@ class CampaignService:
         with self.db.read() as conn:
             store = CampaignStore(conn)
             campaign = _require(store, campaign_id)
-            campaign.stats = store.stats(campaign_id)
+            campaign.stats = campaign_stats(store.conn, campaign_id)
         return campaign
 
     def page(self, *, before_id: int | None, limit: int) -> list[Campaign]:
@@ -141,7 +144,7 @@ class CampaignService:
             if campaign.status == "scheduled" and changes.get("template_id") is not None:
                 self._freeze_content(store, _require(store, campaign_id), now)
             updated = _require(store, campaign_id)
-            updated.stats = store.stats(campaign_id)
+            updated.stats = campaign_stats(store.conn, campaign_id)
         return updated
 
     def delete(self, campaign_id: int) -> None:
@@ -182,29 +185,29 @@ class CampaignService:
                     now,
                 )
             started = _require(store, campaign_id)
-            started.stats = store.stats(campaign_id)
+            started.stats = campaign_stats(store.conn, campaign_id)
         return started
 
     def pause(self, campaign_id: int) -> Campaign:
-        with self._write() as (_conn, store, now):
+        with self._write() as (conn, store, now):
             campaign = _require(store, campaign_id, lock=True)
             if campaign.status != "sending":
                 raise _state(campaign, "paused", "only a sending campaign can pause")
             store.update(campaign_id, {"status": "paused"}, now)
-            store.hold_emails(campaign_id, now.timestamp())
+            CampaignEmails(conn).hold_emails(campaign_id, now.timestamp())
             return self._answer(store, campaign_id)
 
     def resume(self, campaign_id: int) -> Campaign:
-        with self._write() as (_conn, store, now):
+        with self._write() as (conn, store, now):
             campaign = _require(store, campaign_id, lock=True)
             if campaign.status != "paused":
                 raise _state(campaign, "resumed", "only a paused campaign can resume")
             store.update(campaign_id, {"status": "sending"}, now)
-            store.release_emails(campaign_id, now.timestamp())
+            CampaignEmails(conn).release_emails(campaign_id, now.timestamp())
             return self._answer(store, campaign_id)
 
     def cancel(self, campaign_id: int) -> Campaign:
-        with self._write() as (_conn, store, now):
+        with self._write() as (conn, store, now):
             campaign = _require(store, campaign_id, lock=True)
             if campaign.status not in ("scheduled", "sending", "paused"):
                 hint = "delete a draft instead" if campaign.status == "draft" else "it is over"
@@ -219,7 +222,7 @@ class CampaignService:
                 },
                 now,
             )
-            store.skip_emails(campaign_id, CANCELLED_REASON, now.timestamp())
+            CampaignEmails(conn).skip_emails(campaign_id, CANCELLED_REASON, now.timestamp())
             return self._answer(store, campaign_id)
 
     def test(self, campaign_id: int, addresses: Sequence[str]) -> list[Email]:
@@ -250,7 +253,7 @@ class CampaignService:
 
     def _answer(self, store: CampaignStore, campaign_id: int) -> Campaign:
         campaign = _require(store, campaign_id)
-        campaign.stats = store.stats(campaign_id)
+        campaign.stats = campaign_stats(store.conn, campaign_id)
         return campaign
 
     def _check_references(self, store: CampaignStore, fields: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import Attempt, EmailLedger, crm_unsubscriber
 from hookhub.services import Services
-from hookhub.store.campaigns import CampaignStore
+from hookhub.store.campaign_emails import CampaignEmails
 from hookhub.store.email_reads import EmailReads
 from hookhub.store.emails import EmailStore, EmailUpdate
 from hookhub.store.schema_email import campaigns
@@ -82,13 +82,13 @@ def test_a_snapshot_cut_by_a_crash_resumes_and_queues_each_contact_once(
     assert first.step()
     assert len(campaign_emails(services, campaign["id"])) == 8
 
-    original = CampaignStore.snapshot_batch
+    original = CampaignEmails.snapshot_batch
 
-    def crash_after_insert(self: CampaignStore, *args: Any, **kwargs: Any) -> Any:
+    def crash_after_insert(self: CampaignEmails, *args: Any, **kwargs: Any) -> Any:
         original(self, *args, **kwargs)  # the batch is written, then the process dies
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(CampaignStore, "snapshot_batch", crash_after_insert)
+    monkeypatch.setattr(CampaignEmails, "snapshot_batch", crash_after_insert)
     with pytest.raises(RuntimeError):
         first.step()
     monkeypatch.undo()
