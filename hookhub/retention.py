@@ -25,8 +25,8 @@ from sqlalchemy import Connection
 
 from hookhub.config import Settings
 from hookhub.store.database import Database
+from hookhub.store.email_idempotency import IDEMPOTENCY_WINDOW, EmailIdempotency
 from hookhub.store.email_retention import EmailRetentionStore
-from hookhub.store.emails import IDEMPOTENCY_WINDOW
 from hookhub.store.retention import RetentionStore, purge_lock
 
 log = logging.getLogger("hookhub.retention")
@@ -253,7 +253,7 @@ class RetentionService:
         cutoff = now - IDEMPOTENCY_WINDOW
         self._by_age(
             "idempotency_keys",
-            lambda conn, limit, dry: EmailRetentionStore(conn).delete_idempotency_keys(
+            lambda conn, limit, dry: EmailIdempotency(conn).delete_older(
                 cutoff=cutoff, limit=limit, dry_run=dry
             ),
             counts,

@@ -7,7 +7,7 @@ the transaction that queued its emails, so both are kept or neither.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hookhub.store.schema_email import email_idempotency
@@ -53,8 +53,17 @@ class EmailIdempotency:
         )
         return bool(self.conn.execute(statement).rowcount)
 
-    def purge_answers(self, before: float) -> int:
-        result = self.conn.execute(
-            delete(email_idempotency).where(email_idempotency.c.created_at < before)
+    def delete_older(self, *, cutoff: float, limit: int, dry_run: bool = False) -> int:
+        """Forget up to ``limit`` answers stored before ``cutoff`` (retention, in batches);
+        with ``dry_run``, count them instead."""
+        oldest = (
+            select(email_idempotency.c.scope, email_idempotency.c.key)
+            .where(email_idempotency.c.created_at < cutoff)
+            .order_by(email_idempotency.c.created_at)
+            .limit(limit)
         )
-        return result.rowcount
+        if dry_run:
+            counted = select(func.count()).select_from(oldest.subquery())
+            return int(self.conn.execute(counted).scalar_one())
+        key = tuple_(email_idempotency.c.scope, email_idempotency.c.key)
+        return int(self.conn.execute(delete(email_idempotency).where(key.in_(oldest))).rowcount)

@@ -12,13 +12,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, null, select
 
 from hookhub.core import jsoncodec
 from hookhub.records.email import Email, EmailEvent
 from hookhub.store.email_rows import SUMMARY_COLUMNS, from_json, in_chunks, row_to_email
 from hookhub.store.schema import contacts
 from hookhub.store.schema_email import campaigns, email_events, email_templates, emails
+
+LISTING_COLUMNS = [
+    *(c for c in SUMMARY_COLUMNS if c.name != "content"),
+    null().label("content"),
+]
 
 
 class EmailReads:
@@ -75,8 +80,9 @@ class EmailReads:
         tag: str | None = None,
         kind: str | None = None,
     ) -> list[Email]:
-        """Newest first."""
-        query = select(*SUMMARY_COLUMNS).order_by(emails.c.id.desc()).limit(limit)
+        """Newest first; without the inline content (a page of listings never reads every
+        email's HTML: ``get`` has it)."""
+        query = select(*LISTING_COLUMNS).order_by(emails.c.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(emails.c.id < before_id)
         for column, value in (
@@ -106,15 +112,6 @@ class EmailReads:
                     EmailEvent(row.type, row.at, from_json(row.detail, None))
                 )
         return found
-
-    def campaign_counts(self, campaign_id: int) -> dict[str, int]:
-        """How many of a campaign's emails are in each status."""
-        query = (
-            select(emails.c.status, func.count())
-            .where(emails.c.campaign_id == campaign_id)
-            .group_by(emails.c.status)
-        )
-        return {status: count for status, count in self.conn.execute(query).tuples()}
 
     # -- what rendering a batch needs, one query each -----------------------------------------
 

@@ -1,5 +1,5 @@
-"""Queries that delete emails past their retention, with their timelines, and idempotency keys
-past their 24 hours.
+"""Queries that delete emails past their retention, with their timelines (the answers kept for
+``Idempotency-Key`` are forgotten by ``store/email_idempotency.py``).
 
 Like ``store/retention.py``: one small batch per call, in the caller's transaction; old emails
 are found by walking the primary key (ids grow as emails are queued), checking each row's own
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, func, select, tuple_
+from sqlalchemy import Connection, delete, func, select
 
 from hookhub.records.email import PENDING
-from hookhub.store.schema import email_events, email_idempotency, emails
+from hookhub.store.schema import email_events, emails
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,19 +75,3 @@ class EmailRetentionStore:
             delete(emails).where(emails.c.id.in_(list(ids)), emails.c.status.not_in(PENDING))
         ).rowcount
         return int(gone), int(events)
-
-    def delete_idempotency_keys(self, *, cutoff: float, limit: int, dry_run: bool = False) -> int:
-        """Forget up to ``limit`` Idempotency-Key answers stored before ``cutoff``."""
-        table = email_idempotency
-        oldest = (
-            select(table.c.scope, table.c.key)
-            .where(table.c.created_at < cutoff)
-            .order_by(table.c.created_at)
-            .limit(limit)
-        )
-        if dry_run:
-            return int(
-                self.conn.execute(select(func.count()).select_from(oldest.subquery())).scalar_one()
-            )
-        key = tuple_(table.c.scope, table.c.key)
-        return int(self.conn.execute(delete(table).where(key.in_(oldest))).rowcount)

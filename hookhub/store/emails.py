@@ -29,9 +29,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hookhub.core import jsoncodec
 from hookhub.records.email import Email
 from hookhub.store.database import after_commit
-from hookhub.store.email_idempotency import (  # re-exported: retention imports it from here
-    IDEMPOTENCY_WINDOW as IDEMPOTENCY_WINDOW,
-)
 from hookhub.store.email_rows import NewEmail, in_chunks, row_to_email
 from hookhub.store.notify import notify
 from hookhub.store.schema_base import UTCDateTime

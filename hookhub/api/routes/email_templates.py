@@ -1,6 +1,6 @@
 """/api/v1/email-templates: Jinja2 email templates, refused at save unless they compile; preview.
 
-The request and answer shapes live here (``api/schemas.py`` is full). A template that does not
+The request and answer shapes live here. A template that does not
 compile is a 422 whose details name the field (``subject``, ``html``, ``text``), the line and
 Jinja's message; a preview that fails to render is a 422 saying where and why.
 """
