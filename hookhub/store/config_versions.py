@@ -34,6 +34,7 @@ class ConfigKind(StrEnum):
     API_KEYS = "api_keys"
     ENDPOINTS = "endpoints"
     INBOUND_WEBHOOKS = "inbound_webhooks"
+    AUTOMATIONS = "automations"
 
 
 _BUMP = {

@@ -37,6 +37,11 @@ from sqlalchemy import (
     text,
 )
 
+from hookhub.store.schema_automation import (
+    automation_enrollments,
+    automation_step_log,
+    automations,
+)
 from hookhub.store.schema_base import BigId, UTCDateTime, metadata
 from hookhub.store.schema_email import (
     campaigns,
@@ -164,6 +169,11 @@ endpoints = Table(
     Column("failing_since", Double, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Set on the hidden endpoint an automation's webhook step posts to (one per automation and
+    # step id): never listed by /webhooks, never subscribed to anything, deleted with its
+    # automation by the automations service.
+    Column("automation_id", BigInteger, nullable=True),
+    Column("automation_step", String(64), nullable=True),
     sqlite_autoincrement=True,
 )
 
@@ -313,6 +323,9 @@ __all__ = [
     "UTCDateTime",
     "api_keys",
     "attribute_definitions",
+    "automation_enrollments",
+    "automation_step_log",
+    "automations",
     "campaigns",
     "config_versions",
     "contacts",

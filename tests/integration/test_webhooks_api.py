@@ -435,7 +435,8 @@ def test_event_types_serve_the_catalog_with_valid_examples(client: Any) -> None:
         assert schema["properties"]["type"] == {"const": name}
         assert example["type"] == name
         assert errors(example, schema) == [], name
-        if item["operational"] or name == "list.deleted":  # about a list, not a contact
+        about_contact = name == "automation.webhook"  # operational, but about one contact
+        if (item["operational"] and not about_contact) or name == "list.deleted":
             assert "contact_id" not in example["data"], name
         else:
             assert {"contact_id", "email"} <= set(example["data"]), name
@@ -445,7 +446,12 @@ def test_event_types_serve_the_catalog_with_valid_examples(client: Any) -> None:
         }
         assert errors(wrong, schema), f"{name}: the checker must see a wrong type"
     operational = {name for name, item in served.items() if item["operational"]}
-    assert operational == {"webhook.disabled", "delivery.exhausted", "inbound.failed"}
+    assert operational == {
+        "webhook.disabled",
+        "delivery.exhausted",
+        "inbound.failed",
+        "automation.webhook",
+    }
 
 
 # -- calls whose point is a delivery ----------------------------------------------------------
