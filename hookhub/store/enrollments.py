@@ -1,0 +1,250 @@
+"""Enrollments: the statements that create, end and wake them, and what workers claim.
+
+An enrollment is *due* when it is active and ``due_at`` has passed; the claim leases it as the
+email queue leases emails (``store/emails.py``): ``lease_owner`` names the worker and ``due_at``
+becomes the lease's expiry, so a dead worker's enrollments fall due again. On PostgreSQL claims
+use ``FOR UPDATE SKIP LOCKED``. This module must never commit (the caller's transaction decides)
+nor wake a worker before its enrollments are committed: :meth:`EnrollmentStore.due_now` wakes
+this process's workers after the commit (:func:`on_due`) and, on PostgreSQL, NOTIFYs the others.
+
+Reads for the API (listing, counts, journeys) are ``enrollment_reads.py``'s.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, insert, select, update
+
+from hookhub.core import jsoncodec
+from hookhub.records.automations import ACTIVE, Enrollment
+from hookhub.store.database import after_commit
+from hookhub.store.notify import notify
+from hookhub.store.schema_automation import automation_enrollments as enrollments
+from hookhub.store.schema_automation import automation_step_log
+
+AUTOMATION_CHANNEL = "hookhub_automation"
+"""NOTIFY channel: a transaction made enrollments due (PostgreSQL); automation workers LISTEN."""
+
+_DUE_LISTENERS: weakref.WeakKeyDictionary[Engine, list[Callable[[], None]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def on_due(engine: Engine, wake: Callable[[], None]) -> Callable[[], None]:
+    """Call ``wake()`` after every commit on ``engine`` that made enrollments due; answers the
+    function that stops it. ``wake`` runs in the committing thread: quick and thread-safe."""
+    listeners = _DUE_LISTENERS.setdefault(engine, [])
+    listeners.append(wake)
+
+    def forget() -> None:
+        with contextlib.suppress(ValueError):
+            listeners.remove(wake)
+
+    return forget
+
+
+def _wake_all(listeners: list[Callable[[], None]]) -> None:
+    for wake in list(listeners):
+        wake()
+
+
+def row_to_enrollment(row: Row[Any]) -> Enrollment:
+    return Enrollment(
+        id=row.id,
+        automation_id=row.automation_id,
+        contact_id=row.contact_id,
+        status=row.status,
+        step_id=row.step_id,
+        step_started_at=row.step_started_at,
+        waiting_for=row.waiting_for,
+        matched=bool(row.matched),
+        due_at=row.due_at,
+        trigger=jsoncodec.loads(row.trigger) if row.trigger else {},
+        entry_key=row.entry_key,
+        exit_reason=row.exit_reason,
+        error=jsoncodec.loads(row.error) if row.error else None,
+        entered_at=row.entered_at,
+        updated_at=row.updated_at,
+        finished_at=row.finished_at,
+        lease_owner=row.lease_owner,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NewEnrollment:
+    automation_id: int
+    contact_id: int
+    step_id: str | None
+    trigger: dict[str, Any]
+    entry_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """An enrollment just ended (for its ``automation.exited``)."""
+
+    id: int
+    automation_id: int
+    contact_id: int
+    step_id: str | None
+
+
+class EnrollmentStore:
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    # -- entry ---------------------------------------------------------------------------------
+
+    def blocking_entry(self, automation_id: int, contact_id: int, reentry: str) -> bool:
+        """Whether ``reentry`` keeps this contact out: ``never`` if it was ever enrolled,
+        ``after_exit`` while it is enrolled, ``always`` never."""
+        if reentry == "always":
+            return False
+        query = select(enrollments.c.id).where(
+            enrollments.c.automation_id == automation_id,
+            enrollments.c.contact_id == contact_id,
+        )
+        if reentry == "after_exit":
+            query = query.where(enrollments.c.status == ACTIVE)
+        return self.conn.execute(query.limit(1)).first() is not None
+
+    def insert(self, new: NewEnrollment, now: float) -> int | None:
+        """Insert an active enrollment due now; None when ``entry_key`` was already used."""
+        values = {
+            "automation_id": new.automation_id,
+            "contact_id": new.contact_id,
+            "status": ACTIVE if new.step_id is not None else "completed",
+            "step_id": new.step_id,
+            "matched": False,
+            "due_at": now if new.step_id is not None else None,
+            "trigger": jsoncodec.dumps(new.trigger).decode(),
+            "entry_key": new.entry_key,
+            "entered_at": now,
+            "updated_at": now,
+            "finished_at": None if new.step_id is not None else now,
+            "exit_reason": None if new.step_id is not None else "completed",
+        }
+        if new.entry_key is not None:
+            taken = select(enrollments.c.id).where(
+                enrollments.c.automation_id == new.automation_id,
+                enrollments.c.contact_id == new.contact_id,
+                enrollments.c.entry_key == new.entry_key,
+            )
+            if self.conn.execute(taken).first() is not None:
+                return None
+        new_id = self.conn.execute(
+            insert(enrollments).values(**values).returning(enrollments.c.id)
+        ).scalar_one()
+        if new.step_id is not None:
+            self.due_now()
+        return int(new_id)
+
+    def get(self, enrollment_id: int) -> Enrollment | None:
+        row = self.conn.execute(
+            select(enrollments).where(enrollments.c.id == enrollment_id)
+        ).first()
+        return None if row is None else row_to_enrollment(row)
+
+    # -- ending --------------------------------------------------------------------------------
+
+    def end_active(
+        self,
+        *,
+        contact_id: int,
+        reason: str,
+        now: float,
+        automation_ids: Iterable[int] | None = None,
+        enrollment_id: int | None = None,
+        status: str = "exited",
+    ) -> list[Ended]:
+        """End the contact's active enrollments (of ``automation_ids`` if given, or the one
+        ``enrollment_id``); answers those ended."""
+        where = [enrollments.c.contact_id == contact_id, enrollments.c.status == ACTIVE]
+        if automation_ids is not None:
+            wanted = list(automation_ids)
+            if not wanted:
+                return []
+            where.append(enrollments.c.automation_id.in_(wanted))
+        if enrollment_id is not None:
+            where.append(enrollments.c.id == enrollment_id)
+        query = select(
+            enrollments.c.id,
+            enrollments.c.automation_id,
+            enrollments.c.contact_id,
+            enrollments.c.step_id,
+        ).where(and_(*where))
+        if self._pg:
+            query = query.with_for_update()
+        ended = [
+            Ended(r.id, r.automation_id, r.contact_id, r.step_id) for r in self.conn.execute(query)
+        ]
+        if ended:
+            self.conn.execute(
+                update(enrollments)
+                .where(enrollments.c.id.in_([e.id for e in ended]), enrollments.c.status == ACTIVE)
+                .values(
+                    status=status,
+                    exit_reason=reason,
+                    due_at=None,
+                    lease_owner=None,
+                    waiting_for=None,
+                    finished_at=now,
+                    updated_at=now,
+                )
+            )
+        return ended
+
+    # -- wait_for ------------------------------------------------------------------------------
+
+    def match_waiting(self, contact_id: int, event_name: str, now: float) -> int:
+        """Mark the contact's enrollments waiting for ``event_name`` matched and due now."""
+        result = self.conn.execute(
+            update(enrollments)
+            .where(
+                enrollments.c.contact_id == contact_id,
+                enrollments.c.status == ACTIVE,
+                enrollments.c.waiting_for == event_name,
+                enrollments.c.matched.is_(False),
+            )
+            .values(matched=True, due_at=now, updated_at=now)
+        )
+        if result.rowcount:
+            self.due_now()
+        return int(result.rowcount)
+
+    # -- the step log --------------------------------------------------------------------------
+
+    def log_steps(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append to the step log: dicts of enrollment_id, automation_id, step_id, kind,
+        outcome, at and detail (a JSON-able value or None)."""
+        if not rows:
+            return
+        self.conn.execute(
+            insert(automation_step_log),
+            [
+                {
+                    **row,
+                    "detail": None
+                    if row.get("detail") is None
+                    else jsoncodec.dumps(row["detail"]).decode(),
+                }
+                for row in rows
+            ],
+        )
+
+    # -- waking --------------------------------------------------------------------------------
+
+    def due_now(self) -> None:
+        """Wake automation workers once this transaction commits: this process's (see
+        :func:`on_due`) and, on PostgreSQL, every other process's (NOTIFY)."""
+        notify(self.conn, AUTOMATION_CHANNEL)
+        listeners = _DUE_LISTENERS.get(self.conn.engine)
+        if listeners:
+            with contextlib.suppress(RuntimeError):  # outside Database.write(): none to wake
+                after_commit(self.conn, lambda: _wake_all(listeners))
