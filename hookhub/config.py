@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     """Emails older than this are deleted with their bytes and timelines, once final (sent,
     delivered, bounced, failed, skipped); queued and deferred ones are never deleted. Campaign
     stats count the emails that remain."""
+    retention_automations: float = Field(default=90 * 24 * 3600, ge=0)
+    """Finished automation enrollments (completed, exited, failed) older than this are deleted
+    with their step logs; active ones never are."""
     retention_interval: float = Field(default=600.0, gt=0)
     """How often ``serve`` and ``worker`` purge (seconds)."""
     retention_batch: int = Field(default=500, ge=1, le=10_000)
@@ -138,6 +141,12 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_key_file: str | None = None
     """With the domain and selector: the PEM private key emails are DKIM-signed with."""
+
+    # Automations (see "Automations" in docs/DESIGN.md).
+    automation_batch: int = Field(default=500, ge=1, le=10_000)
+    """Due enrollments claimed, run and recorded per transaction by an automation worker."""
+    automation_lease: float = Field(default=60.0, gt=0)
+    """How long claimed enrollments stay leased before another worker may run them."""
 
     # Supervision and readiness.
     loop_stall_after: float = Field(default=60.0, gt=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from hookhub.automation.registry import AutomationRegistry
 from hookhub.config import Settings
 from hookhub.crm.operations import CrmTx
 from hookhub.crm.service import CrmService
@@ -42,6 +43,8 @@ class Services:
     config_watch: ConfigWatcher
     """Drops caches when keys, endpoints or inbound webhooks change; started by long-running
     processes (serve, api, worker), so that a change elsewhere takes effect here at once."""
+    automation_registry: AutomationRegistry
+    """Compiled automation definitions, dropped when any process changes an automation."""
 
     def close(self) -> None:
         self.config_watch.stop()
@@ -68,6 +71,8 @@ def build_services(settings: Settings) -> Services:
     keys = ApiKeys(db)
     config_watch = ConfigWatcher(db)
     config_watch.on_change(ConfigKind.API_KEYS, keys.invalidate)
+    automation_registry = AutomationRegistry(db)
+    config_watch.on_change(ConfigKind.AUTOMATIONS, automation_registry.invalidate)
     return Services(
         settings=settings,
         db=db,
@@ -84,6 +89,7 @@ def build_services(settings: Settings) -> Services:
         ),
         messages=MessageService(db),
         config_watch=config_watch,
+        automation_registry=automation_registry,
     )
 
 
