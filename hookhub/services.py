@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hookhub.automation.registry import AutomationRegistry
+from hookhub.automation.triggers import AutomationTriggers
 from hookhub.config import Settings
 from hookhub.crm.operations import CrmTx
 from hookhub.crm.service import CrmService
@@ -72,6 +73,7 @@ def build_services(settings: Settings) -> Services:
     config_watch = ConfigWatcher(db)
     config_watch.on_change(ConfigKind.API_KEYS, keys.invalidate)
     automation_registry = AutomationRegistry(db)
+    outbox.add_fanout(AutomationTriggers(automation_registry, outbox))
     config_watch.on_change(ConfigKind.AUTOMATIONS, automation_registry.invalidate)
     return Services(
         settings=settings,
