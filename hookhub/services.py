@@ -88,6 +88,7 @@ def build_services(settings: Settings) -> Services:
             outbox,
             settings,
             crm_factory=lambda conn, now, facts=None: CrmTx(conn, outbox.writer(conn, facts), now),
+            automations=automation_registry,
         ),
         messages=MessageService(db),
         config_watch=config_watch,

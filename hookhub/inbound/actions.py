@@ -7,7 +7,8 @@ changes back and records the failure, so the request can be replayed once the ru
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from hookhub.config import Settings
 from hookhub.crm.operations import UNSET, CrmTx
@@ -15,21 +16,42 @@ from hookhub.errors import HookhubError, NotFound
 from hookhub.inbound import email_events
 from hookhub.inbound.rules import Plan, RuleError
 from hookhub.inbound.send_email import queue_email
+from hookhub.inbound.start_automation import InboundSource, start_automation
 from hookhub.records.contacts import Contact
+
+if TYPE_CHECKING:
+    from hookhub.automation.registry import AutomationRegistry
 
 DEFAULT_EMAIL_FROM = Settings.model_fields["email_from"].default
 
 
+@dataclass(frozen=True, slots=True)
+class ActionContext:
+    """What actions need beyond the plan: ``email_from`` is the sender of ``send_email``
+    emails (HOOKHUB_EMAIL_FROM) unless their template names one; ``source`` the request
+    (for ``start_automation``'s trigger data) and ``automations`` the process's compiled
+    automations (None: compiled on each use)."""
+
+    email_from: str = DEFAULT_EMAIL_FROM
+    source: InboundSource | None = None
+    automations: AutomationRegistry | None = None
+
+
 def apply_plans(
-    crm: CrmTx, plans: list[Plan], *, email_from: str = DEFAULT_EMAIL_FROM
+    crm: CrmTx,
+    plans: list[Plan],
+    *,
+    email_from: str = DEFAULT_EMAIL_FROM,
+    source: InboundSource | None = None,
+    automations: AutomationRegistry | None = None,
 ) -> list[dict[str, Any]]:
-    """Perform every plan in order; answers what was done, one entry per rule.
-    ``email_from`` is the sender of ``send_email`` emails (HOOKHUB_EMAIL_FROM) unless their
-    template names one."""
-    return [_apply(crm, plan, email_from) for plan in plans]
+    """Perform every plan in order; answers what was done, one entry per rule."""
+    context = ActionContext(email_from, source, automations)
+    return [_apply(crm, plan, context) for plan in plans]
 
 
-def _apply(crm: CrmTx, plan: Plan, email_from: str) -> dict[str, Any]:
+def _apply(crm: CrmTx, plan: Plan, context: ActionContext) -> dict[str, Any]:
+    email_from = context.email_from
     action: dict[str, Any] = {"rule": plan.rule}
     if plan.item is not None:
         action["item"] = plan.item
@@ -50,6 +72,11 @@ def _apply(crm: CrmTx, plan: Plan, email_from: str) -> dict[str, Any]:
             action["send_email"] = queue_email(crm, plan, None, email_from)
         elif plan.email_template_id is not None:
             action["send_email"] = {"status": "not queued: no contact to send to"}
+        if plan.automation_id is not None:
+            action["start_automation"] = {
+                "automation_id": plan.automation_id,
+                "status": "not started: no contact",
+            }
         return action
     action["contact_id"] = contact.id
     action["email"] = contact.email
@@ -75,6 +102,10 @@ def _apply(crm: CrmTx, plan: Plan, email_from: str) -> dict[str, Any]:
     action = _email_event(crm, plan, action)
     if plan.email_template_id is not None:
         action["send_email"] = queue_email(crm, plan, contact, email_from)
+    if plan.automation_id is not None:
+        action["start_automation"] = start_automation(
+            crm, plan, contact, context.source, context.automations
+        )
     return action
 
 

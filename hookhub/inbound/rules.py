@@ -2,7 +2,8 @@
 
 A rule (DESIGN.md, "Rules") says when it applies (``when``: a JMESPath condition; optionally
 ``event_types``: the provider's event types) and what to do: upsert a contact from mapped
-values, add it to lists, record a custom event, queue an email from a template. Every mapping
+values, add it to lists, record a custom event, queue an email from a template, start an
+automation (``start_automation.py``). Every mapping
 value is a JMESPath expression over the payload; write literals in JMESPath's own syntax
 (``'text'``, `` `42` ``).
 
@@ -36,6 +37,7 @@ from hookhub.inbound.send_email import (
     resolve_send_email,
     send_email_plan,
 )
+from hookhub.inbound.start_automation import compile_start_automation
 
 __all__ = [
     "Expression",
@@ -69,10 +71,8 @@ _RULE_KEYS = frozenset(
 )
 _CONTACT_KEYS = frozenset({"email", "ext_id", "attributes", "attributes_from", "mode"})
 _EVENT_KEYS = frozenset({"name", "properties", "date"})
-NOT_YET = {
-    "start_automation": "start_automation needs automations, which this version of Hookhub "
-    "does not have.",
-}
+NOT_YET: dict[str, str] = {}
+"""Rule keys this version refuses, with the reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,7 @@ class Rule:
     """Evaluated on the payload, a list: the rule applies to each item as if it were the
     payload (a batch of provider events in one request)."""
     send_email: EmailSpec | None = None
+    start_automation: int | None = None
 
 
 @dataclass(slots=True)
@@ -129,6 +130,8 @@ class Plan:
     email_event: dict[str, Any] | None = None
     item: int | None = None
     """The index of the ``for_each`` item this plan is for."""
+    automation_id: int | None = None
+    """``start_automation``: the automation to enrol the rule's contact in."""
 
     def to_api(self) -> dict[str, Any]:
         plan: dict[str, Any] = {"rule": self.rule}
@@ -155,6 +158,8 @@ class Plan:
             }
         if self.email_template_id is not None:
             plan["send_email"] = send_email_plan(self)
+        if self.automation_id is not None:
+            plan["start_automation"] = {"automation_id": self.automation_id}
         return plan
 
 
@@ -265,6 +270,11 @@ def compile_rule(raw: Any, index: int) -> Rule:
         email = compile_send_email(raw["send_email"], f"{where}.send_email")
         if email.to is None and contact is None:
             raise _fail(f"{where}.send_email", "needs a to expression, or a contact to send to")
+    start = raw.get("start_automation")
+    if start is not None:
+        start = compile_start_automation(start, f"{where}.start_automation")
+        if contact is None:
+            raise _fail(f"{where}.start_automation", "needs a contact to enrol")
     return Rule(
         name=name,
         when=_expression(raw["when"], f"{where}.when") if raw.get("when") else None,
@@ -275,6 +285,7 @@ def compile_rule(raw: Any, index: int) -> Rule:
         email_event=email_event,
         for_each=None if for_each is None else _expression(for_each, f"{where}.for_each"),
         send_email=email,
+        start_automation=start,
     )
 
 
@@ -395,6 +406,7 @@ def _plan(rule: Rule, payload: Any, budget: Budget) -> Plan:
             plan.event_date = _moment(rule.event.date.search(payload, budget), rule.event.date)
     if rule.send_email is not None:
         resolve_send_email(rule.send_email, payload, budget, plan)
+    plan.automation_id = rule.start_automation
     return plan
 
 

@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Connection, Row
 from sqlalchemy.exc import DataError, PendingRollbackError
@@ -33,8 +33,12 @@ from hookhub.inbound.actions import DEFAULT_EMAIL_FROM, apply_plans
 from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
 from hookhub.inbound.rules import Rule, RuleError, RuleTooCostly, resolve
+from hookhub.inbound.start_automation import InboundSource
 from hookhub.store.database import Database, is_transient
 from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore
+
+if TYPE_CHECKING:
+    from hookhub.automation.registry import AutomationRegistry
 
 log = logging.getLogger("hookhub.inbound")
 PROCESS_BATCH = 10  # short write transactions: the receiver's commits never wait long
@@ -83,9 +87,11 @@ class RuleRunner:
         rules_for: Callable[[Any], list[Rule]],
         load_webhook: Callable[[Row[Any]], RunnableWebhook],
         email_from: str = DEFAULT_EMAIL_FROM,
+        automations: AutomationRegistry | None = None,
     ) -> None:
         self.db = db
         self.email_from = email_from
+        self.automations = automations
         self._crm = crm_factory
         self._rules_for = rules_for
         self._load = load_webhook
@@ -205,6 +211,7 @@ class RuleRunner:
                     request.body or b"",
                     request.headers,
                     request.event_type,
+                    request.id,
                 )
                 # Serialized here, inside the savepoint: a value that cannot be stored is
                 # this request's failure too.
@@ -262,12 +269,16 @@ class RuleRunner:
         body: bytes,
         headers_json: str,
         event_type: str | None,
+        request_id: int,
     ) -> list[dict[str, Any]]:
         provider = get_provider(webhook.source)
         request = RawRequest.build([tuple(h) for h in jsoncodec.loads(headers_json)], body)
         payload = provider.parse(request)
         plans = resolve(self._rules_for(webhook), payload, event_type)
-        return apply_plans(crm, plans, email_from=self.email_from)
+        source = InboundSource(webhook.id, request_id, payload)
+        return apply_plans(
+            crm, plans, email_from=self.email_from, source=source, automations=self.automations
+        )
 
     def replay(self, webhook: RunnableWebhook, request_id: int) -> None:
         """Run the current rules on a logged request again (dedupe does not apply)."""
@@ -315,7 +326,13 @@ class RuleRunner:
         with self.db.dry_run() as conn:
             crm = self._crm(conn, datetime.now(UTC))
             try:
-                result["actions"] = apply_plans(crm, plans, email_from=self.email_from)
+                result["actions"] = apply_plans(
+                    crm,
+                    plans,
+                    email_from=self.email_from,
+                    source=InboundSource(webhook.id, None, payload),
+                    automations=self.automations,
+                )
             except Exception as exc:
                 if is_database_outage(exc):
                     raise

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row
 
@@ -27,6 +27,9 @@ from hookhub.inbound.runner import CrmFactory, RuleRunner
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database
 from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore
+
+if TYPE_CHECKING:
+    from hookhub.automation.registry import AutomationRegistry
 
 log = logging.getLogger("hookhub.inbound")
 
@@ -116,6 +119,7 @@ class InboundService:
         settings: Settings,
         *,
         crm_factory: CrmFactory,
+        automations: AutomationRegistry | None = None,
     ) -> None:
         self.db = db
         self.outbox = outbox
@@ -129,6 +133,7 @@ class InboundService:
             rules_for=self._rules,
             load_webhook=row_to_webhook,
             email_from=settings.email_from,
+            automations=automations,
         )
 
     # -- configuration ---------------------------------------------------------------------
@@ -149,6 +154,26 @@ class InboundService:
                     f"{where}: no email template {template_id}", details={"path": where}
                 )
 
+    def _require_automations(self, rules: list[Rule]) -> None:
+        """start_automation names automations that exist (422 naming the rule otherwise)."""
+        wanted = {i: r.start_automation for i, r in enumerate(rules) if r.start_automation}
+        if not wanted:
+            return
+        from hookhub.store.automation_triggers import live_automations
+
+        with self.db.read() as conn:
+            found = live_automations(conn, [a for a in wanted.values() if a is not None])
+        for index, automation_id in wanted.items():
+            if automation_id not in found:
+                where = f"rules[{index}].start_automation"
+                raise ValidationFailed(
+                    f"{where}: no automation {automation_id}", details={"path": where}
+                )
+
+    def _require_references(self, rules: list[Rule]) -> None:
+        self._require_templates(rules)
+        self._require_automations(rules)
+
     def create(self, spec: Mapping[str, Any]) -> tuple[InboundWebhook, str | None]:
         """The new webhook and the secret to show once: a generated one, or the one given
         unless its source keeps it unechoed (keys copied from the sender's dashboard)."""
@@ -157,7 +182,7 @@ class InboundService:
         rules = spec.get("rules")
         if rules is None:
             rules = preset_rules(source)
-        self._require_templates(compile_rules(rules))
+        self._require_references(compile_rules(rules))
         options = dict(spec.get("options") or {})
         secret = spec.get("secret")
         provider.check_secret(secret, options)
@@ -247,7 +272,7 @@ class InboundService:
             rules = changes["rules"]
             if rules is None:
                 rules = preset_rules(current.source)
-            self._require_templates(compile_rules(rules))
+            self._require_references(compile_rules(rules))
             values["rules"] = jsoncodec.dumps(rules).decode()
         if "options" in changes:
             values["options"] = jsoncodec.dumps(dict(changes["options"] or {})).decode()
