@@ -29,22 +29,14 @@ from hookhub.automation.timing import (
     parse_time_of_day,
     parse_timezone,
     parse_weekdays,
+    path_error,
 )
+from hookhub.automation.trigger_spec import TRIGGER_TYPES as TRIGGER_TYPES
+from hookhub.automation.trigger_spec import Trigger, parse_trigger, positive_id
 from hookhub.core.contacts import check_event_name, normalize_attribute_name
-from hookhub.errors import HookhubError, ValidationFailed
+from hookhub.errors import HookhubError
 from hookhub.inbound.rule_expressions import Expression, compile_expression
 
-TRIGGER_TYPES = (
-    "contact.created",
-    "list.contact_added",
-    "list.contact_removed",
-    "event.tracked",
-    "email.opened",
-    "email.clicked",
-    "contact.unsubscribed",
-    "date",
-    "manual",
-)
 REENTRY = ("never", "after_exit", "always")
 STEP_KINDS = (
     "send_email",
@@ -68,128 +60,18 @@ MAX_NAME = 255
 _STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def _fail(where: str, message: str) -> ValidationFailed:
-    return ValidationFailed(f"{where}: {message}", details={"path": where})
-
-
-def _positive_id(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise _fail(where, "must be a positive integer id")
-    return value
-
-
 def _object(
     value: Any, where: str, allowed: frozenset[str], required: tuple[str, ...] = ()
 ) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise _fail(where, "must be an object")
+        raise path_error(where, "must be an object")
     extra = set(value) - allowed
     if extra:
-        raise _fail(where, f"unknown keys {sorted(map(str, extra))}")
+        raise path_error(where, f"unknown keys {sorted(map(str, extra))}")
     for key in required:
         if value.get(key) is None:
-            raise _fail(f"{where}.{key}", "is required")
+            raise path_error(f"{where}.{key}", "is required")
     return value
-
-
-# -- triggers ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Trigger:
-    type: str
-    list_id: int | None = None
-    event_name: str | None = None
-    campaign_id: int | None = None
-    attribute: str | None = None  # date
-    offset_days: int = 0
-    at: time = time(9, 0)
-    timezone: str = "UTC"
-    yearly: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        if self.type in ("list.contact_added", "list.contact_removed") and self.list_id:
-            out["list_id"] = self.list_id
-        if self.type == "event.tracked":
-            out["event_name"] = self.event_name
-        if self.type in ("email.opened", "email.clicked") and self.campaign_id:
-            out["campaign_id"] = self.campaign_id
-        if self.type == "date":
-            out.update(
-                attribute=self.attribute,
-                offset_days=self.offset_days,
-                at=self.at.strftime("%H:%M"),
-                timezone=self.timezone,
-                yearly=self.yearly,
-            )
-        return out
-
-    @property
-    def zone(self) -> ZoneInfo:
-        return ZoneInfo(self.timezone)
-
-
-_TRIGGER_KEYS: dict[str, frozenset[str]] = {
-    "list.contact_added": frozenset({"type", "list_id"}),
-    "list.contact_removed": frozenset({"type", "list_id"}),
-    "event.tracked": frozenset({"type", "event_name"}),
-    "email.opened": frozenset({"type", "campaign_id"}),
-    "email.clicked": frozenset({"type", "campaign_id"}),
-    "date": frozenset({"type", "attribute", "offset_days", "at", "timezone", "yearly"}),
-}
-
-
-def parse_trigger(value: Any, where: str = "trigger") -> Trigger:
-    if not isinstance(value, Mapping) or not isinstance(value.get("type"), str):
-        raise _fail(where, f"must be an object with a type (one of {', '.join(TRIGGER_TYPES)})")
-    kind = value["type"]
-    if kind not in TRIGGER_TYPES:
-        raise _fail(f"{where}.type", f"{kind!r} is not one of {', '.join(TRIGGER_TYPES)}")
-    _object(value, where, _TRIGGER_KEYS.get(kind, frozenset({"type"})))
-    if kind in ("list.contact_added", "list.contact_removed"):
-        list_id = value.get("list_id")
-        return Trigger(
-            kind, list_id=None if list_id is None else _positive_id(list_id, f"{where}.list_id")
-        )
-    if kind == "event.tracked":
-        try:
-            name = check_event_name(value.get("event_name"))
-        except HookhubError as exc:
-            raise _fail(f"{where}.event_name", exc.message) from exc
-        return Trigger(kind, event_name=name)
-    if kind in ("email.opened", "email.clicked"):
-        campaign = value.get("campaign_id")
-        return Trigger(
-            kind,
-            campaign_id=None
-            if campaign is None
-            else _positive_id(campaign, f"{where}.campaign_id"),
-        )
-    if kind == "date":
-        if value.get("attribute") is None:
-            raise _fail(f"{where}.attribute", "is required (a date attribute, e.g. BIRTHDAY)")
-        try:
-            attribute = normalize_attribute_name(value["attribute"])
-        except HookhubError as exc:
-            raise _fail(f"{where}.attribute", exc.message) from exc
-        offset = value.get("offset_days", 0)
-        if not isinstance(offset, int) or isinstance(offset, bool) or abs(offset) > 366:
-            raise _fail(f"{where}.offset_days", "must be a whole number of days within ±366")
-        yearly = value.get("yearly", False)
-        if not isinstance(yearly, bool):
-            raise _fail(f"{where}.yearly", "must be true or false")
-        tz = value.get("timezone", "UTC")
-        parse_timezone(tz, f"{where}.timezone")
-        return Trigger(
-            kind,
-            attribute=attribute,
-            offset_days=offset,
-            at=parse_time_of_day(value.get("at", "09:00"), f"{where}.at"),
-            timezone=tz,
-            yearly=yearly,
-        )
-    return Trigger(kind)
 
 
 # -- steps ------------------------------------------------------------------------------------
@@ -268,17 +150,17 @@ class Definition:
 
 def _expressions(value: Any, where: str, *, upper: bool = False) -> dict[str, Expression]:
     if not isinstance(value, Mapping) or len(value) > 100:
-        raise _fail(where, "must be an object of at most 100 expressions")
+        raise path_error(where, "must be an object of at most 100 expressions")
     out: dict[str, Expression] = {}
     for key, source in value.items():
         if not isinstance(key, str) or not key or len(key) > 255:
-            raise _fail(where, f"{key!r} is not a valid name")
+            raise path_error(where, f"{key!r} is not a valid name")
         name = key
         if upper:
             try:
                 name = normalize_attribute_name(key)
             except HookhubError as exc:
-                raise _fail(f"{where}.{key}", exc.message) from exc
+                raise path_error(f"{where}.{key}", exc.message) from exc
         out[name] = compile_expression(source, f"{where}.{key}")
     return out
 
@@ -295,19 +177,19 @@ class _Compiler:
     def collect_ids(self, steps: Any, where: str, depth: int) -> None:
         """First pass: the ids given, so that generated ones never take one of them."""
         if not isinstance(steps, list):
-            raise _fail(where, "must be a list of steps")
+            raise path_error(where, "must be a list of steps")
         if depth > MAX_DEPTH:
-            raise _fail(where, f"branches nest deeper than {MAX_DEPTH} levels")
+            raise path_error(where, f"branches nest deeper than {MAX_DEPTH} levels")
         for index, raw in enumerate(steps):
             at = f"{where}[{index}]"
             if not isinstance(raw, Mapping):
-                raise _fail(at, "must be an object with one step kind")
+                raise path_error(at, "must be an object with one step kind")
             given = raw.get("id")
             if given is not None:
                 if not isinstance(given, str) or not _STEP_ID.match(given):
-                    raise _fail(f"{at}.id", "must be 1-64 letters, digits, '_', '-' or '.'")
+                    raise path_error(f"{at}.id", "must be 1-64 letters, digits, '_', '-' or '.'")
                 if given in self.given:
-                    raise _fail(f"{at}.id", f"{given!r} is the id of another step")
+                    raise path_error(f"{at}.id", f"{given!r} is the id of another step")
                 self.given.add(given)
             for branch in ("then", "else"):
                 if branch in raw:
@@ -327,19 +209,21 @@ class _Compiler:
                 key for key in raw if key not in STEP_KINDS and key not in ("id", "then", "else")
             ]
             if unknown:
-                raise _fail(
+                raise path_error(
                     at,
                     f"unknown step kind or key {sorted(map(str, unknown))} "
                     f"(kinds: {', '.join(STEP_KINDS)})",
                 )
             if len(kinds) != 1:
-                raise _fail(at, f"must have exactly one step kind (one of {', '.join(STEP_KINDS)})")
+                raise path_error(
+                    at, f"must have exactly one step kind (one of {', '.join(STEP_KINDS)})"
+                )
             kind = kinds[0]
             if kind not in BRANCHING and ("then" in raw or "else" in raw):
-                raise _fail(at, f"{kind} has no then/else branches")
+                raise path_error(at, f"{kind} has no then/else branches")
             self.count += 1
             if self.count > MAX_STEPS:
-                raise _fail(where, f"an automation has at most {MAX_STEPS} steps")
+                raise path_error(where, f"an automation has at most {MAX_STEPS} steps")
             step_id = raw.get("id") or self._make_id(kind)
             spec = self._spec(kind, raw[kind], f"{at}.{kind}")
             compiled.append((step_id, kind, spec, at, raw))
@@ -373,7 +257,7 @@ class _Compiler:
     def _spec(self, kind: str, value: Any, where: str) -> Any:
         if kind == "send_email":
             spec = _object(value, where, frozenset({"template_id", "params"}), ("template_id",))
-            template_id = _positive_id(spec["template_id"], f"{where}.template_id")
+            template_id = positive_id(spec["template_id"], f"{where}.template_id")
             self.template_ids.add(template_id)
             return SendEmailSpec(
                 template_id, _expressions(spec.get("params") or {}, f"{where}.params")
@@ -396,25 +280,25 @@ class _Compiler:
             try:
                 name = check_event_name(spec["event_name"])
             except HookhubError as exc:
-                raise _fail(f"{where}.event_name", exc.message) from exc
+                raise path_error(f"{where}.event_name", exc.message) from exc
             return WaitForSpec(name, parse_duration(spec["timeout"], f"{where}.timeout"))
         if kind in ("add_to_list", "remove_from_list"):
             if isinstance(value, Mapping):
                 value = _object(value, where, frozenset({"list_id"}), ("list_id",))["list_id"]
-            list_id = _positive_id(value, where)
+            list_id = positive_id(value, where)
             self.list_ids.add(list_id)
             return list_id
         if kind == "update_contact":
             spec = _object(value, where, frozenset({"attributes"}), ("attributes",))
             if not spec["attributes"]:
-                raise _fail(f"{where}.attributes", "must name at least one attribute")
+                raise path_error(f"{where}.attributes", "must name at least one attribute")
             return _expressions(spec["attributes"], f"{where}.attributes", upper=True)
         if kind == "track_event":
             spec = _object(value, where, frozenset({"name", "properties"}), ("name",))
             try:
                 name = check_event_name(spec["name"])
             except HookhubError as exc:
-                raise _fail(f"{where}.name", exc.message) from exc
+                raise path_error(f"{where}.name", exc.message) from exc
             return TrackEventSpec(
                 name, _expressions(spec.get("properties") or {}, f"{where}.properties")
             )
@@ -428,14 +312,16 @@ class _Compiler:
                 or not parts.hostname
                 or len(url) > 2048
             ):
-                raise _fail(f"{where}.url", "must be an http(s) URL")
+                raise path_error(f"{where}.url", "must be an http(s) URL")
             include = spec.get("include") or []
             if not isinstance(include, list) or any(i not in WEBHOOK_INCLUDES for i in include):
-                raise _fail(f"{where}.include", f"must list some of {', '.join(WEBHOOK_INCLUDES)}")
+                raise path_error(
+                    f"{where}.include", f"must list some of {', '.join(WEBHOOK_INCLUDES)}"
+                )
             return WebhookSpec(url, tuple(dict.fromkeys(include)))
         if kind == "exit":
             if value not in (True, None, {}):
-                raise _fail(where, "takes no settings (use true)")
+                raise path_error(where, "takes no settings (use true)")
             return None
         raise AssertionError(kind)  # pragma: no cover
 
@@ -445,7 +331,7 @@ def compile_steps(
 ) -> tuple[Program, list[dict[str, Any]], set[int], set[int]]:
     """The program, the normalized step tree, and the template and list ids it refers to."""
     if not isinstance(steps, list) or not steps:
-        raise _fail(where, "must be a non-empty list of steps")
+        raise path_error(where, "must be a non-empty list of steps")
     compiler = _Compiler()
     compiler.collect_ids(steps, where, 0)
     first, normalized = compiler.sequence(steps, where, None)
@@ -456,16 +342,16 @@ def parse_definition(body: Mapping[str, Any]) -> Definition:
     """A whole automation (``POST /automations``'s body, or a stored row's values)."""
     name = body.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
-        raise _fail("name", f"must be a non-empty string of at most {MAX_NAME} characters")
+        raise path_error("name", f"must be a non-empty string of at most {MAX_NAME} characters")
     trigger = parse_trigger(body.get("trigger"))
     raw_filter = body.get("filter")
     flt = None if raw_filter is None else compile_expression(raw_filter, "filter")
     reentry = body.get("reentry", "never")
     if reentry not in REENTRY:
-        raise _fail("reentry", f"must be one of {', '.join(REENTRY)}")
+        raise path_error("reentry", f"must be one of {', '.join(REENTRY)}")
     exit_on_unsubscribe = body.get("exit_on_unsubscribe", True)
     if not isinstance(exit_on_unsubscribe, bool):
-        raise _fail("exit_on_unsubscribe", "must be true or false")
+        raise path_error("exit_on_unsubscribe", "must be true or false")
     program, normalized, templates, lists = compile_steps(body.get("steps"))
     if trigger.list_id is not None:
         lists = {*lists, trigger.list_id}

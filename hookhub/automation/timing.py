@@ -23,7 +23,8 @@ _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-def _fail(where: str, message: str) -> ValidationFailed:
+def path_error(where: str, message: str) -> ValidationFailed:
+    """A 422 naming the place in the definition (``steps[2].wait``)."""
     return ValidationFailed(f"{where}: {message}", details={"path": where})
 
 
@@ -32,31 +33,31 @@ def parse_duration(value: Any, where: str) -> float:
     seconds; at least one second, at most about three years."""
     seconds: float
     if isinstance(value, bool):
-        raise _fail(where, "must be a duration such as '30m' or '2d'")
+        raise path_error(where, "must be a duration such as '30m' or '2d'")
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(int(match.group(1)) * _UNITS[match.group(2)])
     else:
-        raise _fail(where, "must be a duration such as '30m', '2h', '2d' or '1w'")
+        raise path_error(where, "must be a duration such as '30m', '2h', '2d' or '1w'")
     if not 1 <= seconds <= MAX_DURATION:
-        raise _fail(where, "must be between 1 second and 3 years")
+        raise path_error(where, "must be between 1 second and 3 years")
     return seconds
 
 
 def parse_time_of_day(value: Any, where: str) -> time:
     if not isinstance(value, str) or not (match := _TIME.match(value)):
-        raise _fail(where, "must be a time of day HH:MM (24-hour)")
+        raise path_error(where, "must be a time of day HH:MM (24-hour)")
     return time(int(match.group(1)), int(match.group(2)))
 
 
 def parse_timezone(value: Any, where: str) -> ZoneInfo:
     if not isinstance(value, str) or not value or len(value) > 64 or "\x00" in value:
-        raise _fail(where, "must be an IANA time zone such as 'Europe/Rome'")
+        raise path_error(where, "must be an IANA time zone such as 'Europe/Rome'")
     try:
         return ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise _fail(where, f"{value!r} is not a known time zone") from exc
+        raise path_error(where, f"{value!r} is not a known time zone") from exc
 
 
 def parse_weekdays(value: Any, where: str) -> frozenset[int]:
@@ -64,11 +65,11 @@ def parse_weekdays(value: Any, where: str) -> frozenset[int]:
     if value is None:
         return frozenset(range(7))
     if not isinstance(value, list) or not value or len(value) > 7:
-        raise _fail(where, "must be a non-empty list of weekdays ('mon' ... 'sun')")
+        raise path_error(where, "must be a non-empty list of weekdays ('mon' ... 'sun')")
     days: set[int] = set()
     for day in value:
         if not isinstance(day, str) or day.lower() not in WEEKDAYS:
-            raise _fail(where, f"{day!r} is not a weekday ('mon' ... 'sun')")
+            raise path_error(where, f"{day!r} is not a weekday ('mon' ... 'sun')")
         days.add(WEEKDAYS.index(day.lower()))
     return frozenset(days)
 
