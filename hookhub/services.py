@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hookhub.automation.registry import AutomationRegistry
+from hookhub.automation.service import AutomationService
 from hookhub.automation.triggers import AutomationTriggers
 from hookhub.config import Settings
 from hookhub.crm.operations import CrmTx
@@ -46,6 +47,8 @@ class Services:
     processes (serve, api, worker), so that a change elsewhere takes effect here at once."""
     automation_registry: AutomationRegistry
     """Compiled automation definitions, dropped when any process changes an automation."""
+    automations: AutomationService
+    """Automations as the API and the CLI change and read them."""
 
     def close(self) -> None:
         self.config_watch.stop()
@@ -93,6 +96,7 @@ def build_services(settings: Settings) -> Services:
         messages=MessageService(db),
         config_watch=config_watch,
         automation_registry=automation_registry,
+        automations=AutomationService(db, outbox, automation_registry),
     )
 
 

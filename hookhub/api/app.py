@@ -23,6 +23,7 @@ from hookhub.api.readiness import Readiness
 from hookhub.api.responses import JSON
 from hookhub.api.routes import (
     attributes,
+    automations,
     campaigns,
     contacts,
     email_templates,
@@ -136,6 +137,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
     routers.append(campaigns.router)
     routers.append(email_templates.router)
     routers.append(emails.router)
+    routers.append(automations.router)
     mark_scopes(routers)
     for router in routers:
         api.include_router(router)

@@ -57,7 +57,7 @@ WEBHOOK_INCLUDES = ("attributes", "lists", "trigger")
 MAX_STEPS = 200
 MAX_DEPTH = 8
 MAX_NAME = 255
-_STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_STEP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 def _object(
