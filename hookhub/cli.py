@@ -23,6 +23,7 @@ from rich.progress import (
 from rich.table import Table
 
 from hookhub import __version__
+from hookhub.cli_automations import automations_app
 from hookhub.cli_common import DatabaseUrl, Host, LogLevel, Port, console, err_console
 from hookhub.cli_common import open_services as _services
 from hookhub.cli_common import settings_from as _settings
@@ -47,6 +48,7 @@ app.add_typer(inbound_app, name="inbound")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(email_app, name="email")
 app.add_typer(emails_app, name="emails")
+app.add_typer(automations_app, name="automations")
 
 
 def _bootstrap_key(services: Services) -> None:
