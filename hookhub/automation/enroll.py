@@ -14,12 +14,10 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from hookhub.automation import events
 from hookhub.errors import HookhubError
+from hookhub.store.automations import AutomationStore
 from hookhub.store.enrollments import Ended, EnrollmentStore, NewEnrollment
-from hookhub.store.schema_automation import automations
 
 if TYPE_CHECKING:
     from hookhub.automation.registry import Compiled
@@ -125,9 +123,7 @@ def end_enrollments(
     )
     if not ended:
         return ended
-    wanted = sorted({e.automation_id for e in ended})
-    query = select(automations.c.id, automations.c.name).where(automations.c.id.in_(wanted))
-    names = {row.id: row.name for row in tx.conn.execute(query)}
+    names = AutomationStore(tx.conn).names(e.automation_id for e in ended)
     tx.outbox.write(
         [
             events.exited(

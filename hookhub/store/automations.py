@@ -8,6 +8,7 @@ Enrollments are ``store/enrollments.py``'s.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +74,13 @@ class AutomationStore:
     def all(self) -> list[Automation]:
         rows = self.conn.execute(select(automations).order_by(automations.c.id))
         return [row_to_automation(row) for row in rows]
+
+    def names(self, automation_ids: Iterable[int]) -> dict[int, str]:
+        wanted = sorted(set(automation_ids))
+        if not wanted:
+            return {}
+        query = select(automations.c.id, automations.c.name).where(automations.c.id.in_(wanted))
+        return {int(row.id): row.name for row in self.conn.execute(query)}
 
     def versions(self) -> dict[int, int]:
         """Every automation's id and version (what a cache checks before reloading)."""
