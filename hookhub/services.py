@@ -24,6 +24,7 @@ from hookhub.store.database import Database
 from hookhub.store.secrets import SecretBox
 
 if TYPE_CHECKING:
+    from hookhub.automation.date_triggers import DateTriggerLoop
     from hookhub.core.tracking import TrackingSigner
     from hookhub.email.tracking_processor import TrackingProcessor
     from hookhub.email.worker import EmailWorker
@@ -122,6 +123,15 @@ def build_worker(services: Services) -> DeliveryWorker:
     return DeliveryWorker(
         services.db, services.outbox, settings, transport, metrics=services.metrics
     )
+
+
+def build_date_trigger_loop(services: Services) -> DateTriggerLoop:
+    """Enrols contacts whose date attribute comes round (automations with a date trigger)."""
+    from hookhub.automation.date_triggers import DateTriggerLoop, DateTriggerScan
+    from hookhub.clock import SYSTEM_CLOCK
+
+    scan = DateTriggerScan(services.db, services.outbox, services.automation_registry, SYSTEM_CLOCK)
+    return DateTriggerLoop(scan)
 
 
 def build_retention_loop(services: Services) -> RetentionLoop:

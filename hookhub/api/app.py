@@ -45,6 +45,7 @@ from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import (
     Services,
+    build_date_trigger_loop,
     build_email_worker,
     build_retention_loop,
     build_tracking_processor,
@@ -170,6 +171,7 @@ def _lifespan(
             supervisor.add("tracking", tracker)
         email_worker = build_email_worker(services)
         supervisor.add("email", email_worker)
+        supervisor.add("automation-dates", build_date_trigger_loop(services))
         supervisor.start()
         try:
             yield

@@ -191,7 +191,15 @@ async def ride_out(
             await end_outage()
 
             after = await until(lambda: _ready(base), "/readyz ready again", timeout=60)
-            loops = {"delivery", "inbound", "retention", "campaigns", "tracking", "email"}
+            loops = {
+                "delivery",
+                "inbound",
+                "retention",
+                "campaigns",
+                "tracking",
+                "email",
+                "automation-dates",
+            }
             assert set(after.json()["loops"]) == loops
             await produce(api, "after", 20)  # the loops work on new work too
             await asyncio.wait_for(bursting, 120)
