@@ -1,5 +1,5 @@
 """The automations REST API on each backend: definitions validated at save, counts, edits that
-keep enrollments by step id, pause and resume, delete, enrollments by hand, a contact's journey.
+keep enrollments by step id, pause and resume, delete, scopes.
 
 The step machine lands beside this API, so enrollments are moved along here with the stores
 (the step log and the enrollment row), the way a worker would leave them.
@@ -7,121 +7,34 @@ The step machine lands beside this API, so enrollments are moved along here with
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select
 
 from hookhub.clock import FakeClock
 from hookhub.keys import Scope
 from hookhub.services import Services
-from hookhub.store.enrollments import EnrollmentStore
 from hookhub.store.schema import endpoints
 from hookhub.store.schema_automation import automation_enrollments, automation_step_log
+from tests.support.automations import (
+    DAY,
+    START,
+    A,
+    a_list,
+    automation,
+    clock,
+    contact,
+    count,
+    enrol,
+    log,
+    move,
+    series,
+    template,
+)
 
-A = "/api/v1/automations"
-START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-DAY = 86400.0
-
-
-@pytest.fixture
-def clock(services: Services) -> FakeClock:
-    fake = FakeClock(START)
-    services.automations.clock = fake
-    return fake
-
-
-def post(client: Any, path: str, body: Any, status: int = 201) -> dict[str, Any]:
-    response = client.post(path, json=body)
-    assert response.status_code == status, response.text
-    answer: dict[str, Any] = response.json()
-    return answer
-
-
-def template(client: Any) -> int:
-    body = {"name": "welcome", "subject": "Hi", "html": "<p>Hi {{ contact.email }}</p>"}
-    return int(post(client, "/api/v1/email-templates", body)["id"])
-
-
-def a_list(client: Any, name: str = "leads") -> int:
-    return int(post(client, "/api/v1/lists", {"name": name})["id"])
-
-
-def contact(client: Any, email: str, **attributes: Any) -> int:
-    return int(post(client, "/api/v1/contacts", {"email": email, "attributes": attributes})["id"])
-
-
-def automation(client: Any, steps: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
-    body = {"name": "Welcome series", "trigger": {"type": "manual"}, "steps": steps, **fields}
-    return post(client, A, body)
-
-
-def enrol(client: Any, automation_id: int, ref: int | str) -> dict[str, Any]:
-    return post(client, f"{A}/{automation_id}/enrollments", {"contact": ref})
-
-
-def move(services: Services, enrollment_id: int, **values: Any) -> None:
-    """Leave an enrollment where a worker would have (its row only)."""
-    with services.db.write() as conn:
-        conn.execute(
-            update(automation_enrollments)
-            .where(automation_enrollments.c.id == enrollment_id)
-            .values(**values)
-        )
-
-
-def log(
-    services: Services, enrollment: dict[str, Any], step_id: str, kind: str, outcome: str, at: float
-) -> None:
-    with services.db.write() as conn:
-        EnrollmentStore(conn).log_steps(
-            [
-                {
-                    "enrollment_id": enrollment["id"],
-                    "automation_id": enrollment["automation_id"],
-                    "step_id": step_id,
-                    "kind": kind,
-                    "outcome": outcome,
-                    "at": at,
-                    "detail": {"note": f"{step_id} {outcome}"},
-                }
-            ]
-        )
-
-
-def count(services: Services, table: Any) -> int:
-    with services.db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
-
-
-SERIES = [
-    {"id": "hello", "send_email": {"template_id": 0}},
-    {"id": "pause", "wait": "2d"},
-    {
-        "id": "plan",
-        "if": "contact.attributes.PLAN == 'pro'",
-        "then": [{"track_event": {"name": "pro_welcomed"}}],
-        "else": [
-            {
-                "id": "order",
-                "wait_for": {"event_name": "order_placed", "timeout": "7d"},
-                "then": [{"id": "thanks", "track_event": {"name": "converted"}}],
-                "else": [{"id": "nudge", "send_email": {"template_id": 0}}],
-            }
-        ],
-    },
-    {"id": "done", "update_contact": {"attributes": {"STAGE": "'onboarded'"}}},
-]
-
-
-def series(template_id: int) -> list[dict[str, Any]]:
-    steps = copy.deepcopy(SERIES)
-    steps[0]["send_email"]["template_id"] = template_id
-    steps[2]["else"][0]["else"][0]["send_email"]["template_id"] = template_id
-    return steps
-
+__all__ = ["clock"]  # the fixture, used by name
 
 # -- definitions ------------------------------------------------------------------------------
 
@@ -417,6 +330,33 @@ def test_an_edit_keeps_enrollments_by_step_id_and_ends_those_on_removed_steps(
     ]
 
 
+def test_an_edit_stranding_many_ends_them_all_in_its_transaction(
+    client: Any, services: Services, outbox: Any
+) -> None:
+    services.automations.end_batch = 2
+    created = automation(client, [{"id": "old", "wait": "1d"}, {"id": "kept", "wait": "1d"}])
+    people = [enrol(client, created["id"], contact(client, f"p{i}@example.com")) for i in range(5)]
+    move(services, people[0]["id"], step_id="kept")
+    edited = client.patch(f"{A}/{created['id']}", json={"steps": [{"id": "kept", "wait": "1d"}]})
+    assert edited.status_code == 200, edited.text
+    counts = edited.json()["counts"]
+    assert (counts["active"], counts["exited"]) == (1, 4)
+    assert counts["steps"] == {
+        "kept": {
+            "kind": "wait",
+            "entered": 1,
+            "waiting": 1,
+            "completed": 0,
+            "skipped": 0,
+            "failed": 0,
+            "exited": 0,
+        }
+    }
+    exits = [m["data"] for m in outbox("automation.exited")]
+    assert sorted(e["enrollment_id"] for e in exits) == [p["id"] for p in people[1:]]
+    assert {(e["reason"], e["step_id"]) for e in exits} == {("step_removed", "old")}
+
+
 def test_an_edit_that_does_not_validate_changes_nothing(client: Any, services: Services) -> None:
     created = automation(client, [{"id": "first", "wait": "1d"}, {"id": "second", "wait": "1d"}])
     enrolled = enrol(client, created["id"], contact(client, "ada@example.com"))
@@ -516,192 +456,6 @@ def test_delete_ends_active_enrollments_in_batches_then_goes_with_its_endpoints(
     assert owners == [other["id"]]
     assert left == 0
     assert client.delete(f"{A}/{created['id']}").status_code == 404
-
-
-# -- enrollments ------------------------------------------------------------------------------
-
-
-def test_enrollments_list_filter_and_page(client: Any, services: Services) -> None:
-    created = automation(client, [{"id": "w", "wait": "1d"}], reentry="always")
-    ada = contact(client, "ada@example.com")
-    grace = contact(client, "grace@example.com")
-    first = enrol(client, created["id"], ada)
-    second = enrol(client, created["id"], "GRACE@example.com")
-    third = enrol(client, created["id"], ada)  # reentry always
-    assert second["email"] == "grace@example.com"
-    assert second["contact_id"] == grace
-    assert client.delete(f"{A}/{created['id']}/enrollments/{first['id']}").status_code == 204
-    path = f"{A}/{created['id']}/enrollments"
-
-    def ids(**params: Any) -> list[int]:
-        response = client.get(path, params=params)
-        assert response.status_code == 200, response.text
-        return [e["id"] for e in response.json()["data"]]
-
-    assert ids() == [first["id"], second["id"], third["id"]]
-    assert ids(contact="ada@example.com") == [first["id"], third["id"]]
-    assert ids(contact=str(grace)) == [second["id"]]
-    assert ids(status="active") == [second["id"], third["id"]]
-    assert ids(status="exited", contact=ada) == [first["id"]]
-    assert ids(status="completed") == []
-    page = client.get(path, params={"limit": 2}).json()
-    rest = client.get(path, params={"limit": 2, "cursor": page["next_cursor"]}).json()
-    assert [e["id"] for e in page["data"] + rest["data"]] == ids()
-    assert rest["next_cursor"] is None
-    [removed] = client.get(path, params={"status": "exited"}).json()["data"]
-    assert removed["exit_reason"] == "removed"
-    assert removed["due_at"] is None
-
-
-def test_adding_by_hand_honours_reentry_not_the_filter(client: Any, outbox: Any) -> None:
-    picky = automation(
-        client, [{"wait": "1d"}], filter="contact.attributes.PLAN == 'pro'", reentry="never"
-    )
-    free = contact(client, "free@example.com", PLAN="free")
-    added = enrol(client, picky["id"], free)
-    assert added["status"] == "active"
-    assert added["trigger"] == {"type": "manual", "data": {"source": "api"}}
-    [entered] = [m["data"] for m in outbox("automation.entered")]
-    assert entered["enrollment_id"] == added["id"]
-    assert entered["trigger"] == "manual"
-    again = client.post(f"{A}/{picky['id']}/enrollments", json={"contact": free})
-    assert again.status_code == 409
-    assert "reentry is 'never'" in again.json()["error"]["message"]
-    assert client.delete(f"{A}/{picky['id']}/enrollments/{added['id']}").status_code == 204
-    assert client.post(f"{A}/{picky['id']}/enrollments", json={"contact": free}).status_code == 409
-
-    after_exit = automation(client, [{"wait": "1d"}], reentry="after_exit", name="Again")
-    one = enrol(client, after_exit["id"], free)
-    refused = client.post(f"{A}/{after_exit['id']}/enrollments", json={"contact": free})
-    assert refused.status_code == 409
-    assert "enrolled now" in refused.json()["error"]["message"]
-    assert client.delete(f"{A}/{after_exit['id']}/enrollments/{one['id']}").status_code == 204
-    assert enrol(client, after_exit["id"], free)["id"] > one["id"]
-
-
-def test_removing_twice_or_from_another_automation(client: Any, outbox: Any) -> None:
-    first = automation(client, [{"wait": "1d"}])
-    second = automation(client, [{"wait": "1d"}], name="Second")
-    added = enrol(client, first["id"], contact(client, "ada@example.com"))
-    response = client.delete(f"{A}/{second['id']}/enrollments/{added['id']}")
-    assert response.status_code == 404
-    assert client.delete(f"{A}/{first['id']}/enrollments/{added['id']}").status_code == 204
-    response = client.delete(f"{A}/{first['id']}/enrollments/{added['id']}")
-    assert response.status_code == 409
-    assert "already ended (removed)" in response.json()["error"]["message"]
-    [exited] = [m["data"] for m in outbox("automation.exited")]
-    assert (exited["reason"], exited["email"]) == ("removed", "ada@example.com")
-
-
-# -- a contact's journey ----------------------------------------------------------------------
-
-
-def test_a_contacts_journey_says_where_what_was_done_and_what_comes_next(
-    client: Any, services: Services, clock: FakeClock
-) -> None:
-    welcome = automation(client, series(template(client)))
-    short = automation(client, [{"id": "only", "wait": "1h"}], name="Short")
-    pending = automation(client, [{"id": "ping", "track_event": {"name": "x"}}], name="Pending")
-    ada = contact(client, "ada@example.com")
-    waiting = enrol(client, welcome["id"], ada)
-    log(services, waiting, "hello", "send_email", "completed", START)
-    log(services, waiting, "pause", "wait", "completed", START + 2 * DAY)
-    log(services, waiting, "plan", "if", "completed", START + 2 * DAY)
-    move(
-        services,
-        waiting["id"],
-        step_id="order",
-        step_started_at=START + 2 * DAY,
-        due_at=START + 9 * DAY,
-        waiting_for="order_placed",
-    )
-    finished = enrol(client, short["id"], ada)
-    log(services, finished, "only", "wait", "completed", START + 3600)
-    move(
-        services,
-        finished["id"],
-        status="completed",
-        step_id=None,
-        due_at=None,
-        finished_at=START + 3600,
-        exit_reason="completed",
-    )
-    clock.advance(10)
-    fresh = enrol(client, pending["id"], "ada@example.com")
-
-    response = client.get(f"/api/v1/contacts/{ada}/automations")
-    assert response.status_code == 200, response.text
-    journey = response.json()["data"]
-    assert [j["enrollment_id"] for j in journey] == [fresh["id"], finished["id"], waiting["id"]]
-    now_due, done, in_wait_for = journey
-
-    assert now_due["automation_name"] == "Pending"
-    assert now_due["current"] == {"step_id": "ping", "kind": "track_event", "started_at": None}
-    assert now_due["next"] == {
-        "step_id": "ping",
-        "kind": "track_event",
-        "at": "2026-01-01T00:00:10.000Z",
-        "running": False,
-        "waiting_for": None,
-    }
-
-    assert done["status"] == "completed"
-    assert done["current"] is None
-    assert done["next"] is None
-    assert done["done"] == [
-        {
-            "step_id": "only",
-            "kind": "wait",
-            "outcome": "completed",
-            "at": "2026-01-01T01:00:00.000Z",
-            "detail": {"note": "only completed"},
-        }
-    ]
-
-    assert in_wait_for["automation_name"] == "Welcome series"
-    assert [d["step_id"] for d in in_wait_for["done"]] == ["hello", "pause", "plan"]
-    assert in_wait_for["current"] == {
-        "step_id": "order",
-        "kind": "wait_for",
-        "started_at": "2026-01-03T00:00:00.000Z",
-    }
-    assert in_wait_for["next"] == {
-        "step_id": "nudge",
-        "kind": "send_email",
-        "at": "2026-01-10T00:00:00.000Z",
-        "running": False,
-        "waiting_for": {
-            "event_name": "order_placed",
-            "timeout_at": "2026-01-10T00:00:00.000Z",
-            "matched": False,
-            "on_event": {"step_id": "thanks", "kind": "track_event", "at": None},
-            "on_timeout": {"step_id": "nudge", "kind": "send_email", "at": None},
-        },
-    }
-    page = client.get(f"/api/v1/contacts/{ada}/automations", params={"limit": 2}).json()
-    rest = client.get(
-        "/api/v1/contacts/ada@example.com/automations",
-        params={"limit": 2, "cursor": page["next_cursor"]},
-    ).json()
-    assert [j["enrollment_id"] for j in page["data"] + rest["data"]] == [
-        j["enrollment_id"] for j in journey
-    ]
-
-
-def test_a_journey_in_a_wait_names_the_step_after_it(
-    client: Any, services: Services, clock: FakeClock
-) -> None:
-    created = automation(client, [{"id": "pause", "wait": "2d"}])
-    enrolled = enrol(client, created["id"], contact(client, "ada@example.com"))
-    move(services, enrolled["id"], step_started_at=START, due_at=START + 2 * DAY)
-    [item] = client.get("/api/v1/contacts/ada@example.com/automations").json()["data"]
-    assert item["next"] == {
-        "step_id": None,  # the automation completes once the wait is over
-        "kind": None,
-        "at": "2026-01-03T00:00:00.000Z",
-        "running": False,
-        "waiting_for": None,
-    }
 
 
 # -- scopes -----------------------------------------------------------------------------------
