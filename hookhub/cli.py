@@ -142,6 +142,7 @@ def worker(
     from hookhub.email.campaign_loop import CampaignLoop
     from hookhub.inbound.processor import InboundProcessor
     from hookhub.services import (
+        build_automation_loop,
         build_date_trigger_loop,
         build_email_worker,
         build_retention_loop,
@@ -168,6 +169,7 @@ def worker(
         email_worker = build_email_worker(services)
         supervisor.add("email", email_worker)
         supervisor.add("automation-dates", build_date_trigger_loop(services))
+        supervisor.add("automations", build_automation_loop(services))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, supervisor.stop)

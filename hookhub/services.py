@@ -25,6 +25,8 @@ from hookhub.store.secrets import SecretBox
 
 if TYPE_CHECKING:
     from hookhub.automation.date_triggers import DateTriggerLoop
+    from hookhub.automation.loop import AutomationLoop
+    from hookhub.clock import Clock
     from hookhub.core.tracking import TrackingSigner
     from hookhub.email.tracking_processor import TrackingProcessor
     from hookhub.email.worker import EmailWorker
@@ -141,6 +143,25 @@ def build_retention_loop(services: Services) -> RetentionLoop:
     settings = services.settings
     service = RetentionService(services.db, settings, pause=0.01)
     return RetentionLoop(service, interval=settings.retention_interval)
+
+
+def build_automation_loop(services: Services, clock: Clock | None = None) -> AutomationLoop:
+    """The loop that runs automation steps as their enrollments fall due."""
+    from hookhub.automation.engine import AutomationEngine
+    from hookhub.automation.loop import AutomationLoop
+    from hookhub.clock import SYSTEM_CLOCK
+
+    settings = services.settings
+    engine = AutomationEngine(
+        services.db,
+        services.outbox,
+        services.automation_registry,
+        clock or SYSTEM_CLOCK,
+        email_from=settings.email_from,
+        batch=settings.automation_batch,
+        lease=settings.automation_lease,
+    )
+    return AutomationLoop(engine)
 
 
 # -- email tracking ----------------------------------------------------------------------------

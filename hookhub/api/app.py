@@ -45,6 +45,7 @@ from hookhub.inbound.processor import InboundProcessor
 from hookhub.inbound.receiver import PREFIX, InboundReceiver
 from hookhub.services import (
     Services,
+    build_automation_loop,
     build_date_trigger_loop,
     build_email_worker,
     build_retention_loop,
@@ -172,6 +173,7 @@ def _lifespan(
         email_worker = build_email_worker(services)
         supervisor.add("email", email_worker)
         supervisor.add("automation-dates", build_date_trigger_loop(services))
+        supervisor.add("automations", build_automation_loop(services))
         supervisor.start()
         try:
             yield

@@ -183,7 +183,7 @@ class EndpointService:
 
     @staticmethod
     def _require(store: EndpointStore, endpoint_id: int, *, lock: bool = False) -> Endpoint:
-        endpoint = store.get(endpoint_id, lock=lock)
+        endpoint = store.get(endpoint_id, lock=lock, listed_only=True)
         if endpoint is None:
             raise NotFound(f"No webhook {endpoint_id}.", details={"webhook_id": endpoint_id})
         return endpoint
@@ -255,7 +255,7 @@ class EndpointService:
 
     def delete(self, endpoint_id: int) -> None:
         with self.db.write() as conn:
-            if not EndpointStore(conn).delete(endpoint_id):
+            if not EndpointStore(conn).delete(endpoint_id, listed_only=True):
                 raise NotFound(f"No webhook {endpoint_id}.", details={"webhook_id": endpoint_id})
 
     def rotate_secret(self, endpoint_id: int, new_secret: str | None = None) -> Endpoint:

@@ -102,6 +102,16 @@ class ContactStore:
     def get_by_ext_id(self, ext_id: str, *, lock: bool = False) -> Contact | None:
         return self._one("ext_id", ext_id, lock)
 
+    def get_many(self, ids: Sequence[int], *, lock: bool = False) -> dict[int, Contact]:
+        """The contacts of ``ids`` that exist (locked in id order on PostgreSQL with
+        ``lock``), without their list ids (:meth:`attach_list_ids`)."""
+        found: dict[int, Contact] = {}
+        for chunk in _chunks(sorted(set(ids))):
+            query = self._select(lock=lock).where(contacts.c.id.in_(chunk)).order_by(contacts.c.id)
+            for row in self.conn.execute(query):
+                found[row.id] = row_to_contact(row)
+        return found
+
     def get_many_by_email(self, emails: Sequence[str], *, lock: bool = False) -> dict[str, Contact]:
         found: dict[str, Contact] = {}
         for chunk in _chunks(sorted(set(emails))):

@@ -1,4 +1,10 @@
-"""Queries on outbound endpoints (``/api/v1/webhooks``)."""
+"""Queries on outbound endpoints (``/api/v1/webhooks``).
+
+An automation's ``webhook`` step posts to a hidden endpoint of its own (``automation_id`` and
+``automation_step`` set): fan-out never sees it (it subscribes to nothing and is left out of
+:meth:`EndpointStore.subscriptions`), and ``/webhooks`` never lists, shows or deletes it
+(``listed_only``); the delivery worker sends to it like to any other.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, text, update
 
 from hookhub.core import jsoncodec
 from hookhub.records.outbound import Endpoint
@@ -69,8 +75,12 @@ def _previous(text: str | None) -> list[tuple[str, float]]:
     return list(_parsed_previous(text)) if text else []
 
 
+_ENDPOINT_LOCK = 0x68683133  # advisory lock namespace: automations' webhook endpoints
+_LISTED = endpoints.c.automation_id.is_(None)
+"""Endpoints of ``/webhooks``: not one an automation's webhook step owns."""
+
 _SUBSCRIPTIONS = select(endpoints.c.id, endpoints.c.event_types, endpoints.c.batched).where(
-    endpoints.c.enabled.is_(True)
+    endpoints.c.enabled.is_(True), _LISTED
 )
 
 
@@ -95,8 +105,12 @@ class EndpointStore:
         bump(self.conn, ConfigKind.ENDPOINTS)
         return endpoint_id
 
-    def get(self, endpoint_id: int, *, lock: bool = False) -> Endpoint | None:
+    def get(
+        self, endpoint_id: int, *, lock: bool = False, listed_only: bool = False
+    ) -> Endpoint | None:
         query = select(endpoints).where(endpoints.c.id == endpoint_id)
+        if listed_only:
+            query = query.where(_LISTED)
         if lock and self._pg:
             query = query.with_for_update()
         row = self.conn.execute(query).first()
@@ -114,14 +128,17 @@ class EndpointStore:
         self.conn.execute(update(endpoints).where(endpoints.c.id == endpoint.id).values(values))
         bump(self.conn, ConfigKind.ENDPOINTS)
 
-    def delete(self, endpoint_id: int) -> bool:
-        if not self.conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id)).rowcount:
+    def delete(self, endpoint_id: int, *, listed_only: bool = False) -> bool:
+        statement = delete(endpoints).where(endpoints.c.id == endpoint_id)
+        if listed_only:
+            statement = statement.where(_LISTED)
+        if not self.conn.execute(statement).rowcount:
             return False
         bump(self.conn, ConfigKind.ENDPOINTS)
         return True
 
     def page(self, *, after_id: int | None, limit: int) -> list[Endpoint]:
-        query = select(endpoints).order_by(endpoints.c.id).limit(limit)
+        query = select(endpoints).where(_LISTED).order_by(endpoints.c.id).limit(limit)
         if after_id is not None:
             query = query.where(endpoints.c.id > after_id)
         return [row_to_endpoint(row) for row in self.conn.execute(query)]
@@ -132,6 +149,53 @@ class EndpointStore:
             (row.id, _patterns(row.event_types), bool(row.batched))
             for row in self.conn.execute(_SUBSCRIPTIONS)
         ]
+
+    # -- automations' hidden endpoints -------------------------------------------------------
+
+    def automation_endpoint(self, automation_id: int, step_id: str) -> tuple[int, str] | None:
+        """(id, url) of the endpoint a webhook step posts to; None before its first post."""
+        query = (
+            select(endpoints.c.id, endpoints.c.url)
+            .where(
+                endpoints.c.automation_id == automation_id,
+                endpoints.c.automation_step == step_id,
+            )
+            .order_by(endpoints.c.id)
+            .limit(1)
+        )
+        row = self.conn.execute(query).first()
+        return None if row is None else (int(row.id), str(row.url))
+
+    def lock_automation_endpoints(self, automation_id: int) -> None:
+        """Until this transaction ends, be the only one making an automation's webhook
+        endpoints (PostgreSQL: a transaction-scoped advisory lock; SQLite's write lock already
+        is), so that two workers never give one step two endpoints with two secrets."""
+        if self._pg:
+            self.conn.execute(
+                text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+                {"namespace": _ENDPOINT_LOCK, "key": automation_id % 2**31},
+            )
+
+    def insert_for_automation(self, endpoint: Endpoint, automation_id: int, step_id: str) -> int:
+        values = {
+            **endpoint_values(endpoint),
+            "automation_id": automation_id,
+            "automation_step": step_id,
+        }
+        statement = insert(endpoints).values(values).returning(endpoints.c.id)
+        endpoint_id = int(self.conn.execute(statement).scalar_one())
+        bump(self.conn, ConfigKind.ENDPOINTS)
+        return endpoint_id
+
+    def set_url(self, endpoint_id: int, url: str) -> None:
+        """Point a webhook step's endpoint at the step's (edited) URL; enabled again, since
+        a new address deserves its own chance."""
+        self.conn.execute(
+            update(endpoints)
+            .where(endpoints.c.id == endpoint_id)
+            .values(url=url, enabled=True, disabled_reason=None, failing_since=None)
+        )
+        bump(self.conn, ConfigKind.ENDPOINTS)
 
     def set_failing(self, endpoint_id: int, since: float | None) -> None:
         """Start (keeping an earlier start) or clear the endpoint's failing streak."""

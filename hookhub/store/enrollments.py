@@ -7,6 +7,11 @@ use ``FOR UPDATE SKIP LOCKED``. This module must never commit (the caller's tran
 nor wake a worker before its enrollments are committed: :meth:`EnrollmentStore.due_now` wakes
 this process's workers after the commit (:func:`on_due`) and, on PostgreSQL, NOTIFYs the others.
 
+The worker's statements (:meth:`EnrollmentStore.claim_due`, :meth:`~EnrollmentStore.held`,
+:meth:`~EnrollmentStore.advance`, :meth:`~EnrollmentStore.release`,
+:meth:`~EnrollmentStore.next_due`) only ever touch enrollments of *enabled* automations: a
+disabled automation holds its enrollments where they are, due or not.
+
 Reads for the API (listing, counts, journeys) are ``enrollment_reads.py``'s.
 """
 
@@ -18,14 +23,26 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, and_, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+    true,
+    update,
+)
 
 from hookhub.core import jsoncodec
 from hookhub.records.automations import ACTIVE, Enrollment
 from hookhub.store.database import after_commit
 from hookhub.store.notify import notify
 from hookhub.store.schema_automation import automation_enrollments as enrollments
-from hookhub.store.schema_automation import automation_step_log
+from hookhub.store.schema_automation import automation_step_log, automations
 
 AUTOMATION_CHANNEL = "hookhub_automation"
 """NOTIFY channel: a transaction made enrollments due (PostgreSQL); automation workers LISTEN."""
@@ -82,6 +99,39 @@ class NewEnrollment:
     step_id: str | None
     trigger: dict[str, Any]
     entry_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An enrollment a worker has just leased: which, and for whom (contacts are locked
+    first when the batch runs, in the order the API locks them)."""
+
+    id: int
+    contact_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A leased enrollment as the run transaction reads it, with its automation's version."""
+
+    enrollment: Enrollment
+    version: int
+
+
+@dataclass(slots=True)
+class Advance:
+    """Where one run left an enrollment: the values its row takes (the lease given back)."""
+
+    id: int
+    status: str
+    step_id: str | None
+    step_started_at: float | None = None
+    waiting_for: str | None = None
+    matched: bool = False
+    due_at: float | None = None
+    exit_reason: str | None = None
+    error: dict[str, Any] | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +288,106 @@ class EnrollmentStore:
             ],
         )
 
+    # -- the worker's queue --------------------------------------------------------------------
+
+    def claim_due(self, owner: str, now: float, lease_until: float, limit: int) -> list[Claimed]:
+        """Lease up to ``limit`` due enrollments of enabled automations, the longest due first:
+        one ``UPDATE ... RETURNING`` (rows locked with ``SKIP LOCKED`` on PostgreSQL; SQLite's
+        ``BEGIN IMMEDIATE`` already keeps others out)."""
+        due = (
+            select(enrollments.c.id)
+            .join(automations, automations.c.id == enrollments.c.automation_id)
+            .where(_ACTIVE, enrollments.c.due_at <= now, automations.c.enabled == true())
+            .order_by(enrollments.c.due_at)
+            .limit(limit)
+        )
+        if self._pg:
+            due = due.with_for_update(of=enrollments, skip_locked=True)
+        statement = (
+            update(enrollments)
+            .where(enrollments.c.id.in_(due.scalar_subquery()))
+            .values(lease_owner=owner, due_at=lease_until)
+            .returning(enrollments.c.id, enrollments.c.contact_id)
+        )
+        claimed = [Claimed(row.id, row.contact_id) for row in self.conn.execute(statement)]
+        claimed.sort(key=lambda c: c.id)
+        return claimed
+
+    def held(self, owner: str, ids: Sequence[int]) -> list[Held]:
+        """The enrollments among ``ids`` that ``owner`` still leases and that are still
+        active, locked for this transaction on PostgreSQL, in id order. One whose lease ran
+        out and went to another worker, or that ended meanwhile (its contact deleted), is
+        not among them; nor one whose automation was disabled or deleted since the claim."""
+        if not ids:
+            return []
+        query = (
+            select(enrollments, automations.c.version)
+            .join(automations, automations.c.id == enrollments.c.automation_id)
+            .where(
+                enrollments.c.id.in_(list(ids)),
+                enrollments.c.lease_owner == owner,
+                _ACTIVE,
+                automations.c.enabled == true(),
+            )
+            .order_by(enrollments.c.id)
+        )
+        if self._pg:
+            query = query.with_for_update(of=enrollments)
+        return [Held(row_to_enrollment(row), int(row.version)) for row in self.conn.execute(query)]
+
+    def advance(self, owner: str, advances: Sequence[Advance], now: float) -> int:
+        """Record where runs left their enrollments, for those ``owner`` still leases; the
+        lease is given back. Answers how many rows took it."""
+        if not advances:
+            return 0
+        rows = [
+            {
+                "b_id": a.id,
+                "b_owner": owner,
+                "b_status": a.status,
+                "b_step_id": a.step_id,
+                "b_started": a.step_started_at,
+                "b_waiting_for": a.waiting_for,
+                "b_matched": a.matched,
+                "b_due_at": a.due_at,
+                "b_exit_reason": a.exit_reason,
+                "b_error": None if a.error is None else jsoncodec.dumps(a.error).decode(),
+                "b_finished_at": a.finished_at,
+                "b_now": now,
+            }
+            for a in advances
+        ]
+        result = self.conn.execute(_ADVANCE, rows)
+        if any(a.status == ACTIVE and a.due_at is not None and a.due_at <= now for a in advances):
+            self.due_now()  # more steps to run at once (a run cut short by its step cap)
+        return int(result.rowcount)
+
+    def release(self, owner: str, ids: Sequence[int] | None = None) -> int:
+        """Give back ``owner``'s leases (all, or of ``ids``): due again at once, so a worker
+        that stops or drops a batch holds nothing up. A waiting enrollment claimed again
+        before its time just goes back to waiting."""
+        statement = (
+            update(enrollments)
+            .where(enrollments.c.lease_owner == owner, _ACTIVE)
+            .values(lease_owner=None, due_at=0.0)
+        )
+        if ids is not None:
+            if not ids:
+                return 0
+            statement = statement.where(enrollments.c.id.in_(list(ids)))
+        return int(self.conn.execute(statement).rowcount)
+
+    def next_due(self) -> float | None:
+        """When the soonest active enrollment of an enabled automation falls due (or its
+        lease runs out)."""
+        query = (
+            select(func.min(enrollments.c.due_at))
+            .join(automations, automations.c.id == enrollments.c.automation_id)
+            .where(_ACTIVE, automations.c.enabled == true())
+        )
+        value = self.conn.execute(query).scalar()
+        return float(value) if value is not None else None
+
     # -- waking --------------------------------------------------------------------------------
 
     def due_now(self) -> None:
@@ -248,3 +398,28 @@ class EnrollmentStore:
         if listeners:
             with contextlib.suppress(RuntimeError):  # outside Database.write(): none to wake
                 after_commit(self.conn, lambda: _wake_all(listeners))
+
+
+_ACTIVE = text("automation_enrollments.status = 'active'")  # literal: the due index's condition
+
+_ADVANCE = (
+    update(enrollments)
+    .where(
+        enrollments.c.id == bindparam("b_id"),
+        enrollments.c.lease_owner == bindparam("b_owner"),
+        _ACTIVE,
+    )
+    .values(
+        status=bindparam("b_status"),
+        step_id=bindparam("b_step_id"),
+        step_started_at=bindparam("b_started"),
+        waiting_for=bindparam("b_waiting_for"),
+        matched=bindparam("b_matched"),
+        due_at=bindparam("b_due_at"),
+        lease_owner=None,
+        exit_reason=bindparam("b_exit_reason"),
+        error=bindparam("b_error"),
+        finished_at=bindparam("b_finished_at"),
+        updated_at=bindparam("b_now"),
+    )
+)

@@ -199,6 +199,7 @@ async def ride_out(
                 "tracking",
                 "email",
                 "automation-dates",
+                "automations",
             }
             assert set(after.json()["loops"]) == loops
             await produce(api, "after", 20)  # the loops work on new work too
