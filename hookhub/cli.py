@@ -212,6 +212,14 @@ def purge(
             " Idempotency-Key answers past 24 hours.",
         ),
     ] = False,
+    automations: Annotated[
+        bool,
+        typer.Option(
+            "--automations",
+            help="Purge finished automation enrollments with their step logs"
+            " (HOOKHUB_RETENTION_AUTOMATIONS); active ones are never purged.",
+        ),
+    ] = False,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
     ] = False,
@@ -219,21 +227,22 @@ def purge(
 ) -> None:
     """Delete what is past its retention now, and print how many rows of each kind went.
 
-    Without --requests, --messages or --emails, all three. Batches of HOOKHUB_RETENTION_BATCH
-    rows, each its own transaction: safe to run while Hookhub serves. A retention of 0 keeps
-    forever.
+    Without --requests, --messages, --emails or --automations, all four. Batches of
+    HOOKHUB_RETENTION_BATCH rows, each its own transaction: safe to run while Hookhub serves.
+    A retention of 0 keeps forever.
     """
     from hookhub.retention import RetentionService
 
     settings = _settings(database_url=database_url)
     configure_logging(settings.log_level, settings.log_format)
     services = _services(settings)
-    both = not requests and not messages and not emails
+    both = not requests and not messages and not emails and not automations
     try:
         counts = RetentionService(services.db, settings).purge(
             requests=requests or both,
             messages=messages or both,
             emails=emails or both,
+            automations=automations or both,
             dry_run=dry_run,
         )
     finally:
@@ -260,6 +269,8 @@ def purge(
             email_events=counts.email_events,
             idempotency_keys=counts.idempotency_keys,
         )
+    if automations or both:
+        shown.update(enrollments=counts.enrollments, step_logs=counts.step_logs)
     if dry_run:
         console.print("Dry run, nothing deleted; these would be:")
     for kind, count in shown.items():

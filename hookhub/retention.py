@@ -1,5 +1,5 @@
-"""Retention: deletes the request log, messages, deliveries, attempts and emails once they
-are old.
+"""Retention: deletes the request log, messages, deliveries, attempts, emails and finished
+automation enrollments once they are old.
 
 :class:`RetentionService` purges now (``hookhub purge``); :class:`RetentionLoop` purges every
 ``HOOKHUB_RETENTION_INTERVAL`` seconds in ``serve`` and ``worker``. Deletion goes in batches of
@@ -7,7 +7,7 @@ are old.
 delivery queue only ever wait for one small batch. On PostgreSQL one process purges at a time.
 
 It must never delete pending work: unprocessed requests, messages with a delivery that is
-not final, and emails still to be sent stay, however old.
+not final, emails still to be sent and active enrollments stay, however old.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from hookhub.config import Settings
 from hookhub.store.database import Database
 from hookhub.store.email_idempotency import IDEMPOTENCY_WINDOW, EmailIdempotency
 from hookhub.store.email_retention import EmailRetentionStore
+from hookhub.store.enrollment_retention import EnrollmentRetentionStore
 from hookhub.store.retention import RetentionStore, purge_lock
 
 log = logging.getLogger("hookhub.retention")
@@ -49,6 +50,9 @@ class PurgeCounts:
     email_events: int = 0
     idempotency_keys: int = 0
     """``Idempotency-Key`` answers of ``POST /emails`` past their 24 hours."""
+    enrollments: int = 0
+    """Finished automation enrollments (completed, exited, failed)."""
+    step_logs: int = 0
     skipped: bool = False
     """Another process was purging (PostgreSQL): this one deleted nothing."""
 
@@ -63,6 +67,8 @@ class PurgeCounts:
             + self.emails
             + self.email_events
             + self.idempotency_keys
+            + self.enrollments
+            + self.step_logs
         )
 
 
@@ -87,6 +93,7 @@ class RetentionService:
         requests: bool = True,
         messages: bool = True,
         emails: bool = True,
+        automations: bool = True,
         dry_run: bool = False,
         interrupt: threading.Event | None = None,
     ) -> PurgeCounts:
@@ -108,6 +115,8 @@ class RetentionService:
             if emails:
                 self._emails(now, counts, dry_run, interrupt)
                 self._idempotency_keys(now, counts, dry_run, interrupt)
+            if automations:
+                self._enrollments(now, counts, dry_run, interrupt)
         if counts.total() and not dry_run:
             log.info("retention.purged", extra=asdict(counts))
         return counts
@@ -260,6 +269,32 @@ class RetentionService:
             dry_run,
             interrupt,
         )
+
+    def _enrollments(
+        self, now: float, counts: PurgeCounts, dry_run: bool, interrupt: threading.Event
+    ) -> None:
+        """Finished enrollments go with their step logs; active ones stay, however old."""
+        retention = self.settings.retention_automations
+        if not retention:
+            return
+        cutoff = now - retention
+        if dry_run:
+            with self.db.read() as conn:
+                counts.enrollments, counts.step_logs = EnrollmentRetentionStore(
+                    conn
+                ).delete_finished(cutoff=cutoff, limit=2**62, dry_run=True)
+            return
+        limit = self.settings.retention_batch
+        while not interrupt.is_set():
+            with self.db.write() as conn:
+                gone, logs = EnrollmentRetentionStore(conn).delete_finished(
+                    cutoff=cutoff, limit=limit, dry_run=False
+                )
+            counts.enrollments += gone
+            counts.step_logs += logs
+            if gone < limit:
+                return
+            self._between_batches()
 
 
 class RetentionLoop:

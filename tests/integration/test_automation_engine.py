@@ -13,6 +13,7 @@ from sqlalchemy import select
 from hookhub.clock import FakeClock
 from hookhub.email.template_service import TemplateService
 from hookhub.services import Services
+from hookhub.store.contacts import ContactStore
 from hookhub.store.enrollments import EnrollmentStore
 from hookhub.store.schema import emails
 from tests.support.automation_engine import Automations
@@ -479,8 +480,8 @@ def test_a_contact_deleted_during_a_wait_exits(services: Services, auto: Automat
     automation = auto.create([{"id": "pause", "wait": "1d"}, {"id": "end", "exit": True}])
     enrollment_id = auto.enroll(automation, contact_id)
     auto.engine.run_due()
-    with services.crm.transaction() as crm:  # without the triggers that end enrollments
-        crm.delete_contact(crm.find_contact(contact_id))
+    with services.db.write() as conn:  # gone without the trigger that ends enrollments
+        ContactStore(conn).delete(contact_id)
     auto.clock.advance(DAY)
     auto.engine.run_due()
     gone = auto.enrollment(enrollment_id)
