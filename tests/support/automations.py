@@ -1,17 +1,22 @@
 """Helpers for the automations API tests: build templates, lists, contacts and automations
 through the API, and leave enrollments where a worker would have (their rows and step log),
-since those tests check the API, not the step machine."""
+since those tests check the API, not the step machine; and automations stored straight through
+the store, for the trigger tests."""
 
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
 
+from hookhub.automation.definition import parse_definition
 from hookhub.clock import FakeClock
+from hookhub.core import jsoncodec
 from hookhub.services import Services
+from hookhub.store.automations import AutomationStore
 from hookhub.store.enrollments import EnrollmentStore
 from hookhub.store.schema_automation import automation_enrollments
 
@@ -115,3 +120,47 @@ def series(template_id: int) -> list[dict[str, Any]]:
     steps[0]["send_email"]["template_id"] = template_id
     steps[2]["else"][0]["else"][0]["send_email"]["template_id"] = template_id
     return steps
+
+
+# -- stored straight through the store (the trigger tests) ---------------------------------
+
+
+def make_automation(services: Services, body: dict[str, Any]) -> int:
+    """Store an automation from a ``POST /automations`` body; answers its id."""
+    body = {"name": "test", "steps": [{"id": "pause", "wait": "1d"}], **body}
+    definition = parse_definition(body)
+    fields = {
+        "name": definition.name,
+        "enabled": body.get("enabled", True),
+        "trigger": definition.trigger.to_json(),
+        "filter": body.get("filter"),
+        "reentry": definition.reentry,
+        "exit_on_unsubscribe": definition.exit_on_unsubscribe,
+        "steps": definition.steps_json,
+    }
+    with services.db.write() as conn:
+        created = AutomationStore(conn).create(fields, datetime.now(UTC))
+    services.automation_registry.invalidate()
+    return created.id
+
+
+def update_automation(services: Services, automation_id: int, fields: dict[str, Any]) -> None:
+    with services.db.write() as conn:
+        AutomationStore(conn).update(automation_id, fields, datetime.now(UTC))
+
+
+def delete_automation(services: Services, automation_id: int) -> None:
+    with services.db.write() as conn:
+        AutomationStore(conn).delete(automation_id)
+
+
+def enrollments_of(services: Services, automation_id: int | None = None) -> list[dict[str, Any]]:
+    """Every enrollment (of one automation), oldest first, as dicts with ``trigger`` parsed."""
+    query = select(automation_enrollments).order_by(automation_enrollments.c.id)
+    if automation_id is not None:
+        query = query.where(automation_enrollments.c.automation_id == automation_id)
+    with services.db.read() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+    for row in rows:
+        row["trigger"] = jsoncodec.loads(row["trigger"])
+    return rows
