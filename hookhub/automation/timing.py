@@ -75,15 +75,25 @@ def parse_weekdays(value: Any, where: str) -> frozenset[int]:
 
 
 def local_instant(day: date, at: time, zone: ZoneInfo) -> float:
-    """Epoch seconds of ``at`` on ``day`` in ``zone`` (a time in the spring gap: the gap's end)."""
+    """Epoch seconds of ``at`` on ``day`` in ``zone`` (a time in the spring gap: the gap's end,
+    the instant the clocks jump)."""
     local = datetime.combine(day, at, tzinfo=zone)
     instant = local.astimezone(UTC)
-    if instant.astimezone(zone).replace(tzinfo=None) != local.replace(tzinfo=None):
-        # Does not exist: fold=1 gives the offset from before the gap, which lands after it.
-        instant = local.replace(fold=1).astimezone(UTC)
-        gap_end = instant.astimezone(zone)
-        instant = gap_end.astimezone(UTC)
-    return instant.timestamp()
+    if instant.astimezone(zone).replace(tzinfo=None) == local.replace(tzinfo=None):
+        return instant.timestamp()
+    # It does not exist. Read with the offset from before the gap (fold=0) it lands after the
+    # jump, with the one from after it (fold=1) before: the jump is between, found to the
+    # second (zones change offset on whole seconds).
+    after = instant.astimezone(zone).utcoffset()
+    low = int(local.replace(fold=1).astimezone(UTC).timestamp())
+    high = int(instant.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == after:
+            high = middle
+        else:
+            low = middle
+    return float(high)
 
 
 def next_time_of_day(now: float, at: time, zone: ZoneInfo, days: frozenset[int]) -> float:
