@@ -43,6 +43,7 @@ from hookhub.records.contacts import Contact
 from hookhub.store.automation_triggers import (
     contacts_by_id,
     date_candidates,
+    entered_with_key,
     like_escape,
     live_automations,
     max_contact_id,
@@ -177,7 +178,10 @@ class DateTriggerScan:
                 found = date_candidates(
                     conn, after_id=after, until_id=upper, patterns=occurrence.patterns
                 )
-            matched = [c.id for c in found if fires_on(compiled, c, occurrence.day) is not None]
+                matched = [c.id for c in found if fires_on(compiled, c, occurrence.day)]
+                if matched:
+                    done = entered_with_key(conn, compiled.id, occurrence.day.isoformat(), matched)
+                    matched = [i for i in matched if i not in done]
             if matched:
                 enrolled += self._enrol(compiled, occurrence, matched, now)
             after = upper

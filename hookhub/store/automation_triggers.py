@@ -15,7 +15,7 @@ from sqlalchemy import Connection, func, or_, select
 from hookhub.records.contacts import Contact
 from hookhub.store.contacts import ContactStore, row_to_contact
 from hookhub.store.schema import contacts
-from hookhub.store.schema_automation import automations
+from hookhub.store.schema_automation import automation_enrollments, automations
 
 _IN_CHUNK = 500  # SQLite's bound-parameter limit
 
@@ -84,3 +84,20 @@ def date_candidates(
         .order_by(contacts.c.id)
     )
     return [row_to_contact(row) for row in conn.execute(query)]
+
+
+def entered_with_key(
+    conn: Connection, automation_id: int, entry_key: str, contact_ids: Sequence[int]
+) -> set[int]:
+    """Which of ``contact_ids`` already entered ``automation_id`` with ``entry_key`` (a date
+    trigger's day): a rescan skips them without a write transaction."""
+    found: set[int] = set()
+    wanted = sorted(set(contact_ids))
+    for start in range(0, len(wanted), _IN_CHUNK):
+        query = select(automation_enrollments.c.contact_id).where(
+            automation_enrollments.c.automation_id == automation_id,
+            automation_enrollments.c.entry_key == entry_key,
+            automation_enrollments.c.contact_id.in_(wanted[start : start + _IN_CHUNK]),
+        )
+        found.update(int(i) for i in conn.execute(query).scalars())
+    return found
