@@ -350,3 +350,87 @@ def test_unsubscribe_link_ends_enrollments(services: Services, client: Any, outb
     apply_all(services)
     [enrollment] = enrollments_of(services, automation)
     assert enrollment["exit_reason"] == "unsubscribed"
+
+
+def test_inbound_rules_fire_triggers_and_a_failing_rule_enrols_nobody(
+    services: Services, client: Any
+) -> None:
+    from tests.support.inbound import create_hook, raw_client
+
+    members = _list(client, "members")
+    created = make_automation(services, {"trigger": {"type": "contact.created"}})
+    added = make_automation(
+        services, {"trigger": {"type": "list.contact_added", "list_id": members}}
+    )
+    doomed = make_automation(services, {"trigger": {"type": "manual"}})
+    rules = [
+        {"contact": {"email": "email"}, "add_to_lists": [members]},
+        # Fails at run time, after the first rule created the contact: all of it rolls back.
+        {"when": "fail", "contact": {"email": "email"}, "start_automation": doomed},
+    ]
+    hook = create_hook(client, "generic", rules=rules)
+    delete_automation(services, doomed)
+    with raw_client(client) as provider:
+        for body in ({"email": "ada@example.com"}, {"email": "bob@example.com", "fail": True}):
+            assert provider.post(hook.url, json=body).status_code == 202
+    services.inbound.runner.process_backlog()
+    statuses = sorted(
+        r["status"]
+        for r in client.get(f"/api/v1/inbound-webhooks/{hook.id}/requests").json()["data"]
+    )
+    assert statuses == ["failed", "processed"]
+    assert client.get("/api/v1/contacts/bob@example.com").status_code == 404
+    ada = client.get("/api/v1/contacts/ada@example.com").json()
+    assert [e["contact_id"] for e in enrollments_of(services, created)] == [ada["id"]]
+    assert [e["contact_id"] for e in enrollments_of(services, added)] == [ada["id"]]
+
+
+def test_steps_fire_triggers_and_wake_wait_for(services: Services, client: Any) -> None:
+    """A track_event step of one automation enrols into another and wakes a third's wait_for,
+    with the real engine on an injected clock."""
+    import time
+
+    from hookhub.automation.engine import AutomationEngine
+    from hookhub.clock import FakeClock
+
+    waiting = make_automation(
+        services, {"trigger": {"type": "list.contact_added"}, "steps": WAIT_FOR}
+    )
+    welcome = make_automation(
+        services,
+        {
+            "trigger": {"type": "event.tracked", "event_name": "go"},
+            "steps": [{"id": "mark", "track_event": {"name": "order_placed"}}],
+        },
+    )
+    follow = make_automation(
+        services, {"trigger": {"type": "event.tracked", "event_name": "order_placed"}}
+    )
+    members = _list(client, "members")
+    clock = FakeClock(time.time() + 1)
+    engine = AutomationEngine(
+        services.db,
+        services.outbox,
+        services.automation_registry,
+        clock,
+        email_from="shop@example.com",
+    )
+    ada = _contact(client, "ada@example.com", list_ids=[members])
+    engine.run_due()
+    [waits] = enrollments_of(services, waiting)
+    assert waits["waiting_for"] == "order_placed"
+    assert not waits["matched"]
+    _track(client, "ada@example.com", "go")
+    clock.set(time.time() + 1)
+    engine.run_due()  # welcome tracks order_placed: follow enrols, the wait_for is matched
+    [done] = enrollments_of(services, welcome)
+    assert done["status"] == "completed"
+    [entered] = enrollments_of(services, follow)
+    assert entered["contact_id"] == ada["id"]
+    assert entered["trigger"]["data"]["event_name"] == "order_placed"
+    [waits] = enrollments_of(services, waiting)
+    assert waits["matched"]
+    clock.advance(1)
+    engine.run_due()
+    [waits] = enrollments_of(services, waiting)
+    assert waits["status"] == "completed"
