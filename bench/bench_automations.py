@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    BENCH_SECRET_KEY,
     DEFAULT_POSTGRES_URL,
     Proc,
     fresh_database,
@@ -106,11 +107,12 @@ def prefill(services: Services, count: int, *, due_now: int | None = None) -> in
             rows = []
             for n in range(stop - start):
                 if due_now is None:
-                    started, due = START, START + WAIT
+                    due = START + WAIT
                 elif start + n < due_now:
-                    started, due = time.time() - WAIT, time.time()
+                    due = time.time()
                 else:
-                    started, due = time.time(), time.time() + 365 * 86400.0
+                    due = time.time() + 365 * 86400.0
+                started = due - WAIT  # the wait's end is its start plus its length
                 rows.append(
                     {
                         "automation_id": automation.id,
@@ -261,7 +263,7 @@ def worker(url: str, log: Path, **env: str) -> Proc:
         log_path=log,
         env={
             "HOOKHUB_DATABASE_URL": url,
-            "HOOKHUB_SECRET_KEY": "bench-" + "k" * 40,
+            "HOOKHUB_SECRET_KEY": BENCH_SECRET_KEY,
             "HOOKHUB_LOG_LEVEL": "warning",
             **env,
         },
@@ -341,8 +343,11 @@ def latency(args: argparse.Namespace) -> None:
                     for n, enrollment_id in enumerate(ids):
                         due_at[enrollment_id] = base + args.seconds * n / len(ids)
                     conn.execute(
-                        text("UPDATE automation_enrollments SET due_at = :due WHERE id = :id"),
-                        [{"id": i, "due": d} for i, d in due_at.items()],
+                        text(
+                            "UPDATE automation_enrollments SET due_at = :due, "
+                            "step_started_at = :started WHERE id = :id"
+                        ),
+                        [{"id": i, "due": d, "started": d - WAIT} for i, d in due_at.items()],
                     )
                 time.sleep(args.seconds + 5)
                 assert proc.alive(), proc.log()
