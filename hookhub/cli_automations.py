@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from hookhub.automation.views import automation_to_api, step_order
@@ -88,7 +89,20 @@ def _print(shown: dict[str, Any]) -> None:
         + ", ".join(f"{counts[k]} {k}" for k in ("entered", "active", "completed", "exited"))
         + f", {counts['failed']} failed"
     )
-    table = Table("step", "kind", "entered", "waiting", "completed", "skipped", "failed", "exited")
+    # Compact, so that the step ids and kinds fit an 80-column terminal uncut.
+    table = Table(
+        "step",
+        "kind",
+        "entered",
+        "waiting",
+        "completed",
+        "skipped",
+        "failed",
+        "exited",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     for step_id, step in counts["steps"].items():
         table.add_row(
             step_id,
