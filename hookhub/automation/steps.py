@@ -100,6 +100,10 @@ class StepContext:
             self._crm = CrmTx(self.conn, self.outbox.writer(self.conn, self.facts), self.at)
         return self._crm
 
+    def use(self, crm: CrmTx) -> None:
+        """Make the step's changes through ``crm`` (a fresh one for each savepoint)."""
+        self._crm = crm
+
     @property
     def writer(self) -> OutboxWriter:
         return self.crm.outbox

@@ -24,6 +24,7 @@ from hookhub.core.contacts import (
     normalize_ext_id,
     parse_ref,
 )
+from hookhub.crm.bulk import merge_attributes
 from hookhub.crm.events import record_event
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.outbox import OutboxMessage, OutboxWriter, build_message
@@ -237,18 +238,7 @@ class CrmTx:
                     self._require_free_ext_id(new_ext, contact.id)
                 changes["ext_id"] = {"old": contact.ext_id, "new": new_ext}
                 contact.ext_id = new_ext
-        merged = dict(contact.attributes)
-        for name, value in prepared.items():
-            old = merged.get(name)
-            if value is None:
-                merged.pop(name, None)
-            else:
-                merged[name] = value
-            if old != value or type(old) is not type(value):
-                if old is None and value is None:
-                    continue
-                changes[name] = {"old": old, "new": value}
-        contact.attributes = merged
+        changes.update(merge_attributes(contact, prepared))
         newly_unsubscribed = False
         if unsubscribed is not None and unsubscribed != contact.unsubscribed:
             changes["unsubscribed"] = {"old": contact.unsubscribed, "new": unsubscribed}

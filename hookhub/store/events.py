@@ -36,6 +36,16 @@ class EventStore:
         }
         return int(self.conn.execute(_INSERT, values).scalar_one())
 
+    def insert_many(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert events (rows of event_name, contact_id, event_properties as JSON text,
+        event_date, created_at); their ids, in order."""
+        if not rows:
+            return []
+        statement = insert(custom_events).returning(
+            custom_events.c.id, sort_by_parameter_order=True
+        )
+        return [int(i) for i in self.conn.execute(statement, rows).scalars()]
+
     def page(
         self,
         *,

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from hookhub.clock import FakeClock
+from hookhub.core.contacts import AttributeType
 from hookhub.email.template_service import TemplateService
 from hookhub.services import Services
 from hookhub.store.contacts import ContactStore
@@ -555,3 +556,28 @@ def test_release_gives_leases_back_at_once(services: Services, auto: Automations
     assert stopping.release() == 1
     assert auto.engine.run_due() == 1
     assert auto.enrollment(enrollment_id).status == "completed"
+
+
+def test_a_value_refused_for_one_contact_of_a_group_fails_only_that_one(
+    services: Services, auto: Automations
+) -> None:
+    with services.crm.transaction() as crm:
+        crm.define_attribute("SCORE", AttributeType.NUMBER)
+    good = create_contact(services, "good@example.com", GIVEN="12")
+    bad = create_contact(services, "bad@example.com", GIVEN="twelve")
+    other = create_contact(services, "other@example.com", GIVEN="7")
+    automation = auto.create(
+        [{"id": "score", "update_contact": {"attributes": {"SCORE": "contact.attributes.GIVEN"}}}]
+    )
+    enrollments = {cid: auto.enroll(automation, cid) for cid in (good, bad, other)}
+    assert auto.engine.run_due() == 2
+    assert auto.contact(good).attributes["SCORE"] == 12
+    assert auto.contact(other).attributes["SCORE"] == 7
+    assert "SCORE" not in auto.contact(bad).attributes
+    failed = auto.enrollment(enrollments[bad])
+    assert failed.status == "failed"
+    assert failed.error is not None
+    assert failed.error["step_id"] == "score"
+    assert "SCORE" in failed.error["message"]
+    assert [auto.enrollment(enrollments[c]).status for c in (good, other)] == ["completed"] * 2
+    assert len(auto.messages("contact.updated")) == 2
