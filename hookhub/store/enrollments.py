@@ -29,7 +29,6 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
-    func,
     insert,
     select,
     text,
@@ -379,11 +378,13 @@ class EnrollmentStore:
 
     def next_due(self) -> float | None:
         """When the soonest active enrollment of an enabled automation falls due (or its
-        lease runs out)."""
+        lease runs out): the due index walked in order, stopping at the first enabled one."""
         query = (
-            select(func.min(enrollments.c.due_at))
+            select(enrollments.c.due_at)
             .join(automations, automations.c.id == enrollments.c.automation_id)
-            .where(_ACTIVE, automations.c.enabled == true())
+            .where(_ACTIVE, enrollments.c.due_at.is_not(None), automations.c.enabled == true())
+            .order_by(enrollments.c.due_at)
+            .limit(1)
         )
         value = self.conn.execute(query).scalar()
         return float(value) if value is not None else None
