@@ -259,7 +259,8 @@ class AutomationService:
         """Enrol a contact by hand (trigger ``manual``); the automation's ``filter`` does not
         apply, its ``reentry`` does (a 409 when it keeps the contact out)."""
         with self._write() as tx:
-            automation = _require(AutomationStore(tx.conn), automation_id)
+            # Locked (PostgreSQL): a delete under way waits, or is done and this is a 404.
+            automation = _require(AutomationStore(tx.conn), automation_id, lock=True)
             found = tx.find_contact(contact)
             compiled = self.registry.compiled(tx.conn, automation_id, automation.version)
             if compiled is None:
