@@ -33,7 +33,7 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from hookhub.automation.enroll import enroll
+from hookhub.automation.batch_entry import Entry, enroll_many
 from hookhub.automation.registry import AutomationRegistry, Compiled
 from hookhub.automation.timing import date_occurrence, local_instant, parse_date_value
 from hookhub.clock import Clock
@@ -217,28 +217,22 @@ class DateTriggerScan:
     def _enrol_once(
         self, compiled: Compiled, occurrence: Occurrence, contact_ids: list[int], now: float
     ) -> int:
-        enrolled = 0
         with self.db.write() as conn:
             live = live_automations(conn, [compiled.id]).get(compiled.id)
             if live is None or not live.enabled or live.version != compiled.automation.version:
                 return 0  # changed since: the next pass sees it as it is now
-            tx = CrmTx(conn, self.outbox.writer(conn), datetime.fromtimestamp(now, UTC))
+            at = datetime.fromtimestamp(now, UTC)
+            tx = CrmTx(conn, self.outbox.writer(conn), at)
             day = occurrence.day.isoformat()
-            assert compiled.definition.trigger.attribute is not None
+            attribute = compiled.definition.trigger.attribute
+            entries = []
             for contact in contacts_by_id(conn, contact_ids).values():
                 value = fires_on(compiled, contact, occurrence.day)
-                if value is None:
-                    continue  # changed since the scan read it
-                trigger = {
-                    "attribute": compiled.definition.trigger.attribute,
-                    "value": value,
-                    "date": day,
-                }
-                entered = enroll(
-                    tx, compiled, contact, trigger_type=TRIGGER_TYPE, trigger=trigger, entry_key=day
-                )
-                enrolled += entered is not None
-        return enrolled
+                if value is not None:  # else changed since the scan read it
+                    trigger = {"attribute": attribute, "value": value, "date": day}
+                    entries.append(Entry(contact, trigger, at))
+            entered = enroll_many(tx, compiled, entries, trigger_type=TRIGGER_TYPE, entry_key=day)
+        return len(entered)
 
 
 class DateTriggerLoop:

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
-from hookhub.automation.enroll import end_enrollments, enroll
+from hookhub.automation.batch_entry import Entry, enroll_many
+from hookhub.automation.enroll import end_enrollments
 from hookhub.automation.registry import AutomationRegistry, Compiled, Index
 from hookhub.core import jsoncodec
 from hookhub.crm.operations import CrmTx
@@ -49,6 +51,7 @@ ENROLLING = (
 )
 """Message types that are also trigger types (``date`` and ``manual`` are not messages)."""
 _CRM_TX = "automation_crm_tx"
+_ENDS_OR_WAKES = frozenset({"contact.deleted", "contact.unsubscribed", "event.tracked"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,15 +145,20 @@ class _Run:
         self.messages = messages
         self._contacts: dict[int, Contact] | None = None
         self._live: dict[int, Compiled | None] = {}
+        self._pending: dict[int, tuple[Compiled, str, list[Entry]]] = {}
+        """Entries not yet made, by automation: made together, before anything that ends or
+        wakes enrollments (so the batch's order holds) and at the end."""
 
     def run(self) -> None:
         enrollments = EnrollmentStore(self.tx.conn)
         for message, data in self.messages:
-            self.tx.now = message.created_at
             contact_id = data.get("contact_id")
             if not isinstance(contact_id, int):
                 continue  # an email to an address that is no contact
             kind = message.type
+            if kind in _ENDS_OR_WAKES:
+                self._flush()
+                self.tx.now = message.created_at
             if kind == "contact.deleted":
                 end_enrollments(
                     self.tx,
@@ -171,9 +179,15 @@ class _Run:
                 name = data.get("event_name")
                 if name in self.index.waited_events:
                     enrollments.match_waiting(contact_id, str(name), message.created_at.timestamp())
-            self._enrol(kind, contact_id, data)
+            self._enrol(kind, contact_id, data, message.created_at)
+        self._flush()
 
-    def _enrol(self, kind: str, contact_id: int, data: dict[str, Any]) -> None:
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, {}
+        for compiled, kind, entries in pending.values():
+            enroll_many(self.tx, compiled, entries, trigger_type=kind)
+
+    def _enrol(self, kind: str, contact_id: int, data: dict[str, Any], at: datetime) -> None:
         candidates = [c for c in self.index.by_trigger.get(kind, ()) if matches(c, kind, data)]
         if not candidates:
             return
@@ -185,7 +199,8 @@ class _Run:
             if compiled is None or compiled.definition.trigger.type != kind:
                 continue
             if compiled is candidate or matches(compiled, kind, data):
-                enroll(self.tx, compiled, contact, trigger_type=kind, trigger=data)
+                _, _, entries = self._pending.setdefault(compiled.id, (compiled, kind, []))
+                entries.append(Entry(contact, data, at))
 
     def _contact(self, contact_id: int) -> Contact | None:
         if self._contacts is None:

@@ -1,17 +1,20 @@
-"""The reads automation triggers make: the contacts a batch of messages is about, whether the
-automations a trigger matched still exist, and a date trigger's keyset scan of contacts.
+"""The queries automation triggers make: the contacts a batch of messages is about, whether
+the automations a trigger matched still exist, a date trigger's scan of contacts, and the
+batched form of entry (who ``reentry`` keeps out, the rows inserted in one statement).
 
-Enrollment writes are ``store/enrollments.py``'s. This module must never write: it runs in the
-transaction of whatever change fired the trigger (or a scan's own short read) and only reads.
+Single enrollments and everything after entry are ``store/enrollments.py``'s. This module must
+never commit: it runs in the transaction of whatever change fired the trigger.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, insert, or_, select
 
+from hookhub.records.automations import ACTIVE
 from hookhub.records.contacts import Contact
 from hookhub.store.contacts import ContactStore, row_to_contact
 from hookhub.store.schema import contacts
@@ -101,3 +104,32 @@ def entered_with_key(
         )
         found.update(int(i) for i in conn.execute(query).scalars())
     return found
+
+
+def reentry_blocked(
+    conn: Connection, automation_id: int, contact_ids: Sequence[int], *, active_only: bool
+) -> set[int]:
+    """Which of ``contact_ids`` have an enrollment in ``automation_id`` (``active_only``: an
+    active one): those ``reentry`` ``never`` (or ``after_exit``) keeps out."""
+    found: set[int] = set()
+    wanted = sorted(set(contact_ids))
+    for start in range(0, len(wanted), _IN_CHUNK):
+        query = select(automation_enrollments.c.contact_id).where(
+            automation_enrollments.c.automation_id == automation_id,
+            automation_enrollments.c.contact_id.in_(wanted[start : start + _IN_CHUNK]),
+        )
+        if active_only:
+            query = query.where(automation_enrollments.c.status == ACTIVE)
+        found.update(int(i) for i in conn.execute(query).scalars())
+    return found
+
+
+def insert_enrollments(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert enrollment rows (``store/enrollments.py``'s columns) in one statement; their ids
+    in the order given."""
+    if not rows:
+        return []
+    statement = insert(automation_enrollments).returning(
+        automation_enrollments.c.id, sort_by_parameter_order=True
+    )
+    return [int(i) for i in conn.execute(statement, list(rows)).scalars()]

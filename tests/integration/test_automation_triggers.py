@@ -434,3 +434,45 @@ def test_steps_fire_triggers_and_wake_wait_for(services: Services, client: Any) 
     engine.run_due()
     [waits] = enrollments_of(services, waiting)
     assert waits["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("reentry", "entry_key", "expected"),
+    [
+        ("never", None, [1, 3]),  # bob was enrolled once before
+        ("after_exit", None, [1, 2, 3]),  # bob's earlier enrollment has ended
+        ("always", None, [1, 1, 2, 3]),
+        ("always", "k", [1, 2, 3]),  # once per key
+    ],
+)
+def test_a_batch_enrols_as_one_enroll_after_another(
+    services: Services, client: Any, reentry: str, entry_key: str | None, expected: list[int]
+) -> None:
+    from datetime import UTC, datetime
+
+    from hookhub.automation.batch_entry import Entry, enroll_many
+    from hookhub.automation.enroll import end_enrollments, enroll
+
+    automation = make_automation(
+        services,
+        {"trigger": {"type": "manual"}, "reentry": reentry, "filter": "trigger.skip != `true`"},
+    )
+    compiled = services.automation_registry.index().by_id[automation]
+    now = datetime.now(UTC)
+    with services.crm.transaction() as tx:
+        ada, bob, eve = (tx.create_contact(f"{n}@example.com")[0] for n in ("ada", "bob", "eve"))
+        enroll(tx, compiled, bob, trigger_type="manual", trigger={})
+        end_enrollments(tx, contact_id=bob.id, email=bob.email, reason="removed")
+        entries = [
+            Entry(ada, {"n": 1}, now),
+            Entry(ada, {"n": 1}, now),
+            Entry(ada, {"skip": True}, now),
+            Entry(bob, {"n": 2}, now),
+            Entry(eve, {"n": 3}, now),
+        ]
+        enroll_many(tx, compiled, entries, trigger_type="manual", entry_key=entry_key)
+    rows = enrollments_of(services, automation)[1:]  # after bob's first
+    by_id = {ada.id: 1, bob.id: 2, eve.id: 3}
+    assert [by_id[r["contact_id"]] for r in rows] == expected
+    assert all(r["entry_key"] == entry_key and r["status"] == "active" for r in rows)
+    assert [r["trigger"]["data"]["n"] for r in rows] == expected
