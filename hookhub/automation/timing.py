@@ -35,7 +35,8 @@ def parse_duration(value: Any, where: str) -> float:
     if isinstance(value, bool):
         raise path_error(where, "must be a duration such as '30m' or '2d'")
     if isinstance(value, int | float):
-        seconds = float(value)
+        # An int past a float's range (JSON allows 1e400 written out) is simply too long.
+        seconds = float(value) if abs(value) <= MAX_DURATION else MAX_DURATION + 1
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(int(match.group(1)) * _UNITS[match.group(2)])
     else:

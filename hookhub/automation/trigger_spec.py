@@ -26,9 +26,13 @@ TRIGGER_TYPES = (
 )
 
 
+MAX_ID = 2**53 - 1
+"""Ids stay within the integers every JSON parser reads exactly (and every database stores)."""
+
+
 def positive_id(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise path_error(where, "must be a positive integer id")
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_ID:
+        raise path_error(where, f"must be a positive integer id (at most {MAX_ID})")
     return value
 
 

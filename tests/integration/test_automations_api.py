@@ -181,6 +181,24 @@ def test_bad_json_is_a_400_and_nothing_is_a_500(client: Any) -> None:
         assert "error" in response.json()
 
 
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ('[{"add_to_list": 9223372036854775808}]', "steps[0].add_to_list"),
+        ('[{"send_email": {"template_id": 1' + "0" * 30 + "}}]", "steps[0].send_email.template_id"),
+        ('[{"wait": 1' + "0" * 400 + "}]", "steps[0].wait"),
+        ('[{"wait": 1e400}]', "steps[0].wait"),
+        ('[{"wait": -5}]', "steps[0].wait"),
+        ('[{"id": "a\\n", "wait": "1d"}]', "steps[0].id"),
+    ],
+)
+def test_numbers_out_of_range_are_422_naming_the_place(client: Any, raw: str, path: str) -> None:
+    body = '{"name": "x", "trigger": {"type": "manual"}, "steps": ' + raw + "}"
+    response = client.post(A, content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["details"]["path"] == path
+
+
 def test_unknown_ids_are_404(client: Any) -> None:
     someone = contact(client, "ada@example.com")
     for method, path, body in (
