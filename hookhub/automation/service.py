@@ -28,6 +28,7 @@ from hookhub.automation.views import (
     step_order,
 )
 from hookhub.clock import SYSTEM_CLOCK, Clock
+from hookhub.core.contacts import parse_ref
 from hookhub.crm.operations import CrmTx
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.outbox import Outbox
@@ -243,7 +244,7 @@ class AutomationService:
     ) -> list[dict[str, Any]]:
         with self._read() as tx:
             automation = _require(AutomationStore(tx.conn), automation_id)
-            contact_id = tx.find_contact(contact).id if contact is not None else None
+            contact_id = _contact_id(tx, contact) if contact is not None else None
             rows = enrollment_page(
                 tx.conn,
                 automation_id,
@@ -371,6 +372,13 @@ def _check_references(tx: CrmTx, definition: Definition) -> None:
                 details={"path": where, "step_id": step.id, "list_id": step.spec},
             )
     raise AssertionError("a missing template or list that no step names")  # pragma: no cover
+
+
+def _contact_id(tx: CrmTx, ref: str | int) -> int:
+    """A contact filter: an id as given (its enrollments outlive a deleted contact), an email
+    looked up (404 when no contact has it)."""
+    kind, value = parse_ref(ref)
+    return int(value) if kind == "id" else tx.find_contact(ref).id
 
 
 def _kept_out(automation: Automation, contact_id: int, email: str) -> Conflict:

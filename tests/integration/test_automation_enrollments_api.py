@@ -237,6 +237,10 @@ def test_a_trigger_enrollment_shows_in_the_api_and_a_deleted_contact_leaves_it_e
     assert client.delete("/api/v1/contacts/ada@example.com").status_code == 204
     [ended] = client.get(f"{A}/{created['id']}/enrollments").json()["data"]
     assert ended["email"] is None  # the contact is gone; its enrollment stays for the counts
+    by_id = client.get(f"{A}/{created['id']}/enrollments", params={"contact": ended["contact_id"]})
+    assert [e["id"] for e in by_id.json()["data"]] == [ended["id"]]
+    by_email = client.get(f"{A}/{created['id']}/enrollments", params={"contact": "ada@example.com"})
+    assert by_email.status_code == 404
     assert (ended["status"], ended["exit_reason"]) == ("exited", "contact_deleted")
     counts = client.get(f"{A}/{created['id']}").json()["counts"]
     assert counts["steps"]["hold"]["exited"] == 1
