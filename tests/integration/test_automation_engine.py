@@ -581,3 +581,53 @@ def test_a_value_refused_for_one_contact_of_a_group_fails_only_that_one(
     assert "SCORE" in failed.error["message"]
     assert [auto.enrollment(enrollments[c]).status for c in (good, other)] == ["completed"] * 2
     assert len(auto.messages("contact.updated")) == 2
+
+
+@pytest.mark.parametrize("params", [{}, {"name": "contact.attributes.FIRSTNAME"}])
+def test_send_email_for_many_contacts_on_the_same_step(
+    services: Services, auto: Automations, params: dict[str, str]
+) -> None:
+    template_id = make_template(services)
+    names = {"ada": "Ada", "bob": "Bob", "cy": "Ada"}
+    contacts = {
+        n: create_contact(services, f"{n}@example.com", FIRSTNAME=f) for n, f in names.items()
+    }
+    with services.crm.transaction() as crm:
+        crm.update_contact(crm.find_contact(contacts["bob"]), unsubscribed=True)
+    automation = auto.create(
+        [{"id": "hello", "send_email": {"template_id": template_id, "params": params}}],
+        exit_on_unsubscribe=False,
+    )
+    enrolled = {n: auto.enroll(automation, cid) for n, cid in contacts.items()}
+    assert auto.engine.run_due() == 3
+    sent = {e.to_email: e for e in automation_emails(services, automation.id)}
+    assert set(sent) == {"ada@example.com", "cy@example.com"}
+    for name in ("ada", "cy"):
+        email = sent[f"{name}@example.com"]
+        assert (email.kind, email.status, email.contact_id) == (
+            "automation",
+            "queued",
+            contacts[name],
+        )
+        assert email.params == ({"name": names[name]} if params else {})
+        assert auto.log(enrolled[name]) == [
+            ("hello", "completed", {"email_id": email.id, "template_id": template_id})
+        ]
+    assert auto.log(enrolled["bob"]) == [
+        ("hello", "skipped", {"reason": "unsubscribed", "template_id": template_id})
+    ]
+
+
+def test_a_deleted_template_fails_every_enrollment_on_the_step(
+    services: Services, auto: Automations
+) -> None:
+    template_id = make_template(services)
+    automation = auto.create([{"id": "hello", "send_email": {"template_id": template_id}}])
+    enrolled = [
+        auto.enroll(automation, create_contact(services, f"c{n}@example.com")) for n in range(3)
+    ]
+    TemplateService(services.crm, services.settings.base_url).delete(template_id)
+    assert auto.engine.run_due() == 0
+    assert {auto.enrollment(e).status for e in enrolled} == {"failed"}
+    assert automation_emails(services, automation.id) == []
+    assert len(auto.messages("automation.exited")) == 3
