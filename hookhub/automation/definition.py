@@ -346,7 +346,10 @@ def parse_definition(body: Mapping[str, Any]) -> Definition:
     trigger = parse_trigger(body.get("trigger"))
     raw_filter = body.get("filter")
     flt = None if raw_filter is None else compile_expression(raw_filter, "filter")
-    reentry = body.get("reentry", "never")
+    # A yearly date (a birthday) comes back every year: by default each occurrence enrols
+    # (once: its entry key), where `never` would make it fire only the first year.
+    yearly = trigger.type == "date" and trigger.yearly
+    reentry = body.get("reentry") or ("after_exit" if yearly else "never")
     if reentry not in REENTRY:
         raise path_error("reentry", f"must be one of {', '.join(REENTRY)}")
     exit_on_unsubscribe = body.get("exit_on_unsubscribe", True)

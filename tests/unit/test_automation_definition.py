@@ -358,3 +358,13 @@ def test_date_occurrences() -> None:
     assert parse_date_value("1990-05-12T10:00:00Z") == date(1990, 5, 12)
     assert parse_date_value("12/05/1990") is None
     assert parse_date_value(19900512) is None
+
+
+def test_a_yearly_date_trigger_enrols_each_year_unless_never_is_asked_for() -> None:
+    base: dict[str, Any] = {"name": "Birthday", "steps": [{"exit": True}]}
+    birthday = {"type": "date", "attribute": "BIRTHDAY", "yearly": True}
+    renewal = {"type": "date", "attribute": "RENEWAL"}
+    assert parse_definition({**base, "trigger": birthday}).reentry == "after_exit"
+    assert parse_definition({**base, "trigger": birthday, "reentry": "never"}).reentry == "never"
+    assert parse_definition({**base, "trigger": renewal}).reentry == "never"
+    assert parse_definition({**base, "trigger": {"type": "manual"}}).reentry == "never"
