@@ -174,6 +174,15 @@ endpoints = Table(
     # automation by the automations service.
     Column("automation_id", BigInteger, nullable=True),
     Column("automation_step", String(64), nullable=True),
+    # Endpoint options (docs/DESIGN.md, "Endpoint options"): a JMESPath filter over the
+    # message; the transform ({"preset": ...} or {"template": ...}) as JSON; ordering
+    # ("contact" or NULL); collapse ({"event_types", "window_ms"}) and ignore_origins
+    # ([{"type", "id"?}]) as JSON.
+    Column("filter", Text, nullable=True),
+    Column("transform", Text, nullable=True),
+    Column("ordering", String(16), nullable=True),
+    Column("collapse", Text, nullable=True),
+    Column("ignore_origins", Text, nullable=True),
     sqlite_autoincrement=True,
 )
 
@@ -190,6 +199,9 @@ deliveries = Table(
     # When the next attempt is due; while leased, when the lease expires.
     Column("next_attempt_at", Double, nullable=True),
     Column("lease_owner", String(64), nullable=True),
+    # The body a transformed endpoint gets, rendered at the first attempt and sent the same on
+    # every retry; NULL: the message's payload.
+    Column("body", Text, nullable=True),
     Column("last_status_code", Integer, nullable=True),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
