@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from hookhub.automation import events
+from hookhub.core.expressions import is_truthy
 from hookhub.errors import HookhubError
 from hookhub.store.automations import AutomationStore
 from hookhub.store.enrollments import Ended, EnrollmentStore, NewEnrollment
@@ -54,7 +55,7 @@ def passes_filter(compiled: Compiled, contact: Contact, trigger: dict[str, Any])
             extra={"automation_id": compiled.id, "contact_id": contact.id, "error": exc.message},
         )
         return False
-    return value not in (None, False, "", [], {}, 0)
+    return is_truthy(value)  # JMESPath truth, as if steps and rules: 0 is true
 
 
 def enroll(

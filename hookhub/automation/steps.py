@@ -33,6 +33,7 @@ from hookhub.automation.enroll import contact_view
 from hookhub.automation.registry import Compiled
 from hookhub.automation.timing import next_time_of_day
 from hookhub.automation.webhook_step import post_webhook
+from hookhub.core.expressions import is_truthy
 from hookhub.crm.operations import CrmTx
 from hookhub.email.compose import skip_reason
 from hookhub.email.service import SendRequest, queue_emails
@@ -121,14 +122,6 @@ class StepContext:
         self._scope = None
 
 
-def truthy(value: Any) -> bool:
-    """JMESPath truthiness (as rules' ``when``): false, null, "", [] and {} are false; 0 is
-    true."""
-    if value is None or value is False:
-        return False
-    return not (isinstance(value, str | list | dict) and not value)
-
-
 def run_step(ctx: StepContext, step: Step, started_at: float | None, matched: bool) -> Go | Wait:
     """Run ``step`` (``started_at``: when it began, if it is a waiting step that has)."""
     kind = step.kind
@@ -142,7 +135,7 @@ def run_step(ctx: StepContext, step: Step, started_at: float | None, matched: bo
     if kind == "wait_for":
         return _wait_for(ctx, step, started_at, matched)
     if kind == "if":
-        went = truthy(step.spec.search(ctx.scope()))
+        went = is_truthy(step.spec.search(ctx.scope()))
         branch = step.then_first if went else step.else_first
         return Go(branch, detail={"branch": "then" if went else "else"})
     if kind == "exit":

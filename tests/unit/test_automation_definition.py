@@ -20,7 +20,6 @@ from hookhub.automation.definition import (
     WebhookSpec,
     parse_definition,
 )
-from hookhub.automation.steps import truthy
 from hookhub.automation.timing import (
     date_occurrence,
     local_instant,
@@ -28,6 +27,7 @@ from hookhub.automation.timing import (
     parse_date_value,
     parse_duration,
 )
+from hookhub.core.expressions import is_truthy as truthy
 from hookhub.errors import ValidationFailed
 
 ROME = ZoneInfo("Europe/Rome")
