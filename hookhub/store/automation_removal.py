@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, select
 
 from hookhub.records.automations import ACTIVE
 from hookhub.store.config_versions import ConfigKind, bump
+from hookhub.store.enrollments import mark_ended
 from hookhub.store.schema import contacts, endpoints
 from hookhub.store.schema_automation import automation_enrollments as enrollments
 
@@ -59,20 +60,7 @@ def end_active_batch(
         EndedEnrollment(row.id, row.contact_id, row.email or "", row.step_id)
         for row in conn.execute(query)
     ]
-    if ended:
-        conn.execute(
-            update(enrollments)
-            .where(enrollments.c.id.in_([e.id for e in ended]), enrollments.c.status == ACTIVE)
-            .values(
-                status="exited",
-                exit_reason=reason,
-                due_at=None,
-                lease_owner=None,
-                waiting_for=None,
-                finished_at=now,
-                updated_at=now,
-            )
-        )
+    mark_ended(conn, [e.id for e in ended], reason, now)
     return ended
 
 

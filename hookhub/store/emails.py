@@ -16,48 +16,28 @@ Email events (the timeline) are rows of ``email_events``; the JSON columns are t
 
 from __future__ import annotations
 
-import contextlib
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hookhub.core import jsoncodec
 from hookhub.records.email import Email
-from hookhub.store.database import after_commit
 from hookhub.store.email_rows import NewEmail, in_chunks, row_to_email
-from hookhub.store.notify import notify
+from hookhub.store.notify import CommitWakers
 from hookhub.store.schema_base import UTCDateTime
 from hookhub.store.schema_email import email_events, emails
 
 EMAIL_CHANNEL = "hookhub_email"
 """NOTIFY channel: a transaction queued email (PostgreSQL); email workers LISTEN on it."""
 
-_QUEUE_LISTENERS: weakref.WeakKeyDictionary[Engine, list[Callable[[], None]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def on_queued(engine: Engine, wake: Callable[[], None]) -> Callable[[], None]:
-    """Call ``wake()`` after every commit on ``engine`` that queued email; answers the function
-    that stops it. ``wake`` runs in the committing thread: it must be quick and thread-safe."""
-    listeners = _QUEUE_LISTENERS.setdefault(engine, [])
-    listeners.append(wake)
-
-    def forget() -> None:
-        with contextlib.suppress(ValueError):
-            listeners.remove(wake)
-
-    return forget
-
-
-def _wake_all(listeners: list[Callable[[], None]]) -> None:
-    for wake in list(listeners):
-        wake()
+_WAKERS = CommitWakers(EMAIL_CHANNEL)
+on_queued = _WAKERS.on
+"""``on_queued(engine, wake)``: call ``wake()`` after every commit on ``engine`` that queued
+email; answers the function that stops it (:meth:`CommitWakers.on`)."""
 
 
 _DUE = text("emails.status IN ('queued', 'deferred')")  # literal: the partial index's condition
@@ -124,11 +104,7 @@ class EmailStore:
     def queued(self) -> None:
         """Wake email workers once this transaction commits: those of this process (see
         :func:`on_queued`) and, on PostgreSQL, every other process's (NOTIFY)."""
-        notify(self.conn, EMAIL_CHANNEL)
-        listeners = _QUEUE_LISTENERS.get(self.conn.engine)
-        if listeners:
-            with contextlib.suppress(RuntimeError):  # outside Database.write(): none to wake
-                after_commit(self.conn, lambda: _wake_all(listeners))
+        _WAKERS.after_commit(self.conn)
 
     def add_events(self, rows: Iterable[tuple[int, str, float, dict[str, Any] | None]]) -> None:
         """Append to emails' timelines: (email id, type, at, detail)."""

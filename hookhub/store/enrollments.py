@@ -17,15 +17,12 @@ Reads for the API (listing, counts, journeys) are ``enrollment_reads.py``'s.
 
 from __future__ import annotations
 
-import contextlib
-import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     Connection,
-    Engine,
     Row,
     and_,
     bindparam,
@@ -38,35 +35,38 @@ from sqlalchemy import (
 
 from hookhub.core import jsoncodec
 from hookhub.records.automations import ACTIVE, Enrollment
-from hookhub.store.database import after_commit
-from hookhub.store.notify import notify
+from hookhub.store.notify import CommitWakers
 from hookhub.store.schema_automation import automation_enrollments as enrollments
 from hookhub.store.schema_automation import automation_step_log, automations
 
 AUTOMATION_CHANNEL = "hookhub_automation"
 """NOTIFY channel: a transaction made enrollments due (PostgreSQL); automation workers LISTEN."""
 
-_DUE_LISTENERS: weakref.WeakKeyDictionary[Engine, list[Callable[[], None]]] = (
-    weakref.WeakKeyDictionary()
-)
+_WAKERS = CommitWakers(AUTOMATION_CHANNEL)
+on_due = _WAKERS.on
+"""``on_due(engine, wake)``: call ``wake()`` after every commit on ``engine`` that made
+enrollments due; answers the function that stops it (:meth:`CommitWakers.on`)."""
 
 
-def on_due(engine: Engine, wake: Callable[[], None]) -> Callable[[], None]:
-    """Call ``wake()`` after every commit on ``engine`` that made enrollments due; answers the
-    function that stops it. ``wake`` runs in the committing thread: quick and thread-safe."""
-    listeners = _DUE_LISTENERS.setdefault(engine, [])
-    listeners.append(wake)
-
-    def forget() -> None:
-        with contextlib.suppress(ValueError):
-            listeners.remove(wake)
-
-    return forget
-
-
-def _wake_all(listeners: list[Callable[[], None]]) -> None:
-    for wake in list(listeners):
-        wake()
+def mark_ended(
+    conn: Connection, ids: Sequence[int], reason: str, now: float, *, status: str = "exited"
+) -> None:
+    """Finish these enrollments (those still active) with ``reason``: no due time, no lease."""
+    if not ids:
+        return
+    conn.execute(
+        update(enrollments)
+        .where(enrollments.c.id.in_(list(ids)), enrollments.c.status == ACTIVE)
+        .values(
+            status=status,
+            exit_reason=reason,
+            due_at=None,
+            lease_owner=None,
+            waiting_for=None,
+            finished_at=now,
+            updated_at=now,
+        )
+    )
 
 
 def row_to_enrollment(row: Row[Any]) -> Enrollment:
@@ -233,20 +233,7 @@ class EnrollmentStore:
         ended = [
             Ended(r.id, r.automation_id, r.contact_id, r.step_id) for r in self.conn.execute(query)
         ]
-        if ended:
-            self.conn.execute(
-                update(enrollments)
-                .where(enrollments.c.id.in_([e.id for e in ended]), enrollments.c.status == ACTIVE)
-                .values(
-                    status=status,
-                    exit_reason=reason,
-                    due_at=None,
-                    lease_owner=None,
-                    waiting_for=None,
-                    finished_at=now,
-                    updated_at=now,
-                )
-            )
+        mark_ended(self.conn, [e.id for e in ended], reason, now, status=status)
         return ended
 
     # -- wait_for ------------------------------------------------------------------------------
@@ -394,11 +381,7 @@ class EnrollmentStore:
     def due_now(self) -> None:
         """Wake automation workers once this transaction commits: this process's (see
         :func:`on_due`) and, on PostgreSQL, every other process's (NOTIFY)."""
-        notify(self.conn, AUTOMATION_CHANNEL)
-        listeners = _DUE_LISTENERS.get(self.conn.engine)
-        if listeners:
-            with contextlib.suppress(RuntimeError):  # outside Database.write(): none to wake
-                after_commit(self.conn, lambda: _wake_all(listeners))
+        _WAKERS.after_commit(self.conn)
 
 
 _ACTIVE = text("automation_enrollments.status = 'active'")  # literal: the due index's condition

@@ -13,19 +13,61 @@ This is the only place that speaks ``LISTEN``/``NOTIFY``; it must never block th
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
+
+from hookhub.store.database import after_commit
 
 log = logging.getLogger("hookhub.notify")
 
 _CHANNEL = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 RECONNECT_DELAY = 1.0
+
+
+class CommitWakers:
+    """Wakes the workers of this process after a commit that gave them work, and (PostgreSQL)
+    every other process's through ``NOTIFY`` on ``channel``: one per queue (emails,
+    enrollments)."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = _check_channel(channel)
+        self._wakers: weakref.WeakKeyDictionary[Engine, list[Callable[[], None]]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def on(self, engine: Engine, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake()`` after every commit on ``engine`` that had work for it; answers the
+        function that stops it. ``wake`` runs in the committing thread: quick, thread-safe."""
+        wakers = self._wakers.setdefault(engine, [])
+        wakers.append(wake)
+
+        def forget() -> None:
+            with contextlib.suppress(ValueError):
+                wakers.remove(wake)
+
+        return forget
+
+    def after_commit(self, conn: Connection) -> None:
+        """Wake them once ``conn``'s transaction commits (outside ``Database.write()``, this
+        process has no one to wake)."""
+        notify(conn, self.channel)
+        wakers = self._wakers.get(conn.engine)
+        if wakers:
+            with contextlib.suppress(RuntimeError):
+                after_commit(conn, lambda: _wake_all(wakers))
+
+
+def _wake_all(wakers: list[Callable[[], None]]) -> None:
+    for wake in list(wakers):
+        wake()
 
 
 def _check_channel(channel: str) -> str:

@@ -15,7 +15,6 @@ import time
 from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime
-from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from hookhub.store.email_templates import EmailTemplateStore
 from hookhub.store.schema import contacts, custom_events
 from hookhub.store.schema_automation import automation_enrollments, automation_step_log
 from hookhub.store.schema_email import emails
-from tests.acceptance.test_campaign_processes import running
+from tests.acceptance.test_campaign_processes import received, running
 from tests.conftest import API_KEY
 from tests.support import processes
 from tests.support.smtp import SmtpServer, running_smtp_server
@@ -173,17 +172,6 @@ def check_exactly_once(services: Services, automation_id: int) -> None:
     assert set(queued.values()) == {1}, "one email per contact"
     assert len(events) == CONTACTS, "every contact has its event"
     assert set(events.values()) == {1}, "one event per contact"
-
-
-def received(server: SmtpServer) -> tuple[Counter[str], dict[str, set[str]]]:
-    counts: Counter[str] = Counter()
-    message_ids: dict[str, set[str]] = {}
-    for mail in list(server.messages):
-        (recipient,) = mail.recipients
-        counts[recipient] += 1
-        header = message_from_bytes(mail.data)["Message-ID"]
-        message_ids.setdefault(recipient, set()).add(str(header).strip("<> "))
-    return counts, message_ids
 
 
 def test_a_worker_killed_while_enrollments_send_email_does_no_step_twice(
