@@ -259,6 +259,27 @@ class BasicAuth(Body):
     password: str = Field(max_length=4096)
 
 
+FilterExpression = Annotated[
+    str,
+    Field(
+        max_length=1000,
+        description="JMESPath over the message; only messages it matches are delivered.",
+        examples=["type == 'list.contact_added' && data.list_id == `3`"],
+    ),
+]
+
+
+class WebhookTransform(Body):
+    """Exactly one of ``preset`` and ``template``."""
+
+    preset: Literal["slack", "discord", "teams", "google_sheets", "brevo"] | None = None
+    template: str | None = Field(
+        default=None,
+        max_length=20_000,
+        description="Jinja2 rendering JSON; sees type, timestamp, data, origin and tojson.",
+    )
+
+
 class WebhookCreate(Body):
     url: str = Field(min_length=1, max_length=2048)
     events: list[EventPattern] = Field(min_length=1, max_length=100)
@@ -274,6 +295,8 @@ class WebhookCreate(Body):
     secret: WebhookSecret | None = Field(
         default=None, description="Bring your own whsec_ secret (default: generated)."
     )
+    filter: FilterExpression | None = None
+    transform: WebhookTransform | None = None
 
 
 class WebhookPatch(Body):
@@ -286,6 +309,8 @@ class WebhookPatch(Body):
     enabled: bool | None = None
     rate_limit: float | None = Field(default=None, ge=0.001, le=100_000)
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
+    filter: FilterExpression | None = Field(default=None, description="null removes it.")
+    transform: WebhookTransform | None = Field(default=None, description="null removes it.")
 
 
 class WebhookOut(BaseModel):
@@ -300,6 +325,8 @@ class WebhookOut(BaseModel):
     disabled_reason: str | None
     rate_limit: float | None
     max_concurrency: int | None
+    filter: str | None = None
+    transform: dict[str, str] | None = None
     failing_since: str | None = Field(description="Start of the current run of failures.")
     created_at: str
     updated_at: str
@@ -312,6 +339,20 @@ class SecretOut(BaseModel):
 
 class RotateSecret(Body):
     secret: WebhookSecret | None = None
+
+
+class WebhookPreview(Body):
+    """One of ``event_type`` (the catalog's example) and ``message_id`` (a stored message)."""
+
+    event_type: (
+        Annotated[str, Field(max_length=64, json_schema_extra={"enum": sorted(CATALOG)})] | None
+    ) = None
+    message_id: str | None = Field(default=None, max_length=64)
+
+
+class WebhookPreviewOut(BaseModel):
+    body: Any = Field(description="The JSON body that would be sent.")
+    headers: dict[str, str] = Field(description="Its headers (credentials masked).")
 
 
 class TestSend(Body):

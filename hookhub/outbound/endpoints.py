@@ -20,7 +20,10 @@ from hookhub.core import jsoncodec
 from hookhub.core.catalog import CATALOG, WILDCARD
 from hookhub.core.urlguard import DestinationPolicy, check_url
 from hookhub.errors import Conflict, NotFound, ValidationFailed
+from hookhub.outbound.filters import matches, validate_filter
 from hookhub.outbound.outbox import Outbox, build_message
+from hookhub.outbound.preview import preview
+from hookhub.outbound.transforms import validate_transform
 from hookhub.records.outbound import Delivery, Endpoint
 from hookhub.store.database import Database, after_commit
 from hookhub.store.deliveries import DeliveryStore
@@ -166,6 +169,17 @@ def _about_endpoint(
     return isinstance(data, dict) and data.get("webhook_id") == endpoint_id
 
 
+def _passes_filter(messages: MessageStore, message_id: str, endpoint: Endpoint) -> bool:
+    """Whether a backfilled message passes the endpoint's filter (as fan-out would decide)."""
+    if endpoint.filter is None:
+        return True
+    row = messages.get(message_id)
+    if row is None:
+        return False
+    parsed = jsoncodec.loads(row.payload)
+    return matches(endpoint.filter, parsed, webhook_id=endpoint.id, message_id=message_id)
+
+
 class EndpointService:
     def __init__(self, db: Database, outbox: Outbox, settings: Settings) -> None:
         self.db = db
@@ -190,6 +204,7 @@ class EndpointService:
 
     def create(self, spec: Mapping[str, Any]) -> Endpoint:
         now = datetime.now(UTC)
+        batched = bool(spec.get("batched", False))
         endpoint = Endpoint(
             id=0,
             url=self._check_url(spec.get("url")),
@@ -199,7 +214,7 @@ class EndpointService:
             auth=validate_auth(spec.get("auth")),
             secret=validate_secret(spec["secret"]) if spec.get("secret") else ids.webhook_secret(),
             previous_secrets=[],
-            batched=bool(spec.get("batched", False)),
+            batched=batched,
             enabled=bool(spec.get("enabled", True)),
             disabled_reason=None,
             rate_limit=spec.get("rate_limit"),
@@ -207,6 +222,8 @@ class EndpointService:
             failing_since=None,
             created_at=now,
             updated_at=now,
+            filter=validate_filter(spec.get("filter")),
+            transform=validate_transform(spec.get("transform"), batched=batched),
         )
         with self.db.write() as conn:
             endpoint.id = EndpointStore(conn).insert(endpoint)
@@ -236,6 +253,11 @@ class EndpointService:
                 endpoint.auth = validate_auth(changes["auth"])
             if changes.get("batched") is not None:  # null means "leave as is", like enabled
                 endpoint.batched = bool(changes["batched"])
+            if "filter" in changes:  # null clears it
+                endpoint.filter = validate_filter(changes["filter"])
+            if "transform" in changes or "batched" in changes:
+                transform = changes.get("transform", endpoint.transform)
+                endpoint.transform = validate_transform(transform, batched=endpoint.batched)
             for field in ("rate_limit", "max_concurrency"):  # null clears these
                 if field in changes:
                     setattr(endpoint, field, changes[field])
@@ -272,6 +294,13 @@ class EndpointService:
             endpoint.updated_at = now
             store.save(endpoint)
         return endpoint
+
+    def preview(
+        self, endpoint_id: int, *, event_type: str | None, message_id: str | None
+    ) -> dict[str, Any]:
+        """The body and headers a delivery of the example or message would carry."""
+        endpoint = self.get(endpoint_id)
+        return preview(self.db, endpoint, event_type=event_type, message_id=message_id)
 
     def send_test(self, endpoint_id: int, event_type: str) -> tuple[str, int]:
         kind = CATALOG.get(event_type)
@@ -318,6 +347,7 @@ class EndpointService:
                 for row in messages.created_between(since, end)
                 if endpoint.subscribes_to(row.type)
                 and not _about_endpoint(messages, row.id, row.type, endpoint.id)
+                and _passes_filter(messages, row.id, endpoint)
             ]
             backfilled = deliveries.backfill(endpoint_id, message_ids=subscribed, now=at)
             if requeued or backfilled:

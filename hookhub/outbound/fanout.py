@@ -2,8 +2,9 @@
 
 It runs inside the transaction that writes the message, so a message and its deliveries exist
 together or not at all: no crash can skip or double a fan-out, and an endpoint created later
-never receives older messages (unless asked to, by recover). On PostgreSQL it also queues a
-``NOTIFY`` that wakes delivery workers when the transaction commits.
+never receives older messages (unless asked to, by recover). An endpoint's filter is evaluated
+on the message parsed once, and only when some subscribed endpoint has one. On PostgreSQL it
+also queues a ``NOTIFY`` that wakes delivery workers when the transaction commits.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from hookhub.core import jsoncodec
 from hookhub.core.catalog import subscription_matches
+from hookhub.outbound.filters import matches
 from hookhub.outbound.outbox import OutboxMessage
 from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.endpoints import EndpointStore
@@ -20,6 +23,7 @@ from hookhub.store.notify import notify
 
 NOTIFY_CHANNEL = "hookhub_deliveries"
 _SUBSCRIPTIONS = "subscriptions"
+_UNPARSED = object()
 
 
 class Fanout:
@@ -42,9 +46,15 @@ class Fanout:
         for message in batch:
             now = message.created_at.timestamp()
             about = message.about_endpoint
-            for endpoint_id, patterns, batched in subscriptions:
+            parsed: Any = _UNPARSED  # parsed once, and only for an endpoint with a filter
+            for endpoint_id, patterns, batched, filter_ in subscriptions:
                 if endpoint_id == about or not subscription_matches(patterns, message.type):
                     continue
+                if filter_ is not None:
+                    if parsed is _UNPARSED:
+                        parsed = jsoncodec.loads(message.payload)
+                    if not matches(filter_, parsed, webhook_id=endpoint_id, message_id=message.id):
+                        continue
                 rows.append(
                     {
                         "message_id": message.id,

@@ -30,6 +30,10 @@ class Job:
     created_at: float
     attempt_count: int
     lease_until: float
+    body: bytes | None = None
+    """A transformed endpoint's body: stored at the first attempt, or rendered for it."""
+    rendered: bool = False
+    """The body was rendered for this attempt and is to be stored with its outcome."""
 
 
 @dataclass

@@ -22,6 +22,7 @@ from hookhub.outbound.lanes import Job
 from hookhub.records.outbound import Endpoint
 from hookhub.store.database import Database
 from hookhub.store.deliveries import ClaimedDelivery, DeliveryStore
+from hookhub.store.delivery_bodies import stored_bodies
 from hookhub.store.endpoints import EndpointStore
 
 __all__ = ["Leases", "default_worker_id"]
@@ -86,8 +87,16 @@ class Leases:
                             limit=room,
                         )
             payloads = store.payloads([c.message_id for c in claimed])
+            # Transformed endpoints' retries send the body their first attempt stored.
+            retried = [
+                c.id
+                for c in claimed
+                if c.attempt_count and c.endpoint_id in endpoints
+                if endpoints[c.endpoint_id].transform is not None
+            ]
+            bodies = stored_bodies(conn, retried) if retried else {}
         jobs = [
-            (endpoints[c.endpoint_id], _job(c, payloads, lease_until))
+            (endpoints[c.endpoint_id], _job(c, payloads, lease_until, bodies))
             for c in claimed
             if c.endpoint_id in endpoints and c.message_id in payloads
         ]
@@ -117,7 +126,10 @@ class Leases:
 
 
 def _job(
-    claimed: ClaimedDelivery, payloads: dict[str, tuple[str, bytes, float]], lease_until: float
+    claimed: ClaimedDelivery,
+    payloads: dict[str, tuple[str, bytes, float]],
+    lease_until: float,
+    bodies: dict[int, bytes],
 ) -> Job:
     event_type, payload, created_at = payloads[claimed.message_id]
     return Job(
@@ -128,4 +140,5 @@ def _job(
         created_at=created_at,
         attempt_count=claimed.attempt_count,
         lease_until=lease_until,
+        body=bodies.get(claimed.id),
     )

@@ -35,8 +35,10 @@ from hookhub.metrics import Metrics
 from hookhub.outbound.endpoint_health import EndpointEffect, EndpointHealth
 from hookhub.outbound.lanes import Job
 from hookhub.outbound.outbox import Outbox
+from hookhub.outbound.transforms import TRANSFORM_FAILED
 from hookhub.store.database import Database, is_transient
 from hookhub.store.deliveries import DeliveryStore, DeliveryUpdate
+from hookhub.store.delivery_bodies import store_bodies
 from hookhub.supervisor import Backoff, Heartbeat
 
 __all__ = ["FLUSH_BATCH", "OutcomeRecorder", "Pending", "clean_text"]
@@ -211,6 +213,8 @@ class OutcomeRecorder:
         now = self.clock()
         effects: dict[int, EndpointEffect] = {}
         for update, endpoint_id, _job, outcome in batch:
+            if update.error == TRANSFORM_FAILED:  # the template's fault, not the endpoint's
+                continue
             effect = effects.setdefault(endpoint_id, EndpointEffect())
             if outcome is Outcome.SUCCESS:
                 effect.succeeded, effect.failed_at = True, None
@@ -219,6 +223,13 @@ class OutcomeRecorder:
                 effect.gone = effect.gone or outcome is Outcome.GONE
         with self.db.write() as conn:
             owned = DeliveryStore(conn).record([u for u, *_ in batch], owner=self.owner, now=now)
+            rendered = [
+                (u.delivery_id, job.body)
+                for u, _, job, _ in batch
+                if job.rendered and job.body is not None and u.delivery_id in owned
+            ]
+            if rendered:
+                store_bodies(conn, rendered)
             writer = self.outbox.writer(conn)
             occurred = datetime.fromtimestamp(now, UTC)
             for update, endpoint_id, job, _outcome in batch:

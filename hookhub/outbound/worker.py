@@ -2,7 +2,8 @@
 
 Flow: wake (a commit in this process, a PostgreSQL NOTIFY, or the polling backstop) -> claim a
 batch of due deliveries under a lease -> hand each to its endpoint's :class:`Lane` -> send with
-a fresh Standard Webhooks signature over the stored bytes -> buffer the outcome -> record
+a fresh Standard Webhooks signature over the stored bytes (a transformed endpoint's: rendered
+at the first attempt, then stored) -> buffer the outcome -> record
 outcomes in batches, in one transaction each, with the operational events they cause.
 
 Isolation: each endpoint has a lane with its own concurrency cap, optional rate limit and
@@ -42,6 +43,7 @@ from hookhub.outbound.leases import Leases, default_worker_id
 from hookhub.outbound.outbox import Outbox
 from hookhub.outbound.recording import OutcomeRecorder, clean_text
 from hookhub.outbound.request import batch_body, request_headers
+from hookhub.outbound.transforms import TRANSFORM_FAILED, TransformFailed, job_body
 from hookhub.outbound.transport import AttemptResult, Transport
 from hookhub.records.outbound import Endpoint
 from hookhub.store.database import Database, is_transient
@@ -372,6 +374,12 @@ class DeliveryWorker:
                 msg_id, body = batch_body(jobs)
             else:
                 msg_id, body = jobs[0].message_id, jobs[0].payload
+                if endpoint.transform is not None:
+                    try:
+                        body = job_body(endpoint.transform, jobs[0])
+                    except TransformFailed as exc:
+                        self._render_failed(lane, jobs[0], exc)
+                        return
             started = self.clock()
             headers = request_headers(lane, msg_id, body, started, self._user_agent)
             result = await self.transport.post(
@@ -380,6 +388,24 @@ class DeliveryWorker:
             self._settle(lane, jobs, result, started)
         except Exception:  # a bug must not lose the deliveries: their lease will expire
             log.exception("worker.send_failed", extra={"webhook_id": endpoint.id})
+
+    def _render_failed(self, lane: Lane, job: Job, exc: TransformFailed) -> None:
+        """A body that cannot be rendered fails its delivery once: no retry would render it."""
+        now = self.clock()
+        update = DeliveryUpdate(
+            delivery_id=job.delivery_id,
+            status="exhausted",
+            attempt_count=job.attempt_count + 1,
+            next_attempt_at=None,
+            status_code=None,
+            attempted_at=now,
+            duration_ms=0.0,
+            error=TRANSFORM_FAILED,
+            error_detail=clean_text(exc.message),
+            response_body=None,
+        )
+        self.recorder.add(update, lane.endpoint.id, job, Outcome.FAILURE)
+        self.recorder.wake()
 
     def _settle(self, lane: Lane, jobs: list[Job], result: AttemptResult, started: float) -> None:
         now = self.clock()

@@ -38,6 +38,10 @@ class Endpoint:
     failing_since: float | None
     created_at: datetime
     updated_at: datetime
+    filter: str | None = None
+    """A JMESPath expression over the message: only messages it matches are delivered."""
+    transform: dict[str, Any] | None = None
+    """``{"preset": name}`` or ``{"template": source}``: the body sent instead of the message."""
 
     def subscribes_to(self, event_type: str) -> bool:
         return subscription_matches(self.event_types, event_type)
@@ -79,6 +83,8 @@ class Endpoint:
             "disabled_reason": self.disabled_reason,
             "rate_limit": self.rate_limit,
             "max_concurrency": self.max_concurrency,
+            "filter": self.filter,
+            "transform": self.transform,
             "failing_since": _iso_epoch(self.failing_since),
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),

@@ -38,6 +38,8 @@ def row_to_endpoint(row: Row[Any]) -> Endpoint:
         failing_since=row.failing_since,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        filter=row.filter,
+        transform=jsoncodec.loads(row.transform) if row.transform else None,
     )
 
 
@@ -62,6 +64,8 @@ def endpoint_values(endpoint: Endpoint) -> dict[str, Any]:
         "failing_since": endpoint.failing_since,
         "created_at": endpoint.created_at,
         "updated_at": endpoint.updated_at,
+        "filter": endpoint.filter,
+        "transform": jsoncodec.dumps(endpoint.transform).decode() if endpoint.transform else None,
     }
 
 
@@ -79,9 +83,9 @@ _ENDPOINT_LOCK = 0x68683133  # advisory lock namespace: automations' webhook end
 _LISTED = endpoints.c.automation_id.is_(None)
 """Endpoints of ``/webhooks``: not one an automation's webhook step owns."""
 
-_SUBSCRIPTIONS = select(endpoints.c.id, endpoints.c.event_types, endpoints.c.batched).where(
-    endpoints.c.enabled.is_(True), _LISTED
-)
+_SUBSCRIPTIONS = select(
+    endpoints.c.id, endpoints.c.event_types, endpoints.c.batched, endpoints.c.filter
+).where(endpoints.c.enabled.is_(True), _LISTED)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -143,10 +147,10 @@ class EndpointStore:
             query = query.where(endpoints.c.id > after_id)
         return [row_to_endpoint(row) for row in self.conn.execute(query)]
 
-    def subscriptions(self) -> list[tuple[int, list[str], bool]]:
-        """(id, event types, batched) of every enabled endpoint: what fan-out needs."""
+    def subscriptions(self) -> list[tuple[int, list[str], bool, str | None]]:
+        """(id, event types, batched, filter) of every enabled endpoint: what fan-out needs."""
         return [
-            (row.id, _patterns(row.event_types), bool(row.batched))
+            (row.id, _patterns(row.event_types), bool(row.batched), row.filter)
             for row in self.conn.execute(_SUBSCRIPTIONS)
         ]
 

@@ -23,6 +23,8 @@ from hookhub.api.schemas import (
     WebhookCreate,
     WebhookOut,
     WebhookPatch,
+    WebhookPreview,
+    WebhookPreviewOut,
 )
 from hookhub.core.pagination import decode_cursor, encode_cursor
 
@@ -63,6 +65,9 @@ def patch_webhook(webhook_id: WebhookId, body: WebhookPatch, services: ServicesD
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if "auth" in changes and changes["auth"] is not None:
         changes["auth"] = body.auth.model_dump() if body.auth else None
+    if changes.get("transform") is not None:
+        assert body.transform is not None
+        changes["transform"] = body.transform.model_dump(exclude_none=True)
     return JSON(services.endpoints.update(webhook_id, changes).to_api())
 
 
@@ -84,6 +89,15 @@ def rotate_secret(
 def send_test(webhook_id: WebhookId, body: TestSend, services: ServicesDep) -> Response:
     message_id, delivery_id = services.endpoints.send_test(webhook_id, body.event_type)
     return JSON({"message_id": message_id, "delivery_id": delivery_id}, status_code=202)
+
+
+@router.post("/webhooks/{webhook_id}/preview", response_model=WebhookPreviewOut)
+def preview_webhook(webhook_id: WebhookId, body: WebhookPreview, services: ServicesDep) -> Response:
+    """What a delivery of an event type's example, or of a stored message, would send."""
+    shown = services.endpoints.preview(
+        webhook_id, event_type=body.event_type, message_id=body.message_id
+    )
+    return JSON(shown)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", response_model=PageOut[DeliverySummaryOut])
