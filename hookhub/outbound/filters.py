@@ -14,6 +14,7 @@ import functools
 import logging
 from typing import Any
 
+from hookhub.core.expressions import is_truthy
 from hookhub.errors import ValidationFailed
 from hookhub.inbound.rule_expressions import Expression, compile_expression
 
@@ -41,19 +42,10 @@ def compiled_filter(source: str) -> Expression:
     return compile_expression(source, "filter")
 
 
-def truthy(value: Any) -> bool:
-    """JMESPath truth: false, null and empty strings, lists and objects are false; 0 is true."""
-    if value is None or value is False:
-        return False
-    if isinstance(value, str | list | dict):
-        return bool(value)
-    return True
-
-
 def matches(source: str, message: Any, *, webhook_id: int, message_id: str) -> bool:
     """Whether ``message`` (the parsed body) passes the filter; an error is "no"."""
     try:
-        return truthy(compiled_filter(source).search(message))
+        return is_truthy(compiled_filter(source).search(message))
     except Exception as exc:
         log.warning(
             "fanout.filter_failed",
