@@ -88,7 +88,9 @@ class Drain:
 # -- the database and its messages ----------------------------------------------------------------
 
 
-def prefill(url: str, receiver_url: str, count: int, size: int, out: Path) -> str:
+def prefill(
+    url: str, receiver_url: str, count: int, size: int, out: Path, options: str | None = None
+) -> str:
     """One endpoint and ``count`` messages for it, through Hookhub's services; its secret.
 
     The messages are written with the transactional outbox in transactions of 1,000, so the
@@ -107,7 +109,8 @@ def prefill(url: str, receiver_url: str, count: int, size: int, out: Path) -> st
     services = build_services(settings)
     try:
         migrate(services.db)
-        endpoint = services.endpoints.create({"url": receiver_url, "events": ["contact.created"]})
+        spec = {"url": receiver_url, "events": ["contact.created"], **json.loads(options or "{}")}
+        endpoint = services.endpoints.create(spec)
         for start in range(0, count, 1000):
             batch = [
                 build_message("contact.created", contact_data(i, size), datetime.now(UTC))
@@ -125,13 +128,19 @@ def prefill(url: str, receiver_url: str, count: int, size: int, out: Path) -> st
 
 
 def prefill_with(
-    source: Path | None, url: str, receiver_url: str, count: int, size: int, out: Path
+    source: Path | None,
+    url: str,
+    receiver_url: str,
+    count: int,
+    size: int,
+    out: Path,
+    options: str | None = None,
 ) -> str:
     """:func:`prefill` by the package that will drain: the code under test, or (``source``) the
     ``--compare-source`` checkout in a subprocess, so that each version writes its own schema
     and its own form of the endpoint's secret (sealed at rest since issue 11)."""
     if source is None:
-        return prefill(url, receiver_url, count, size, out)
+        return prefill(url, receiver_url, count, size, out, options)
     argv = [sys.executable, __file__, "prefill", url, receiver_url, str(count), str(size), str(out)]
     done = subprocess.run(
         argv,
@@ -349,8 +358,10 @@ def throughput(args: argparse.Namespace) -> None:
                         receiver_url = f"http://127.0.0.1:{port}/hook"
                         size = args.body_bytes
                         source = args.compare_source if who == "compare" else None
+                        # --endpoint-options (filter, transform) apply to the code under test.
+                        options = args.endpoint_options if who == "hookhub" else None
                         secret = prefill_with(
-                            source, url, receiver_url, args.messages, size, messages
+                            source, url, receiver_url, args.messages, size, messages, options
                         )
                         if who == "bare":
                             drain = run_bare_sender(
@@ -447,6 +458,12 @@ def main() -> None:
         type=Path,
         default=None,
         help="also drain with the hookhub package in this directory (e.g. another checkout)",
+    )
+    tp.add_argument(
+        "--endpoint-options",
+        default=None,
+        help='JSON merged into the endpoint, e.g. \'{"filter": "data.email", "transform":'
+        ' {"preset": "slack"}}\' (the code under test only)',
     )
     tp.set_defaults(func=throughput)
     # Internal: --compare-source prefills its database with its own package (see prefill_with).
