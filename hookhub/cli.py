@@ -341,7 +341,10 @@ def contacts_import(
         with progress, file.open("rb") as source:
             task = progress.add_task("importing", total=size)
             report = ContactImporter(services.crm).run(
-                source, list_id=list_id, on_progress=lambda n: progress.advance(task, n)
+                source,
+                list_id=list_id,
+                on_progress=lambda n: progress.advance(task, n),
+                name=file.name,
             )
     except HookhubError as exc:
         err_console.print(f"[red]Import refused:[/red] {exc.message}")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from hookhub import ids
+from hookhub.core.origin import Origin
 from hookhub.errors import Forbidden, NotFound, Unauthorized
 from hookhub.store.apikeys import ApiKeyStore
 from hookhub.store.database import Database
@@ -64,7 +65,7 @@ def key_prefix(key: str) -> str:
 class ApiKeys:
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._valid: dict[str, tuple[float, Scope]] = {}
+        self._valid: dict[str, tuple[float, Scope, Origin]] = {}
         self._revocations = 0
         self._lock = threading.Lock()
 
@@ -132,17 +133,26 @@ class ApiKeys:
 
     def check_cached(self, authorization: str | None) -> Scope | None:
         """The scope of a key checked within the last seconds (no database); None if not known."""
+        found = self.check_key_cached(authorization)
+        return None if found is None else found[0]
+
+    def check(self, authorization: str | None) -> Scope:
+        """The key's scope; raise Unauthorized unless the header is ``Bearer <active key>``."""
+        return self.check_key(authorization)[0]
+
+    def check_key_cached(self, authorization: str | None) -> tuple[Scope, Origin] | None:
+        """:meth:`check_cached` with the key as the origin of what its requests cause."""
         digest = _digest(authorization)
         if digest is None:
             raise Unauthorized()
         with self._lock:
             cached = self._valid.get(digest)
         if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
+            return cached[1], cached[2]
         return None
 
-    def check(self, authorization: str | None) -> Scope:
-        """The key's scope; raise Unauthorized unless the header is ``Bearer <active key>``."""
+    def check_key(self, authorization: str | None) -> tuple[Scope, Origin]:
+        """:meth:`check` with the key as the origin (``api``, its id and name)."""
         digest = _digest(authorization)
         if digest is None:
             raise Unauthorized()
@@ -151,19 +161,21 @@ class ApiKeys:
             cached = self._valid.get(digest)
             revocations = self._revocations
         if cached is not None and cached[0] > now:
-            return cached[1]
+            return cached[1], cached[2]
         with self.db.read() as conn:
             row = ApiKeyStore(conn).find_active(digest)
         if row is None:
             raise Unauthorized("The API key is unknown or revoked.")
         scope = Scope(row.scope)
+        origin = Origin("api", int(row.id), str(row.name))
         with self._lock:
             if self._revocations != revocations:
-                return scope  # keys changed since the lookup: it may be this one, don't cache it
+                # keys changed since the lookup: it may be this one, don't cache it
+                return scope, origin
             if len(self._valid) > 10_000:
                 self._valid.clear()
-            self._valid[digest] = (now + CACHE_SECONDS, scope)
-        return scope
+            self._valid[digest] = (now + CACHE_SECONDS, scope, origin)
+        return scope, origin
 
 
 def require(scope: Scope, required: Scope) -> None:

@@ -93,7 +93,9 @@ def build_services(settings: Settings) -> Services:
             db,
             outbox,
             settings,
-            crm_factory=lambda conn, now, facts=None: CrmTx(conn, outbox.writer(conn, facts), now),
+            crm_factory=lambda conn, now, facts=None, origin=None: CrmTx(
+                conn, outbox.writer(conn, facts, origin=origin), now
+            ),
             automations=automation_registry,
         ),
         messages=MessageService(db),

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from hookhub.api.scopes import scope_of
 from hookhub.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 from hookhub.keys import require
+from hookhub.outbound.outbox import request_origin
 from hookhub.services import Services
 
 
@@ -23,13 +24,17 @@ async def require_api_key(request: Request) -> None:
     """A valid key whose scope allows the route (403 otherwise).
 
     Async, so that a cached key costs no thread hop; a cache miss reads in a thread.
+    The key becomes the origin of every outbox message the request causes (``request_origin``:
+    the route runs in this task's context, or in a thread given a copy of it).
     """
     keys = (await get_services(request)).keys
     header = request.headers.get("authorization")
-    scope = keys.check_cached(header)
-    if scope is None:
-        scope = await run_in_threadpool(keys.check, header)
+    found = keys.check_key_cached(header)
+    if found is None:
+        found = await run_in_threadpool(keys.check_key, header)
+    scope, origin = found
     require(scope, scope_of(request.scope.get("route")))
+    request_origin.set(origin)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -297,6 +297,11 @@ class WebhookCreate(Body):
     )
     filter: FilterExpression | None = None
     transform: WebhookTransform | None = None
+    ignore_origins: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=50,
+        description='Origins whose messages it never gets: [{"type": "inbound", "id": 3}].',
+    )
 
 
 class WebhookPatch(Body):
@@ -311,6 +316,11 @@ class WebhookPatch(Body):
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     filter: FilterExpression | None = Field(default=None, description="null removes it.")
     transform: WebhookTransform | None = Field(default=None, description="null removes it.")
+    ignore_origins: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=50,
+        description='Origins whose messages it never gets: [{"type": "inbound", "id": 3}].',
+    )
 
 
 class WebhookOut(BaseModel):
@@ -331,6 +341,7 @@ class WebhookOut(BaseModel):
     created_at: str
     updated_at: str
     secret: str | None = Field(default=None, description="Only in create and rotate answers.")
+    ignore_origins: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class SecretOut(BaseModel):

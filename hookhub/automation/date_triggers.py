@@ -222,7 +222,7 @@ class DateTriggerScan:
             if live is None or not live.enabled or live.version != compiled.automation.version:
                 return 0  # changed since: the next pass sees it as it is now
             at = datetime.fromtimestamp(now, UTC)
-            tx = CrmTx(conn, self.outbox.writer(conn), at)
+            tx = CrmTx(conn, self.outbox.writer(conn, origin=compiled.origin), at)
             day = occurrence.day.isoformat()
             attribute = compiled.definition.trigger.attribute
             entries = []

@@ -42,6 +42,7 @@ from hookhub.automation.runs import (
 )
 from hookhub.automation.steps import StepContext
 from hookhub.clock import Clock
+from hookhub.core.origin import Origin
 from hookhub.outbound.leases import default_worker_id
 from hookhub.outbound.outbox import Outbox
 from hookhub.records.automations import ACTIVE
@@ -232,6 +233,9 @@ class AutomationEngine:
                 step_id=step_id or (None if ended else enrollment.step_id),
                 error=None if error is None else error["message"],
                 at=batch.at,
+                origin=compiled.origin
+                if compiled
+                else Origin("automation", enrollment.automation_id),
             )
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from hookhub.core.origin import Origin
 from hookhub.outbound.outbox import OutboxMessage, build_message
 
 
@@ -43,6 +44,7 @@ def exited(
     at: datetime,
     step_id: str | None = None,
     error: str | None = None,
+    origin: Origin | None = None,
 ) -> OutboxMessage:
     return build_message(
         "automation.exited",
@@ -57,4 +59,5 @@ def exited(
             "error": error,
         },
         at,
+        origin=origin,
     )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection
 
 from hookhub.automation.definition import Definition, parse_definition
+from hookhub.core.origin import Origin
 from hookhub.errors import HookhubError
 from hookhub.records.automations import Automation
 from hookhub.store.automations import AutomationStore
@@ -37,6 +38,11 @@ class Compiled:
     @property
     def id(self) -> int:
         return self.automation.id
+
+    @property
+    def origin(self) -> Origin:
+        """What the automation's own steps, timers and date triggers cause."""
+        return Origin("automation", self.automation.id, self.automation.name)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from hookhub.automation.bulk_steps import BULK_STEPS
 from hookhub.automation.definition import Step
 from hookhub.automation.registry import Compiled
 from hookhub.automation.steps import EFFECTS, Go, StepContext, Wait, run_step
+from hookhub.core.origin import Origin
 from hookhub.crm.operations import CrmTx
 from hookhub.errors import HookhubError
 from hookhub.inbound.rule_expressions import RuleError
@@ -93,10 +94,10 @@ class Batch:
     exited: list[OutboxMessage] = field(default_factory=list)
     steps: int = 0
 
-    def crm(self) -> CrmTx:
+    def crm(self, origin: Origin) -> CrmTx:
         """A fresh CrmTx (and writer) for one savepoint's work: what one caches must not
-        outlive a savepoint that is rolled back."""
-        return CrmTx(self.conn, self.outbox.writer(self.conn, self.facts), self.at)
+        outlive a savepoint that is rolled back. ``origin``: the automation whose step it is."""
+        return CrmTx(self.conn, self.outbox.writer(self.conn, self.facts, origin=origin), self.at)
 
 
 @dataclass(slots=True)
@@ -165,7 +166,7 @@ def _take(batch: Batch, step: Step, group: list[Run]) -> None:
             kept = [_snapshot(ctx.contact) for ctx, _ in prepared]
             try:
                 with batch.conn.begin_nested():
-                    outcomes = bulk.apply(batch.crm(), step, prepared)
+                    outcomes = bulk.apply(batch.crm(together[0].compiled.origin), step, prepared)
             except Exception as exc:
                 if is_database_outage(exc):
                     raise
@@ -188,7 +189,7 @@ def _take_one(batch: Batch, step: Step, run: Run) -> None:
     try:
         with batch.conn.begin_nested() if writes else contextlib.nullcontext():
             if writes:
-                ctx.use(batch.crm())
+                ctx.use(batch.crm(run.compiled.origin))
             result = run_step(ctx, step, run.started, run.matched)
     except Exception as exc:
         if is_database_outage(exc):

@@ -98,7 +98,11 @@ class StepContext:
         """Made on first use: each run has its own writer (what one caches must not outlive
         a savepoint that is rolled back)."""
         if self._crm is None:
-            self._crm = CrmTx(self.conn, self.outbox.writer(self.conn, self.facts), self.at)
+            self._crm = CrmTx(
+                self.conn,
+                self.outbox.writer(self.conn, self.facts, origin=self.compiled.origin),
+                self.at,
+            )
         return self._crm
 
     def use(self, crm: CrmTx) -> None:

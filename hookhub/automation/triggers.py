@@ -121,8 +121,12 @@ class AutomationTriggers:
         messages = [(m, jsoncodec.loads(m.payload)["data"]) for m in relevant]
         tx: CrmTx | None = scratch.get(_CRM_TX)
         if tx is None:
+            # What the triggers write (automation.entered, ...) keeps the origin of what
+            # triggered them: one request's messages share one origin.
             tx = scratch[_CRM_TX] = CrmTx(
-                conn, self.outbox.writer(conn, facts), relevant[0].created_at
+                conn,
+                self.outbox.writer(conn, facts, origin=relevant[0].origin),
+                relevant[0].created_at,
             )
         _Run(self.registry, tx, index, wanted, messages).run()
 

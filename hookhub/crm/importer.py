@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from hookhub import ids
 from hookhub.core import jsoncodec
 from hookhub.core.contacts import (
     AttributeType,
@@ -23,6 +24,7 @@ from hookhub.core.contacts import (
     normalize_email,
     normalize_ext_id,
 )
+from hookhub.core.origin import Origin
 from hookhub.crm.operations import RESERVED_ATTRIBUTES, CrmTx
 from hookhub.crm.service import CrmService
 from hookhub.errors import HookhubError, ValidationFailed
@@ -36,6 +38,8 @@ csv.field_size_limit(1024 * 1024)
 
 @dataclass
 class ImportReport:
+    id: str = ""
+    """The import's id: its messages' origin is ``{"type": "import", "id": id}``."""
     created: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -92,7 +96,9 @@ class ContactImporter:
         *,
         list_id: int | None = None,
         on_progress: Callable[[int], None] = lambda _n: None,
+        name: str | None = None,
     ) -> ImportReport:
+        """``name`` (the file's, say) goes in the origin of the import's messages."""
         # surrogateescape: bytes that are not UTF-8 reach the row they are in (which is then
         # rejected) instead of failing the decoder, which would lose a whole buffer of rows.
         text = io.TextIOWrapper(
@@ -117,10 +123,11 @@ class ContactImporter:
             if list_id is not None:
                 tx.require_lists([list_id])
             types = self._declare_columns(tx, attribute_cols)
-        report = ImportReport()
+        report = ImportReport(id=ids.sortable_id("imp"))
+        origin = Origin("import", report.id, name)
         analyzed_at = 0
         for batch in self._batches(reader, header, email_col, ext_col, attribute_cols, report):
-            with self.crm.transaction() as tx:
+            with self.crm.transaction(origin) as tx:
                 self._apply(tx, batch, types, list_id, report)
             if self.crm.db.backend == "postgresql" and report.created > max(2 * analyzed_at, 1):
                 # PostgreSQL plans the per-batch email lookups from table statistics; a table

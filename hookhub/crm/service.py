@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from hookhub.core.origin import Origin
 from hookhub.crm.operations import CrmTx
 from hookhub.outbound.outbox import Outbox
 from hookhub.store.database import Database
@@ -28,9 +29,10 @@ class CrmService:
         self.clock = clock
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[CrmTx]:
+    def transaction(self, origin: Origin | None = None) -> Iterator[CrmTx]:
+        """``origin``: what causes its messages (default: the API request's, if any)."""
         with self.db.write() as conn:
-            yield CrmTx(conn, self.outbox.writer(conn), self.clock())
+            yield CrmTx(conn, self.outbox.writer(conn, origin=origin), self.clock())
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[CrmTx]:

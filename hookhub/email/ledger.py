@@ -21,9 +21,11 @@ from typing import Any, Literal
 from sqlalchemy import Connection
 
 from hookhub.core.jsoncodec import isoformat
+from hookhub.core.origin import Origin
 from hookhub.crm.operations import CrmTx
 from hookhub.outbound.outbox import OutboxMessage, OutboxWriter, build_message
 from hookhub.records.email import Email
+from hookhub.store.campaigns import CampaignStore
 from hookhub.store.contacts import ContactStore
 from hookhub.store.emails import EmailStore, EmailUpdate
 
@@ -85,6 +87,7 @@ class EmailLedger:
         self.contacts = ContactStore(conn)
         self._unsubscribe = unsubscribe
         self._pending: list[OutboxMessage] | None = None
+        self._campaigns: dict[int, Origin] = {}
 
     # -- the worker's outcomes ----------------------------------------------------------------
 
@@ -218,10 +221,21 @@ class EmailLedger:
 
     def _emit(self, event_type: str, email: Email, extra: dict[str, Any]) -> None:
         data = {**email.event_data(), **extra}
+        # A campaign's emails' messages are the campaign's; others have the writer's origin.
+        origin = None if email.campaign_id is None else self._campaign_origin(email.campaign_id)
+        message = build_message(event_type, data, self.now, origin=origin)
         if self._pending is not None:  # inside record_attempts: one write for the batch
-            self._pending.append(build_message(event_type, data, self.now))
+            self._pending.append(message)
         else:
-            self.outbox.emit(event_type, data, self.now)
+            self.outbox.write([message])
+
+    def _campaign_origin(self, campaign_id: int) -> Origin:
+        origin = self._campaigns.get(campaign_id)
+        if origin is None:
+            campaign = CampaignStore(self.conn).get(campaign_id)
+            name = None if campaign is None else campaign.name
+            origin = self._campaigns[campaign_id] = Origin("campaign", campaign_id, name)
+        return origin
 
 
 def _server_detail(attempt: Attempt) -> dict[str, Any]:

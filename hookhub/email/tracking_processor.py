@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from hookhub.core.origin import TRACKING
 from hookhub.core.tracking_flags import ProxyJudge
 from hookhub.crm.operations import CrmTx
 from hookhub.email.ledger import EmailLedger, crm_unsubscriber
@@ -79,7 +80,7 @@ class TrackingApplier:
                 return 0
             hits.sort(key=lambda hit: (hit.email_id, hit.id))  # one lock order for all workers
             found = store.emails({hit.email_id for hit in hits})
-            outbox = self.outbox.writer(conn)
+            outbox = self.outbox.writer(conn, origin=TRACKING)
             applied = dropped = 0
             for hit in hits:
                 email = found.get(hit.email_id)

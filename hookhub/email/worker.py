@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookhub.config import Settings
+from hookhub.core.origin import TRACKING
 from hookhub.email.compose import Composer, Prepared
 from hookhub.email.ledger import Attempt, EmailLedger
 from hookhub.email.outcomes import attempted, not_sent
@@ -235,5 +236,5 @@ class EmailWorker:
     def _record_now(self, attempts: list[Attempt]) -> set[int]:
         now = datetime.fromtimestamp(self.clock(), UTC)
         with self.db.write() as conn:
-            ledger = EmailLedger(conn, self.outbox.writer(conn), now)
+            ledger = EmailLedger(conn, self.outbox.writer(conn, origin=TRACKING), now)
             return ledger.record_attempts(self.worker_id, attempts)

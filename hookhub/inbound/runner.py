@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Row
 from sqlalchemy.exc import DataError, PendingRollbackError
 
 from hookhub.core import jsoncodec
+from hookhub.core.origin import Origin
 from hookhub.crm.operations import CrmTx
 from hookhub.errors import Conflict, HookhubError, NotFound, ValidationFailed
 from hookhub.inbound.actions import DEFAULT_EMAIL_FROM, apply_plans
@@ -52,7 +53,11 @@ class CrmFactory(Protocol):
     """
 
     def __call__(
-        self, conn: Connection, now: datetime, facts: dict[str, Any] | None = None
+        self,
+        conn: Connection,
+        now: datetime,
+        facts: dict[str, Any] | None = None,
+        origin: Origin | None = None,
     ) -> CrmTx: ...
 
 
@@ -61,6 +66,9 @@ class RunnableWebhook(Protocol):
 
     @property
     def id(self) -> int: ...
+
+    @property
+    def name(self) -> str: ...
 
     @property
     def source(self) -> str: ...
@@ -203,10 +211,11 @@ class RuleRunner:
         """
         store = InboundRequestStore(conn)
         finished = time.time()
+        origin = Origin("inbound", webhook.id, webhook.name)
         try:
             with conn.begin_nested():
                 actions = self._actions(
-                    self._crm(conn, now, facts),
+                    self._crm(conn, now, facts, origin),
                     webhook,
                     request.body or b"",
                     request.headers,
@@ -237,7 +246,7 @@ class RuleRunner:
                 "processed_at": finished,
             }
             store.finish(request.id, values)
-            self._crm(conn, now, facts).outbox.emit(
+            self._crm(conn, now, facts, origin).outbox.emit(
                 "inbound.failed",
                 {
                     "inbound_webhook_id": webhook.id,
@@ -324,7 +333,9 @@ class RuleRunner:
             result["error"] = _error(exc)
             return result
         with self.db.dry_run() as conn:
-            crm = self._crm(conn, datetime.now(UTC))
+            crm = self._crm(
+                conn, datetime.now(UTC), None, Origin("inbound", webhook.id, webhook.name)
+            )
             try:
                 result["actions"] = apply_plans(
                     crm,

@@ -18,6 +18,7 @@ from hookhub import ids
 from hookhub.config import Settings
 from hookhub.core import jsoncodec
 from hookhub.core.catalog import CATALOG, WILDCARD
+from hookhub.core.origin import ignored_json, parse_ignore_origins
 from hookhub.core.urlguard import DestinationPolicy, check_url
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.filters import matches, validate_filter
@@ -152,6 +153,17 @@ def validate_secret(secret: Any) -> str:
     return secret
 
 
+def _ignored(messages: MessageStore, message_id: str, endpoint: Endpoint) -> bool:
+    """Whether ``endpoint``'s ignore_origins match the stored message's origin (read from
+    its payload: recover has no in-memory message)."""
+    if not endpoint.ignore_origins:
+        return False
+    row = messages.get(message_id)
+    return row is not None and ignored_json(
+        endpoint.ignore_origins, jsoncodec.loads(row.payload).get("origin")
+    )
+
+
 def _about_endpoint(
     messages: MessageStore, message_id: str, event_type: str, endpoint_id: int
 ) -> bool:
@@ -224,6 +236,7 @@ class EndpointService:
             updated_at=now,
             filter=validate_filter(spec.get("filter")),
             transform=validate_transform(spec.get("transform"), batched=batched),
+            ignore_origins=parse_ignore_origins(spec.get("ignore_origins") or []),
         )
         with self.db.write() as conn:
             endpoint.id = EndpointStore(conn).insert(endpoint)
@@ -251,6 +264,8 @@ class EndpointService:
                 endpoint.headers = validate_headers(changes["headers"])
             if "auth" in changes:
                 endpoint.auth = validate_auth(changes["auth"])
+            if "ignore_origins" in changes:  # null clears
+                endpoint.ignore_origins = parse_ignore_origins(changes["ignore_origins"] or [])
             if changes.get("batched") is not None:  # null means "leave as is", like enabled
                 endpoint.batched = bool(changes["batched"])
             if "filter" in changes:  # null clears it
@@ -348,6 +363,7 @@ class EndpointService:
                 if endpoint.subscribes_to(row.type)
                 and not _about_endpoint(messages, row.id, row.type, endpoint.id)
                 and _passes_filter(messages, row.id, endpoint)
+                and not _ignored(messages, row.id, endpoint)
             ]
             backfilled = deliveries.backfill(endpoint_id, message_ids=subscribed, now=at)
             if requeued or backfilled:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 
 from hookhub.core import jsoncodec
 from hookhub.core.catalog import subscription_matches
+from hookhub.core.origin import ignored
 from hookhub.outbound.filters import matches
 from hookhub.outbound.outbox import OutboxMessage
 from hookhub.store.deliveries import DeliveryStore
@@ -47,9 +48,11 @@ class Fanout:
             now = message.created_at.timestamp()
             about = message.about_endpoint
             parsed: Any = _UNPARSED  # parsed once, and only for an endpoint with a filter
-            for endpoint_id, patterns, batched, filter_ in subscriptions:
+            for endpoint_id, patterns, batched, filter_, ignore in subscriptions:
                 if endpoint_id == about or not subscription_matches(patterns, message.type):
                     continue
+                if ignore and ignored(ignore, message.origin):
+                    continue  # the endpoint ignores what caused it (a sync loop's other half)
                 if filter_ is not None:
                     if parsed is _UNPARSED:
                         parsed = jsoncodec.loads(message.payload)

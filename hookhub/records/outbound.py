@@ -11,6 +11,7 @@ from typing import Any
 
 from hookhub.core.catalog import subscription_matches
 from hookhub.core.jsoncodec import isoformat
+from hookhub.core.origin import IgnoreRules, rules_json
 
 MAX_PREVIOUS_SECRETS = 10
 
@@ -42,6 +43,8 @@ class Endpoint:
     """A JMESPath expression over the message: only messages it matches are delivered."""
     transform: dict[str, Any] | None = None
     """``{"preset": name}`` or ``{"template": source}``: the body sent instead of the message."""
+    ignore_origins: IgnoreRules = ()
+    """Origins whose messages this endpoint never gets (``hookhub.core.origin``)."""
 
     def subscribes_to(self, event_type: str) -> bool:
         return subscription_matches(self.event_types, event_type)
@@ -88,6 +91,7 @@ class Endpoint:
             "failing_since": _iso_epoch(self.failing_since),
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
+            "ignore_origins": rules_json(self.ignore_origins),
         }
 
 

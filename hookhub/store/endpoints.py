@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, insert, select, text, update
 
 from hookhub.core import jsoncodec
+from hookhub.core.origin import IgnoreRules, parse_ignore_origins, rules_json
 from hookhub.records.outbound import Endpoint
 from hookhub.store.config_versions import ConfigKind, bump
 from hookhub.store.schema import endpoints
@@ -40,6 +41,7 @@ def row_to_endpoint(row: Row[Any]) -> Endpoint:
         updated_at=row.updated_at,
         filter=row.filter,
         transform=jsoncodec.loads(row.transform) if row.transform else None,
+        ignore_origins=_ignore_rules(row.ignore_origins),
     )
 
 
@@ -66,6 +68,11 @@ def endpoint_values(endpoint: Endpoint) -> dict[str, Any]:
         "updated_at": endpoint.updated_at,
         "filter": endpoint.filter,
         "transform": jsoncodec.dumps(endpoint.transform).decode() if endpoint.transform else None,
+        "ignore_origins": (
+            jsoncodec.dumps(rules_json(endpoint.ignore_origins)).decode()
+            if endpoint.ignore_origins
+            else None
+        ),
     }
 
 
@@ -84,8 +91,20 @@ _LISTED = endpoints.c.automation_id.is_(None)
 """Endpoints of ``/webhooks``: not one an automation's webhook step owns."""
 
 _SUBSCRIPTIONS = select(
-    endpoints.c.id, endpoints.c.event_types, endpoints.c.batched, endpoints.c.filter
+    endpoints.c.id,
+    endpoints.c.event_types,
+    endpoints.c.batched,
+    endpoints.c.filter,
+    endpoints.c.ignore_origins,
 ).where(endpoints.c.enabled.is_(True), _LISTED)
+
+
+@functools.lru_cache(maxsize=1024)
+def _ignore_rules(text: str | None) -> IgnoreRules:
+    """Stored rules (validated at save) as fan-out matches them; () when there are none."""
+    if not text:
+        return ()
+    return parse_ignore_origins(jsoncodec.loads(text))
 
 
 @functools.lru_cache(maxsize=4096)
@@ -147,10 +166,17 @@ class EndpointStore:
             query = query.where(endpoints.c.id > after_id)
         return [row_to_endpoint(row) for row in self.conn.execute(query)]
 
-    def subscriptions(self) -> list[tuple[int, list[str], bool, str | None]]:
-        """(id, event types, batched, filter) of every enabled endpoint: what fan-out needs."""
+    def subscriptions(self) -> list[tuple[int, list[str], bool, str | None, IgnoreRules]]:
+        """(id, event types, batched, filter, ignore_origins) of every enabled endpoint: what
+        fan-out needs."""
         return [
-            (row.id, _patterns(row.event_types), bool(row.batched), row.filter)
+            (
+                row.id,
+                _patterns(row.event_types),
+                bool(row.batched),
+                row.filter,
+                _ignore_rules(row.ignore_origins),
+            )
             for row in self.conn.execute(_SUBSCRIPTIONS)
         ]
 

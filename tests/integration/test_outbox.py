@@ -29,7 +29,7 @@ _JSON_TYPES: dict[str, tuple[type, ...]] = {
 
 def assert_matches_catalog(payload: dict[str, Any]) -> None:
     """The body shape of DESIGN.md, and the data fields the catalog entry documents."""
-    assert set(payload) == {"type", "timestamp", "data"}
+    assert set(payload) == {"type", "timestamp", "data", "origin"}
     assert TIMESTAMP.match(payload["timestamp"]), payload["timestamp"]
     entry = CATALOG[payload["type"]]
     data = payload["data"]
