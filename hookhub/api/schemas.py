@@ -280,6 +280,13 @@ class WebhookTransform(Body):
     )
 
 
+class IgnoreOrigin(Body):
+    type: Literal["api", "inbound", "automation", "campaign", "import", "tracking"]
+    id: Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1, max_length=64)] | None = (
+        Field(default=None, description="Absent: every origin of the type; imports' are strings.")
+    )
+
+
 class WebhookCreate(Body):
     url: str = Field(min_length=1, max_length=2048)
     events: list[EventPattern] = Field(min_length=1, max_length=100)
@@ -297,7 +304,7 @@ class WebhookCreate(Body):
     )
     filter: FilterExpression | None = None
     transform: WebhookTransform | None = None
-    ignore_origins: list[dict[str, Any]] | None = Field(
+    ignore_origins: list[IgnoreOrigin] | None = Field(
         default=None,
         max_length=50,
         description='Origins whose messages it never gets: [{"type": "inbound", "id": 3}].',
@@ -316,7 +323,7 @@ class WebhookPatch(Body):
     max_concurrency: int | None = Field(default=None, ge=1, le=1000)
     filter: FilterExpression | None = Field(default=None, description="null removes it.")
     transform: WebhookTransform | None = Field(default=None, description="null removes it.")
-    ignore_origins: list[dict[str, Any]] | None = Field(
+    ignore_origins: list[IgnoreOrigin] | None = Field(
         default=None,
         max_length=50,
         description='Origins whose messages it never gets: [{"type": "inbound", "id": 3}].',

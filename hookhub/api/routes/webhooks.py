@@ -65,6 +65,8 @@ def patch_webhook(webhook_id: WebhookId, body: WebhookPatch, services: ServicesD
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     if "auth" in changes and changes["auth"] is not None:
         changes["auth"] = body.auth.model_dump() if body.auth else None
+    if body.ignore_origins is not None:
+        changes["ignore_origins"] = [o.model_dump(exclude_none=True) for o in body.ignore_origins]
     if changes.get("transform") is not None:
         assert body.transform is not None
         changes["transform"] = body.transform.model_dump(exclude_none=True)
