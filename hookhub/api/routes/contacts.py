@@ -1,10 +1,11 @@
-"""/api/v1/contacts: create, upsert, read, patch, delete and list contacts."""
+"""/api/v1/contacts: create, upsert, read, patch, delete, erase and list contacts."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
@@ -13,6 +14,7 @@ from hookhub.api.schemas import MAX_ID, ContactCreate, ContactOut, ContactPatch,
 from hookhub.core.contacts import normalize_email
 from hookhub.core.jsoncodec import isoformat
 from hookhub.core.pagination import decode_cursor, encode_cursor
+from hookhub.crm.erasure import ContactEraser
 from hookhub.crm.operations import UNSET
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
@@ -108,3 +110,20 @@ def delete_contact(ref: Ref, services: ServicesDep) -> Response:
     with services.crm.transaction() as crm:
         crm.delete_contact(crm.find_contact(ref, lock=True))
     return Response(status_code=204)
+
+
+class ErasedOut(BaseModel):
+    contact_id: int
+    messages: int = Field(description="Stored message payloads rewritten to the id only.")
+    deliveries_cancelled: int = Field(description="Deliveries of those not sent (cancelled).")
+    emails: int = Field(description="Emails to it blanked (rows kept for counts).")
+    inbound_requests: int = Field(description="Inbound request bodies that named it, dropped.")
+    events: int = Field(description="Custom events deleted.")
+    enrollments_ended: int = Field(description="Active automation enrollments ended.")
+
+
+@router.post("/{ref}/erase", response_model=ErasedOut)
+def erase_contact(ref: Ref, services: ServicesDep) -> Response:
+    """Delete the contact and its personal data everywhere (``contact.deleted`` carries only
+    the id); answers what it removed."""
+    return JSON(ContactEraser(services.crm).erase(ref))
