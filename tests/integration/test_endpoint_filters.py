@@ -126,3 +126,14 @@ def test_recover_backfills_only_matching_messages(client: Any, services: Service
     )
     assert response.status_code == 202, response.text
     assert response.json()["backfilled"] == 1
+
+
+def test_a_filter_sees_the_messages_origin(client: Any, services: Services) -> None:
+    from tests.support.delivery import create_contact
+
+    by_api = _webhook(client, filter="origin.type == 'api'")
+    client.post("/api/v1/contacts", json={"email": "ada@example.com"})
+    create_contact(services, "cli@example.com")  # no request: no origin
+    [delivery] = _deliveries(client, by_api["id"])
+    message = client.get(f"/api/v1/messages/{delivery['message_id']}").json()
+    assert message["payload"]["data"]["email"] == "ada@example.com"

@@ -248,3 +248,18 @@ def test_transform_failed_is_a_client_error() -> None:
 
     assert issubclass(TransformFailed, HookhubError)
     assert TransformFailed.status == 422
+
+
+def test_a_template_sees_the_messages_origin(client: Any) -> None:
+    template = '{"by": {{ origin.type | tojson }}, "email": {{ data.email | tojson }}}'
+    created = client.post(
+        "/api/v1/webhooks",
+        json={"url": HOOK, "events": ["*"], "transform": {"template": template}},
+    ).json()
+    client.post("/api/v1/contacts", json={"email": "ada@example.com"})
+    [message] = client.get("/api/v1/messages").json()["data"]
+    response = client.post(
+        f"/api/v1/webhooks/{created['id']}/preview", json={"message_id": message["id"]}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["body"] == {"by": "api", "email": "ada@example.com"}
