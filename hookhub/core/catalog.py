@@ -1,7 +1,8 @@
 """The outbound event catalog: every type Hookhub can send, with its schema and an example.
 
-Every message body is ``{"type": ..., "timestamp": ..., "data": {...}}``; ``data`` names the
-contact (``contact_id``, ``email``) wherever there is one. ``GET /api/v1/event-types`` serves
+Every message body is ``{"type": ..., "timestamp": ..., "data": {...}, "origin": {...} | null}``;
+``data`` names the contact (``contact_id``, ``email``) wherever there is one; ``origin`` is what
+caused it (``hookhub.core.origin``). ``GET /api/v1/event-types`` serves
 this table; ``POST /webhooks/{id}/test`` sends the example.
 """
 
@@ -15,6 +16,18 @@ _CONTACT_REF: dict[str, Any] = {
     "contact_id": {"type": "integer"},
     "email": {"type": "string", "format": "email"},
 }
+_ORIGIN: dict[str, Any] = {
+    "description": "What caused the message; null when nothing known did (an operator's "
+    "command, an operational event).",
+    "type": ["object", "null"],
+    "properties": {
+        "type": {"enum": ["api", "inbound", "automation", "campaign", "import", "tracking"]},
+        "id": {"type": ["integer", "string", "null"]},
+        "name": {"type": ["string", "null"]},
+    },
+    "required": ["type", "id", "name"],
+}
+_EXAMPLE_ORIGIN = {"type": "api", "id": 1, "name": "crm-sync"}
 _CHANGE = {"type": "object", "properties": {"old": {}, "new": {}}, "required": ["old", "new"]}
 
 
@@ -26,12 +39,23 @@ class EventType:
     required: tuple[str, ...]
     example: dict[str, Any]
     operational: bool = False
+    erasable: bool = False
+    """``data`` may instead be ``{contact_id, erased: true}`` (an erased contact's
+    ``contact.deleted``)."""
 
     def data_schema(self) -> dict[str, Any]:
+        if not self.erasable:
+            return {
+                "type": "object",
+                "properties": self.properties,
+                "required": list(self.required),
+            }
+        rest = [name for name in self.required if name != "contact_id"]
         return {
             "type": "object",
-            "properties": self.properties,
-            "required": list(self.required),
+            "properties": {**self.properties, "erased": {"const": True}},
+            "required": ["contact_id"],
+            "anyOf": [{"required": rest}, {"required": ["erased"]}],
         }
 
     def schema(self) -> dict[str, Any]:
@@ -43,8 +67,9 @@ class EventType:
                 "type": {"const": self.name},
                 "timestamp": _TS,
                 "data": self.data_schema(),
+                "origin": _ORIGIN,
             },
-            "required": ["type", "timestamp", "data"],
+            "required": ["type", "timestamp", "data", "origin"],
         }
 
     def to_api(self) -> dict[str, Any]:
@@ -57,6 +82,7 @@ class EventType:
                 "type": self.name,
                 "timestamp": "2026-01-15T09:30:00.000Z",
                 "data": self.example,
+                "origin": _EXAMPLE_ORIGIN,
             },
         }
 
@@ -149,7 +175,9 @@ EVENT_TYPES: tuple[EventType, ...] = (
     _contact_event(
         "contact.deleted",
         "A contact was deleted, with the fields it had and the lists it left (`list_ids`; "
-        "no `list.contact_removed` is sent for them).",
+        "no `list.contact_removed` is sent for them). A contact erased (`POST "
+        "/contacts/{ref}/erase`) is announced with `{contact_id, erased: true}` only.",
+        erasable=True,
         properties={
             "ext_id": {"type": ["string", "null"]},
             "attributes": {"type": "object"},

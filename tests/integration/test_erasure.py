@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from hookhub.core.catalog import CATALOG
 from hookhub.crm.erasure import ContactEraser
 from hookhub.services import Services
 from hookhub.store.schema import custom_events, deliveries, inbound_requests
@@ -16,6 +17,7 @@ from hookhub.store.schema_email import emails
 from tests.support.delivery import api_client, running_worker, verify
 from tests.support.inbound import create_hook, messages_of, raw_client
 from tests.support.receiver import running_receiver
+from tests.support.schema_check import errors
 
 ADA = "ada@example.com"
 
@@ -85,6 +87,8 @@ async def test_erase_cancels_pending_deliveries_and_sends_only_the_id(
     assert sorted(by_type) == ["contact.created", "contact.deleted"]
     assert by_type["contact.created"]["data"]["email"] == "bob@example.com"
     assert by_type["contact.deleted"]["data"] == {"contact_id": ada, "erased": True}
+    for body in bodies:  # the erased shape is one the catalog documents
+        assert errors(body, CATALOG[body["type"]].schema()) == [], body
     assert counts["deliveries_cancelled"] == len(pending) - 1  # all but Bob's
     statuses = [r.status for r in _rows(services, select(deliveries.c.status))]
     assert statuses.count("cancelled") == counts["deliveries_cancelled"]

@@ -1,7 +1,8 @@
 """A small JSON Schema checker for the subset the event catalog uses (no extra dependency).
 
-Supports ``type`` (one name or a list), ``const``, ``properties``, ``required``,
-``additionalProperties``, ``items`` and the ``date-time``, ``email`` and ``uri`` formats.
+Supports ``type`` (one name or a list), ``const``, ``enum``, ``anyOf``, ``properties``,
+``required``, ``additionalProperties``, ``items`` and the ``date-time``, ``email`` and ``uri``
+formats.
 Any other keyword fails loudly, so the catalog cannot outgrow the checker unnoticed.
 """
 
@@ -22,6 +23,8 @@ _KNOWN = {
     "additionalProperties",
     "items",
     "format",
+    "enum",
+    "anyOf",
 }
 _TYPES: dict[str, Any] = {
     "object": lambda v: isinstance(v, dict),
@@ -42,6 +45,12 @@ def errors(instance: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
     if unknown:
         raise ValueError(f"{path}: schema keywords this checker does not know: {unknown}")
     found: list[str] = []
+    if "anyOf" in schema:
+        options = [errors(instance, option, path) for option in schema["anyOf"]]
+        if all(options):
+            found.append(f"{path}: matches none of anyOf: {options}")
+    if "enum" in schema and instance not in schema["enum"]:
+        found.append(f"{path}: {instance!r} is not one of {schema['enum']}")
     kinds = schema.get("type")
     if kinds is not None:
         names = [kinds] if isinstance(kinds, str) else list(kinds)
