@@ -9,16 +9,21 @@ endpoint that ignores that inbound webhook.
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from hookhub.clock import FakeClock
 from hookhub.core.origin import TRACKING, Origin
 from hookhub.crm.importer import ContactImporter
 from hookhub.services import Services
 from hookhub.store.schema import deliveries
+from hookhub.store.tracking import TrackingHit, TrackingHitStore
+from tests.support.automation_engine import Automations
 from tests.support.delivery import api_client, running_worker, verify
 from tests.support.inbound import create_hook, messages_of, raw_client
 from tests.support.receiver import running_receiver
+from tests.support.tracking import apply_all, make_campaign, sent_email
 
 RULES = [{"name": "sync", "contact": {"email": "email"}}]
 
@@ -78,6 +83,44 @@ def test_writers_carry_automation_campaign_and_tracking_origins(
         {"type": "campaign", "id": 7, "name": "Spring"},
         {"type": "tracking", "id": None, "name": None},
     ]
+
+
+def test_the_engine_the_ledger_and_the_tracking_processor_set_theirs(
+    client: Any, services: Services
+) -> None:
+    """Through the real components: an automation's step, a campaign email's and a
+    transactional email's outcome, and an open applied by the tracking processor."""
+    auto = Automations(services, FakeClock())
+    list_id = client.post("/api/v1/lists", json={"name": "VIP"}).json()["id"]
+    contact_id = client.post("/api/v1/contacts", json={"email": "ada@example.com"}).json()["id"]
+    automation = auto.create([{"id": "join", "add_to_list": list_id}], name="Onboarding")
+    auto.enroll(automation, contact_id)
+    assert auto.engine.run_due() == 1
+    assert _origins(client, "list.contact_added") == [
+        {"type": "automation", "id": automation.id, "name": "Onboarding"}
+    ]
+    assert _origins(client, "automation.exited") == [
+        {"type": "automation", "id": automation.id, "name": "Onboarding"}
+    ]
+
+    campaign_id = make_campaign(services, "Spring")
+    in_campaign = sent_email(services, "ada@example.com", campaign_id=campaign_id)
+    transactional = sent_email(services, "bob@example.com")
+    with services.db.write() as conn:
+        TrackingHitStore(conn).append(
+            [
+                TrackingHit("o", email_id, None, time.time(), "Firefox/120.0", "127.0.0.1")
+                for email_id in (in_campaign, transactional)
+            ]
+        )
+    apply_all(services)
+    by_email = {m["data"]["email"]: m["origin"] for m in messages_of(client, "email.opened")}
+    assert by_email == {
+        "ada@example.com": {"type": "campaign", "id": campaign_id, "name": "Spring"},
+        "bob@example.com": {"type": "tracking", "id": None, "name": None},
+    }
+    sent = {m["data"]["email"]: m["origin"] for m in messages_of(client, "email.sent")}
+    assert sent["ada@example.com"] == {"type": "campaign", "id": campaign_id, "name": "Spring"}
 
 
 def test_messages_without_a_cause_say_null(client: Any, services: Services) -> None:
