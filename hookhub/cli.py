@@ -352,7 +352,7 @@ def contacts_import(
     finally:
         services.close()
     console.print(
-        f"created: {report.created}  updated: {report.updated}  "
+        f"import: {report.id}  created: {report.created}  updated: {report.updated}  "
         f"unchanged: {report.unchanged}  rejected: {report.rejected}"
     )
     if report.rejections:
