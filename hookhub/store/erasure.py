@@ -17,12 +17,14 @@ from sqlalchemy import (
     String,
     bindparam,
     delete,
+    func,
     literal,
     or_,
     select,
     type_coerce,
     update,
 )
+from sqlalchemy.sql import ColumnElement
 
 from hookhub.core import jsoncodec
 from hookhub.store.schema import custom_events, deliveries, inbound_requests, messages
@@ -127,17 +129,20 @@ class ErasureStore:
     def erase_inbound_requests(self, contact_id: int, address: str) -> int:
         """Drop the body (and what the rules did) of inbound requests that touched the
         contact (their ``actions`` name its id) or whose body contains its email."""
-        needle = literal(f"%{address}%".encode(), LargeBinary)
+        email = address.encode()
+        named: ColumnElement[bool]
+        if self.conn.dialect.name == "postgresql":
+            # bytea LIKE bytea: an operator SQLAlchemy does not offer on LargeBinary
+            named = type_coerce(inbound_requests.c.body, String).like(
+                literal(b"%" + email + b"%", LargeBinary)
+            )
+        else:  # SQLite's LIKE never matches a blob; instr() searches its bytes
+            named = func.instr(inbound_requests.c.body, literal(email, LargeBinary)) > 0
         changed = self.conn.execute(
             update(inbound_requests)
             .where(
                 inbound_requests.c.body.is_not(None),
-                or_(
-                    _mentions(inbound_requests.c.actions, contact_id),
-                    # bytes LIKE bytes (bytea on PostgreSQL, a blob on SQLite): the operator
-                    # SQLAlchemy does not offer on LargeBinary, where both backends have it
-                    type_coerce(inbound_requests.c.body, String).like(needle),
-                ),
+                or_(_mentions(inbound_requests.c.actions, contact_id), named),
             )
             .values(body=None, actions=None, error=None)
         ).rowcount

@@ -149,6 +149,22 @@ def test_erase_in_pages_gives_the_same_answer(client: Any, services: Services) -
         assert "FIRSTNAME" not in str(payload), payload
 
 
+def test_inbound_bodies_that_only_mention_the_email_are_dropped(
+    client: Any, services: Services
+) -> None:
+    """A request whose rules never touched the contact still named it: its body goes."""
+    ada = client.post("/api/v1/contacts", json={"email": ADA}).json()["id"]
+    hook = create_hook(client, "generic", name="log only", rules=[])
+    with raw_client(client) as sender:
+        for payload in ({"customer": ADA, "total": 12}, {"customer": "bob@example.com"}):
+            assert sender.post(hook.path, json=payload).status_code == 202
+    assert services.inbound.process_backlog() == 2
+    counts = client.post(f"/api/v1/contacts/{ada}/erase").json()
+    assert counts["inbound_requests"] == 1
+    bodies = sorted((r.body or b"") for r in _rows(services, select(inbound_requests.c.body)))
+    assert bodies == [b"", b'{"customer":"bob@example.com"}']
+
+
 def test_erase_of_an_unknown_contact_is_404(client: Any) -> None:
     for ref in ("nobody@example.com", "424242"):
         response = client.post(f"/api/v1/contacts/{ref}/erase")
