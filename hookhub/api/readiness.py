@@ -1,13 +1,17 @@
 """What ``/readyz`` answers: is the database reachable and writable, are the loops running.
 
 The database check runs in a thread under a deadline (``HOOKHUB_READINESS_TIMEOUT``), and at
-most one runs at a time: a load balancer polling a hung database must not pile up threads.
+most one runs at a time: a load balancer polling a hung database must not pile up threads. That
+thread is its own, not the event loop's default pool: when the database is locked, every worker
+loop's call waits in that pool (seven loops and six threads on two cores), and the check queued
+behind them answered "no answer" instead of what it found.
 Must never write to the database or show an error's full text (see ``describe_error``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hookhub.store.database import Database, DatabaseCheck
@@ -20,12 +24,14 @@ class Readiness:
         self.timeout = timeout
         self.supervisor = supervisor
         self._running: asyncio.Future[DatabaseCheck] | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hookhub-readiness")
 
     async def check_database(self) -> DatabaseCheck:
         running = self._running
         if running is None or running.done():
+            loop = asyncio.get_running_loop()
             running = self._running = asyncio.ensure_future(
-                asyncio.to_thread(self.db.check_writable, self.timeout)
+                loop.run_in_executor(self._thread, self.db.check_writable, self.timeout)
             )
         try:
             # A little more than the lock wait, so the check can say what it found itself.

@@ -297,7 +297,8 @@ def test_contacts_core_contract_over_http(server: Server, api: httpx.Client) -> 
     # Every message names its contact; one message reads back alone.
     everything = api.get("/messages", params={"limit": 1000}).json()["data"]
     for message in everything:
-        assert set(message["payload"]) == {"type", "timestamp", "data"}
+        assert set(message["payload"]) == {"type", "timestamp", "data", "origin"}
+        assert message["payload"]["origin"]["type"] == "api"  # every one made through the API
         assert isinstance(message["payload"]["data"]["contact_id"], int)
         assert "@" in message["payload"]["data"]["email"]
     one = api.get(f"/messages/{everything[0]['id']}").json()

@@ -59,6 +59,8 @@ def test_purge_deletes_what_is_old_and_prints_counts(services: Services, db_url:
         "emails": 0,
         "email_events": 0,
         "idempotency_keys": 0,
+        "enrollments": 0,
+        "step_logs": 0,
     }
     assert message_ids(services) == {*old, recent}
 
@@ -76,6 +78,7 @@ def test_purge_deletes_what_is_old_and_prints_counts(services: Services, db_url:
         "email_events": 0,
         "idempotency_keys": 0,
     }
+    assert _printed(_purge(db_url, "--automations")) == {"enrollments": 0, "step_logs": 0}
 
 
 def test_serve_purges_on_its_interval(services: Services, db_url: str, tmp_path: Path) -> None:
