@@ -8,87 +8,14 @@ this table; ``POST /webhooks/{id}/test`` sends the example.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-_TS = {"type": "string", "format": "date-time"}
-_CONTACT_REF: dict[str, Any] = {
-    "contact_id": {"type": "integer"},
-    "email": {"type": "string", "format": "email"},
-}
-_ORIGIN: dict[str, Any] = {
-    "description": "What caused the message; null when nothing known did (an operator's "
-    "command, an operational event).",
-    "type": ["object", "null"],
-    "properties": {
-        "type": {"enum": ["api", "inbound", "automation", "campaign", "import", "tracking"]},
-        "id": {"type": ["integer", "string", "null"]},
-        "name": {"type": ["string", "null"]},
-    },
-    "required": ["type", "id", "name"],
-}
-_EXAMPLE_ORIGIN = {"type": "api", "id": 1, "name": "crm-sync"}
-_CHANGE = {"type": "object", "properties": {"old": {}, "new": {}}, "required": ["old", "new"]}
-
-
-@dataclass(frozen=True, slots=True)
-class EventType:
-    name: str
-    description: str
-    properties: dict[str, Any]
-    required: tuple[str, ...]
-    example: dict[str, Any]
-    operational: bool = False
-    erasable: bool = False
-    """``data`` may instead be ``{contact_id, erased: true}`` (an erased contact's
-    ``contact.deleted``)."""
-
-    def data_schema(self) -> dict[str, Any]:
-        if not self.erasable:
-            return {
-                "type": "object",
-                "properties": self.properties,
-                "required": list(self.required),
-            }
-        rest = [name for name in self.required if name != "contact_id"]
-        return {
-            "type": "object",
-            "properties": {**self.properties, "erased": {"const": True}},
-            "required": ["contact_id"],
-            "anyOf": [{"required": rest}, {"required": ["erased"]}],
-        }
-
-    def schema(self) -> dict[str, Any]:
-        return {
-            "$schema": "https://json-schema.org/draft/2020-12/schema",
-            "title": self.name,
-            "type": "object",
-            "properties": {
-                "type": {"const": self.name},
-                "timestamp": _TS,
-                "data": self.data_schema(),
-                "origin": _ORIGIN,
-            },
-            "required": ["type", "timestamp", "data", "origin"],
-        }
-
-    def to_api(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "operational": self.operational,
-            "schema": self.schema(),
-            "example": {
-                "type": self.name,
-                "timestamp": "2026-01-15T09:30:00.000Z",
-                "data": self.example,
-                "origin": _EXAMPLE_ORIGIN,
-            },
-        }
+from hookhub.core.catalog_automation import AUTOMATION_EVENT_TYPES
+from hookhub.core.catalog_types import CHANGE, CONTACT_REF, TS, EventType
 
 
 def _contact_event(name: str, description: str, **extra: Any) -> EventType:
-    props = {**_CONTACT_REF, **extra.pop("properties", {})}
+    props = {**CONTACT_REF, **extra.pop("properties", {})}
     example = {"contact_id": 42, "email": "ada@example.com", **extra.pop("example", {})}
     return EventType(
         name=name,
@@ -105,7 +32,7 @@ _CONTACT_BODY = {
     "attributes": {"type": "object"},
     "list_ids": {"type": "array", "items": {"type": "integer"}},
     "unsubscribed": {"type": "boolean"},
-    "created_at": _TS,
+    "created_at": TS,
 }
 _EMAIL_BODY: dict[str, Any] = {
     "email_id": {"type": "integer"},
@@ -163,7 +90,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "A contact's email, ext_id, attributes or subscription changed; `changes` holds each "
         "changed field (attribute names are upper-case) with its old and new value.",
         properties={
-            "changes": {"type": "object", "additionalProperties": _CHANGE},
+            "changes": {"type": "object", "additionalProperties": CHANGE},
             "attributes": {"type": "object"},
         },
         required=("changes",),
@@ -235,7 +162,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
             "event_id": {"type": "integer"},
             "event_name": {"type": "string"},
             "event_properties": {"type": "object"},
-            "event_date": _TS,
+            "event_date": TS,
         },
         required=("event_id", "event_name"),
         example={
@@ -309,76 +236,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "The recipient marked the email as spam (reported by the sending provider); the "
         "contact is blocked from further email.",
     ),
-    EventType(
-        "automation.entered",
-        "A contact entered an automation (its trigger fired, or it was added by hand or by an "
-        "inbound rule).",
-        properties={
-            **_CONTACT_REF,
-            "automation_id": {"type": "integer"},
-            "automation_name": {"type": "string"},
-            "enrollment_id": {"type": "integer"},
-            "trigger": {"type": "string", "description": "the trigger type, or manual"},
-        },
-        required=("contact_id", "email", "automation_id", "enrollment_id", "trigger"),
-        example={
-            "contact_id": 42,
-            "email": "ada@example.com",
-            "automation_id": 3,
-            "automation_name": "Welcome series",
-            "enrollment_id": 1001,
-            "trigger": "list.contact_added",
-        },
-    ),
-    EventType(
-        "automation.exited",
-        "A contact left an automation. `reason`: completed, unsubscribed, contact_deleted, "
-        "removed, step_removed or failed (then `error` says why, at `step_id`).",
-        properties={
-            **_CONTACT_REF,
-            "automation_id": {"type": "integer"},
-            "automation_name": {"type": "string"},
-            "enrollment_id": {"type": "integer"},
-            "reason": {"type": "string"},
-            "step_id": {"type": ["string", "null"]},
-            "error": {"type": ["string", "null"]},
-        },
-        required=("contact_id", "email", "automation_id", "enrollment_id", "reason"),
-        example={
-            "contact_id": 42,
-            "email": "ada@example.com",
-            "automation_id": 3,
-            "automation_name": "Welcome series",
-            "enrollment_id": 1001,
-            "reason": "completed",
-            "step_id": None,
-            "error": None,
-        },
-    ),
-    EventType(
-        "automation.webhook",
-        "What an automation's webhook step posts to its own URL (never to subscribed "
-        "endpoints): the contact, the automation and step, and what the step's `include` names.",
-        properties={
-            **_CONTACT_REF,
-            "automation_id": {"type": "integer"},
-            "enrollment_id": {"type": "integer"},
-            "step_id": {"type": "string"},
-            "attributes": {"type": "object"},
-            "list_ids": {"type": "array", "items": {"type": "integer"}},
-            "trigger": {"type": "object"},
-        },
-        required=("contact_id", "email", "automation_id", "enrollment_id", "step_id"),
-        example={
-            "contact_id": 42,
-            "email": "ada@example.com",
-            "automation_id": 3,
-            "enrollment_id": 1001,
-            "step_id": "webhook-1",
-            "attributes": {"FIRSTNAME": "Ada"},
-        },
-        operational=True,
-    ),
+    *AUTOMATION_EVENT_TYPES,
     EventType(
         "inbound.failed",
         "An inbound webhook request was accepted but its rules could not be applied.",
