@@ -15,8 +15,9 @@ cannot cover.
 Outages: a claim that fails because the database is away or busy is retried with backoff
 (0.25 s doubling to 5 s) and the worker says so on its heartbeat; nothing it leased is lost (a
 lease that cannot be given back expires) and outcomes wait in the recorder until they can be
-written. Lanes live in ``lanes``, leases in ``leases``, request headers in ``request``,
-recording in ``recording`` and endpoint health in ``endpoint_health``.
+written. Lanes live in ``lanes``, leases in ``leases``, request headers in ``request``, what
+an attempt's result decides in ``settling``, recording in ``recording`` and endpoint health in
+``endpoint_health``.
 
 What this module must never do: write SQL (``hookhub.store.deliveries`` owns it), send a body
 other than the stored bytes, or acknowledge a delivery whose lease it no longer holds.
@@ -30,24 +31,23 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from hookhub import __version__
 from hookhub.config import Settings
-from hookhub.core.retry import Outcome, RetryPolicy, classify, parse_retry_after
+from hookhub.core.retry import RetryPolicy
 from hookhub.metrics import Metrics
 from hookhub.outbound.endpoint_health import EndpointHealth
 from hookhub.outbound.lanes import Job, Lane
 from hookhub.outbound.leases import Leases, default_worker_id
 from hookhub.outbound.outbox import Outbox
-from hookhub.outbound.recording import OutcomeRecorder, clean_text
+from hookhub.outbound.recording import OutcomeRecorder
 from hookhub.outbound.request import batch_body, request_headers
-from hookhub.outbound.transforms import TRANSFORM_FAILED, TransformFailed, job_body
-from hookhub.outbound.transport import AttemptResult, Transport
+from hookhub.outbound.settling import Settler
+from hookhub.outbound.transforms import TransformFailed, job_body
+from hookhub.outbound.transport import Transport
 from hookhub.records.outbound import Endpoint
 from hookhub.store.database import Database, is_transient
-from hookhub.store.deliveries import DeliveryUpdate
 from hookhub.store.notify import NotificationListener
 from hookhub.supervisor import Backoff, Heartbeat
 
@@ -97,6 +97,9 @@ class DeliveryWorker:
             clock=clock,
             metrics=metrics,
             heartbeat=self.heartbeat,
+        )
+        self.settler = Settler(
+            self.recorder, self.policy, clock=clock, rng=self.rng, metrics=metrics
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
@@ -378,68 +381,13 @@ class DeliveryWorker:
                     try:
                         body = job_body(endpoint.transform, jobs[0])
                     except TransformFailed as exc:
-                        self._render_failed(lane, jobs[0], exc)
+                        self.settler.render_failed(lane, jobs[0], exc)
                         return
             started = self.clock()
             headers = request_headers(lane, msg_id, body, started, self._user_agent)
             result = await self.transport.post(
                 endpoint.url, body, headers, self.settings.delivery_timeout
             )
-            self._settle(lane, jobs, result, started)
+            self.settler.settle(lane, jobs, result, started)
         except Exception:  # a bug must not lose the deliveries: their lease will expire
             log.exception("worker.send_failed", extra={"webhook_id": endpoint.id})
-
-    def _render_failed(self, lane: Lane, job: Job, exc: TransformFailed) -> None:
-        """A body that cannot be rendered fails its delivery once: no retry would render it."""
-        now = self.clock()
-        update = DeliveryUpdate(
-            delivery_id=job.delivery_id,
-            status="exhausted",
-            attempt_count=job.attempt_count + 1,
-            next_attempt_at=None,
-            status_code=None,
-            attempted_at=now,
-            duration_ms=0.0,
-            error=TRANSFORM_FAILED,
-            error_detail=clean_text(exc.message),
-            response_body=None,
-        )
-        self.recorder.add(update, lane.endpoint.id, job, Outcome.FAILURE)
-        self.recorder.wake()
-
-    def _settle(self, lane: Lane, jobs: list[Job], result: AttemptResult, started: float) -> None:
-        now = self.clock()
-        outcome = classify(result.status_code, result.error)
-        retry_after = None
-        if result.retry_after is not None:
-            retry_after = parse_retry_after(result.retry_after, datetime.fromtimestamp(now, UTC))
-        lane.observe(outcome, retry_after, started, now)
-        if self.metrics:
-            self.metrics.delivery_latency.observe(result.duration_ms / 1000)
-        for job in jobs:
-            attempts = job.attempt_count + 1
-            if outcome is Outcome.SUCCESS:
-                status, next_at = "succeeded", None
-            else:
-                delay = self.policy.next_delay(
-                    attempts,
-                    self.rng,
-                    status=result.status_code,
-                    retry_after=retry_after,
-                    timed_out=result.error == "timeout",
-                )
-                status, next_at = ("exhausted", None) if delay is None else ("failed", now + delay)
-            update = DeliveryUpdate(
-                delivery_id=job.delivery_id,
-                status=status,
-                attempt_count=attempts,
-                next_attempt_at=next_at,
-                status_code=result.status_code,
-                attempted_at=started,
-                duration_ms=result.duration_ms,
-                error=result.error,
-                error_detail=clean_text(result.error_detail),
-                response_body=clean_text(result.response_body),
-            )
-            self.recorder.add(update, lane.endpoint.id, job, outcome)
-        self.recorder.wake()
