@@ -311,9 +311,15 @@ class RuleRunner:
     # -- preview -------------------------------------------------------------------------------
 
     def preview(
-        self, webhook: RunnableWebhook, body: bytes, headers: Mapping[str, str]
+        self,
+        webhook: RunnableWebhook,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        rules: list[Rule] | None = None,
     ) -> dict[str, Any]:
-        """What the rules would do with this body; every change is rolled back.
+        """What the rules (``rules``, or else the webhook's saved ones) would do with this
+        body; every change is rolled back.
 
         An expression past its evaluation budget is refused (422) rather than described: the
         rule set needs changing before any payload can be tried.
@@ -325,7 +331,8 @@ class RuleRunner:
             payload = provider.parse(request)
             event_type = provider.event_type(request, payload, webhook.options)
             result["event_type"] = event_type
-            plans = resolve(self._rules_for(webhook), payload, event_type)
+            compiled = self._rules_for(webhook) if rules is None else rules
+            plans = resolve(compiled, payload, event_type)
             result["matched"] = [plan.to_api() for plan in plans]
         except RuleTooCostly:
             raise

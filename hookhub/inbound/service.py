@@ -343,6 +343,21 @@ class InboundService:
         self.runner.replay(self.get(webhook_id), request_id)
         return self.request(webhook_id, request_id)
 
-    def preview(self, webhook_id: int, body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
-        """What the rules would do with this body; every change is rolled back."""
-        return self.runner.preview(self.get(webhook_id), body, headers)
+    def preview(
+        self,
+        webhook_id: int,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        rules: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        """What the rules would do with this body; every change is rolled back.
+
+        ``rules``: a draft rule set to try instead of the saved one (the dashboard's rule
+        editor); it is compiled and checked as a save would (422 naming the faulty path).
+        """
+        draft = None
+        if rules is not None:
+            draft = compile_rules(rules)
+            self._require_references(draft)
+        return self.runner.preview(self.get(webhook_id), body, headers, rules=draft)
