@@ -30,6 +30,7 @@ from hookhub.cli_common import settings_from as _settings
 from hookhub.cli_email import email_app, emails_app, say_where_email_goes
 from hookhub.cli_keys import keys_app
 from hookhub.cli_secrets import secrets_app
+from hookhub.cli_users import users_app
 from hookhub.config import Settings
 from hookhub.logs import configure_logging
 from hookhub.services import Services
@@ -49,6 +50,7 @@ app.add_typer(secrets_app, name="secrets")
 app.add_typer(email_app, name="email")
 app.add_typer(emails_app, name="emails")
 app.add_typer(automations_app, name="automations")
+app.add_typer(users_app, name="users")
 
 
 def _bootstrap_key(services: Services) -> None:

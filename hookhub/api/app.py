@@ -55,6 +55,7 @@ from hookhub.services import (
 )
 from hookhub.store.config_versions import ConfigKind
 from hookhub.supervisor import Supervisor
+from hookhub.web.app import install_dashboard
 
 API_PREFIX = "/api/v1"
 
@@ -146,6 +147,7 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
     app.include_router(api)
     app.include_router(ops.router)
     openapi.install(app, API_PREFIX)
+    install_dashboard(app, services)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)

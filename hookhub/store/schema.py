@@ -43,6 +43,7 @@ from hookhub.store.schema_automation import (
     automations,
 )
 from hookhub.store.schema_base import BigId, UTCDateTime, metadata
+from hookhub.store.schema_dashboard import dashboard_sessions, dashboard_users
 from hookhub.store.schema_email import (
     campaigns,
     email_events,
@@ -342,6 +343,8 @@ __all__ = [
     "config_versions",
     "contacts",
     "custom_events",
+    "dashboard_sessions",
+    "dashboard_users",
     "deliveries",
     "delivery_attempts",
     "email_events",

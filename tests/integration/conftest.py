@@ -70,3 +70,25 @@ def anonymous(services: Services) -> Iterator[Any]:
 
     with TestClient(create_app(services), raise_server_exceptions=True) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def dashboard_client(services: Services) -> Iterator[Callable[[str], Any]]:
+    """``dashboard_client("admin" | "viewer")``: a TestClient signed in to the dashboard through
+    the sign-in form (tests.support.dashboard.DashboardClient: ``.csrf_token``, ``.submit()``);
+    runs once per backend like ``services``."""
+    from hookhub.api.app import create_app
+    from tests.support.dashboard import DashboardClient, signed_in_client
+
+    app = create_app(services)
+    opened: list[DashboardClient] = []
+
+    def make(role: str = "admin") -> DashboardClient:
+        client = signed_in_client(app, services, role)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
