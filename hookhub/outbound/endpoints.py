@@ -22,6 +22,7 @@ from hookhub.core.origin import ignored_json, parse_ignore_origins
 from hookhub.core.urlguard import DestinationPolicy, check_url
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.outbound.filters import matches, validate_filter
+from hookhub.outbound.keying import validate_collapse, validate_ordering
 from hookhub.outbound.outbox import Outbox, build_message
 from hookhub.outbound.preview import preview
 from hookhub.outbound.transforms import validate_transform
@@ -50,6 +51,10 @@ MAX_HEADERS = 20
 # HTTP field values allow tab but no other control character; the sender would refuse them on
 # every attempt, so they are refused here, once, with a clear error.
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_NOT_RETRIED = {
+    "waiting": "The delivery waits for the contact's earlier delivery to finish (ordering).",
+    "collapsed": "The message was merged into its burst's delivery (collapse); retry that one.",
+}
 _SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]{32,}={0,2}\Z")
 
 
@@ -237,6 +242,8 @@ class EndpointService:
             filter=validate_filter(spec.get("filter")),
             transform=validate_transform(spec.get("transform"), batched=batched),
             ignore_origins=parse_ignore_origins(spec.get("ignore_origins") or []),
+            ordering=validate_ordering(spec.get("ordering")),
+            collapse=validate_collapse(spec.get("collapse")),
         )
         with self.db.write() as conn:
             endpoint.id = EndpointStore(conn).insert(endpoint)
@@ -273,6 +280,10 @@ class EndpointService:
             if "transform" in changes or "batched" in changes:
                 transform = changes.get("transform", endpoint.transform)
                 endpoint.transform = validate_transform(transform, batched=endpoint.batched)
+            if "ordering" in changes:  # null clears it
+                endpoint.ordering = validate_ordering(changes["ordering"])
+            if "collapse" in changes:  # null clears it
+                endpoint.collapse = validate_collapse(changes["collapse"])
             for field in ("rate_limit", "max_concurrency"):  # null clears these
                 if field in changes:
                     setattr(endpoint, field, changes[field])
@@ -374,9 +385,15 @@ class EndpointService:
         with self.db.write() as conn:
             deliveries = DeliveryStore(conn)
             if not deliveries.requeue(delivery_id, datetime.now(UTC).timestamp()):
-                if deliveries.get(delivery_id) is None:
+                found = deliveries.get(delivery_id)
+                if found is None:
                     raise NotFound(
                         f"No delivery {delivery_id}.", details={"delivery_id": delivery_id}
+                    )
+                if found.status in _NOT_RETRIED:
+                    raise Conflict(
+                        _NOT_RETRIED[found.status],
+                        details={"delivery_id": delivery_id, "status": found.status},
                     )
                 raise Conflict(
                     "The delivery is being attempted right now; retry it once the attempt is"

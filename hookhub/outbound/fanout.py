@@ -3,7 +3,8 @@
 It runs inside the transaction that writes the message, so a message and its deliveries exist
 together or not at all: no crash can skip or double a fan-out, and an endpoint created later
 never receives older messages (unless asked to, by recover). An endpoint's filter is evaluated
-on the message parsed once, and only when some subscribed endpoint has one. On PostgreSQL it
+on the message parsed once, and only when some subscribed endpoint has one. Endpoints with
+``ordering`` or ``collapse`` get their deliveries from ``keyed_fanout``. On PostgreSQL it
 also queues a ``NOTIFY`` that wakes delivery workers when the transaction commits.
 """
 
@@ -17,6 +18,7 @@ from hookhub.core import jsoncodec
 from hookhub.core.catalog import subscription_matches
 from hookhub.core.origin import ignored
 from hookhub.outbound.filters import matches
+from hookhub.outbound.keyed_fanout import KeyedTarget, fan_out_keyed
 from hookhub.outbound.outbox import OutboxMessage
 from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.endpoints import EndpointStore
@@ -44,11 +46,12 @@ class Fanout:
         if not subscriptions:
             return
         rows: list[dict[str, Any]] = []
+        keyed: dict[int, KeyedTarget] = {}
         for message in batch:
             now = message.created_at.timestamp()
             about = message.about_endpoint
-            parsed: Any = _UNPARSED  # parsed once, and only for an endpoint with a filter
-            for endpoint_id, patterns, batched, filter_, ignore in subscriptions:
+            parsed: Any = _UNPARSED  # parsed once, and only for an endpoint that needs it
+            for endpoint_id, patterns, batched, filter_, ignore, keying in subscriptions:
                 if endpoint_id == about or not subscription_matches(patterns, message.type):
                     continue
                 if ignore and ignored(ignore, message.origin):
@@ -58,6 +61,14 @@ class Fanout:
                         parsed = jsoncodec.loads(message.payload)
                     if not matches(filter_, parsed, webhook_id=endpoint_id, message_id=message.id):
                         continue
+                if keying is not None:  # ordering or collapse: keyed by the message's contact
+                    if parsed is _UNPARSED:
+                        parsed = jsoncodec.loads(message.payload)
+                    target = keyed.get(endpoint_id)
+                    if target is None:
+                        target = keyed[endpoint_id] = KeyedTarget(endpoint_id, keying, batched, [])
+                    target.messages.append((message, parsed))
+                    continue
                 rows.append(
                     {
                         "message_id": message.id,
@@ -69,6 +80,8 @@ class Fanout:
                 )
         if rows:
             DeliveryStore(conn).insert_many(rows)
-            if not scratch.get("notified"):
-                notify(conn, NOTIFY_CHANNEL)
-                scratch["notified"] = True
+        for target in keyed.values():
+            fan_out_keyed(conn, target, self.batch_window)
+        if (rows or keyed) and not scratch.get("notified"):
+            notify(conn, NOTIFY_CHANNEL)
+            scratch["notified"] = True

@@ -34,6 +34,8 @@ class Job:
     """A transformed endpoint's body: stored at the first attempt, or rendered for it."""
     rendered: bool = False
     """The body was rendered for this attempt and is to be stored with its outcome."""
+    contact_id: int | None = None
+    """An ordered or collapsing endpoint's delivery: the contact whose next one waits for it."""
 
 
 @dataclass

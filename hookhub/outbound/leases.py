@@ -23,11 +23,15 @@ from hookhub.records.outbound import Endpoint
 from hookhub.store.database import Database
 from hookhub.store.deliveries import ClaimedDelivery, DeliveryStore
 from hookhub.store.delivery_bodies import stored_bodies
+from hookhub.store.delivery_keys import DeliveryKeys
 from hookhub.store.endpoints import EndpointStore
 
 __all__ = ["Leases", "default_worker_id"]
 
 log = logging.getLogger("hookhub.worker")
+
+SWEEP_EVERY = 30.0
+"""Seconds between looks for an ordered contact whose next delivery nothing would release."""
 
 
 def default_worker_id() -> str:
@@ -40,6 +44,7 @@ class Leases:
         self.db = db
         self.settings = settings
         self.owner = owner
+        self._swept = 0.0
 
     def claim(
         self, now: float, refills: dict[int, int], limit: int, rooms: dict[int, int]
@@ -52,6 +57,10 @@ class Leases:
         owner = self.owner
         with self.db.write() as conn:
             store = DeliveryStore(conn)
+            if now - self._swept >= SWEEP_EVERY:
+                self._swept = now
+                if swept := DeliveryKeys(conn).sweep(now):
+                    log.warning("worker.ordering_repaired", extra={"count": swept})
             claimed = []
             for endpoint_id, room in refills.items():
                 claimed += store.claim_for_endpoint(
@@ -132,11 +141,14 @@ def _job(
     bodies: dict[int, bytes],
 ) -> Job:
     event_type, payload, created_at = payloads[claimed.message_id]
+    if claimed.payload is not None:  # a collapsed burst: the merged message
+        payload = claimed.payload.encode()
     return Job(
         delivery_id=claimed.id,
         message_id=claimed.message_id,
         event_type=event_type,
         payload=payload,
+        contact_id=claimed.contact_id,
         created_at=created_at,
         attempt_count=claimed.attempt_count,
         lease_until=lease_until,

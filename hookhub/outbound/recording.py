@@ -39,6 +39,7 @@ from hookhub.outbound.transforms import TRANSFORM_FAILED
 from hookhub.store.database import Database, is_transient
 from hookhub.store.deliveries import DeliveryStore, DeliveryUpdate
 from hookhub.store.delivery_bodies import store_bodies
+from hookhub.store.delivery_keys import DeliveryKeys
 from hookhub.supervisor import Backoff, Heartbeat
 
 __all__ = ["FLUSH_BATCH", "OutcomeRecorder", "Pending", "clean_text"]
@@ -51,6 +52,7 @@ GIVE_UP_WHEN_STOPPING = 3
 """Flushes tried while stopping with the database away; then the leases are left to expire."""
 
 Pending = tuple[DeliveryUpdate, int, Job, Outcome]
+_FINAL = frozenset({"succeeded", "exhausted"})
 """An outcome waiting to be recorded: the update, its endpoint id, the job, the outcome."""
 
 
@@ -221,8 +223,28 @@ class OutcomeRecorder:
             else:
                 effect.failed_at = effect.failed_at or update.attempted_at
                 effect.gone = effect.gone or outcome is Outcome.GONE
+        # Ordered endpoints: a contact's finished delivery lets its next one go.
+        finished = [
+            (endpoint_id, job.contact_id)
+            for update, endpoint_id, job, _ in batch
+            if job.contact_id is not None and update.status in _FINAL
+        ]
         with self.db.write() as conn:
+            keys = DeliveryKeys(conn) if finished else None
+            if keys is not None:
+                keys.lock(finished)
             owned = DeliveryStore(conn).record([u for u, *_ in batch], owner=self.owner, now=now)
+            if keys is not None:
+                keys.promote(
+                    [
+                        (endpoint_id, job.contact_id)
+                        for update, endpoint_id, job, _ in batch
+                        if job.contact_id is not None
+                        and update.status in _FINAL
+                        and update.delivery_id in owned
+                    ],
+                    now,
+                )
             rendered = [
                 (u.delivery_id, job.body)
                 for u, _, job, _ in batch

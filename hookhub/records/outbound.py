@@ -45,6 +45,15 @@ class Endpoint:
     """``{"preset": name}`` or ``{"template": source}``: the body sent instead of the message."""
     ignore_origins: IgnoreRules = ()
     """Origins whose messages this endpoint never gets (``hookhub.core.origin``)."""
+    ordering: str | None = None
+    """``"contact"``: one contact's messages are sent one at a time, in order."""
+    collapse: dict[str, Any] | None = None
+    """``{"event_types": [...], "window_ms": n}``: a contact's bursts become one delivery."""
+
+    @property
+    def keyed(self) -> bool:
+        """Whether its deliveries keep the contact they are about (ordering or collapse)."""
+        return self.ordering is not None or self.collapse is not None
 
     def subscribes_to(self, event_type: str) -> bool:
         return subscription_matches(self.event_types, event_type)
@@ -92,6 +101,8 @@ class Endpoint:
             "created_at": isoformat(self.created_at),
             "updated_at": isoformat(self.updated_at),
             "ignore_origins": rules_json(self.ignore_origins),
+            "ordering": self.ordering,
+            "collapse": self.collapse,
         }
 
 

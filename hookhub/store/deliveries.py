@@ -28,6 +28,7 @@ _DUE_STATUS = text("deliveries.status IN ('pending', 'failed')")
 
 # Statements run often but not per delivery are built once (see store/contacts.py).
 _INSERT = insert(deliveries)
+_NOT_ON_ITS_OWN = ("waiting", "collapsed")  # sent after, or as part of, another delivery
 
 
 # The hottest statements (every claim, every recorded batch) go to the driver directly:
@@ -50,7 +51,7 @@ _SQL = {
     ),
     "lease": (
         "UPDATE deliveries SET lease_owner = ?, next_attempt_at = ? WHERE id IN ({ids})"
-        " RETURNING id, endpoint_id, message_id, attempt_count, status"
+        " RETURNING id, endpoint_id, message_id, attempt_count, status, contact_id, payload"
     ),
     "payloads": "SELECT id, type, payload, created_at FROM messages WHERE id IN ({ids})",
     "owners": "SELECT id, lease_owner FROM deliveries WHERE id IN ({ids})",
@@ -98,6 +99,8 @@ class ClaimedDelivery:
     message_id: str
     attempt_count: int
     status: str
+    contact_id: int | None = None  # ordered and collapsing endpoints (store/delivery_keys.py)
+    payload: str | None = None  # a collapsed burst's merged message, sent instead
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,15 +296,16 @@ class DeliveryStore:
     def requeue(self, delivery_id: int, now: float) -> bool:
         """Make a delivery due now, unless a worker holds it (an attempt may be under way).
 
-        Answers whether it was requeued; False for an unknown id as for a leased one (tell
-        them apart with :meth:`get`). Requeuing a leased delivery would let a second worker
-        send it while the first is still sending.
+        Answers whether it was requeued; False for an unknown id as for a leased, waiting or
+        collapsed one (tell them apart with :meth:`get`). Requeuing a leased delivery would let
+        a second worker send it while the first is still sending.
         """
         result = self.conn.execute(
             update(deliveries)
             .where(
                 deliveries.c.id == delivery_id,
                 or_(deliveries.c.lease_owner.is_(None), deliveries.c.next_attempt_at <= now),
+                deliveries.c.status.not_in(_NOT_ON_ITS_OWN),
             )
             .values(
                 status="pending",

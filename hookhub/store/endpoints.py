@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, insert, select, text, update
@@ -42,6 +43,8 @@ def row_to_endpoint(row: Row[Any]) -> Endpoint:
         filter=row.filter,
         transform=jsoncodec.loads(row.transform) if row.transform else None,
         ignore_origins=_ignore_rules(row.ignore_origins),
+        ordering=row.ordering,
+        collapse=jsoncodec.loads(row.collapse) if row.collapse else None,
     )
 
 
@@ -73,6 +76,8 @@ def endpoint_values(endpoint: Endpoint) -> dict[str, Any]:
             if endpoint.ignore_origins
             else None
         ),
+        "ordering": endpoint.ordering,
+        "collapse": jsoncodec.dumps(endpoint.collapse).decode() if endpoint.collapse else None,
     }
 
 
@@ -96,6 +101,8 @@ _SUBSCRIPTIONS = select(
     endpoints.c.batched,
     endpoints.c.filter,
     endpoints.c.ignore_origins,
+    endpoints.c.ordering,
+    endpoints.c.collapse,
 ).where(endpoints.c.enabled.is_(True), _LISTED)
 
 
@@ -107,6 +114,21 @@ def _ignore_rules(text: str | None) -> IgnoreRules:
     return parse_ignore_origins(jsoncodec.loads(text))
 
 
+@functools.lru_cache(maxsize=1024)
+def _keying(ordering: str | None, collapse: str | None) -> Keying | None:
+    """An endpoint's ordering and collapse as fan-out applies them; None without either."""
+    if ordering is None and not collapse:
+        return None
+    spec = jsoncodec.loads(collapse) if collapse else None
+    if spec is None:
+        return Keying(ordered=ordering is not None, collapse_types=frozenset(), window=0.0)
+    return Keying(
+        ordered=ordering is not None,
+        collapse_types=frozenset(spec["event_types"]),
+        window=spec["window_ms"] / 1000,
+    )
+
+
 @functools.lru_cache(maxsize=4096)
 def _parsed_patterns(text: str) -> tuple[str, ...]:
     return tuple(jsoncodec.loads(text))
@@ -115,6 +137,20 @@ def _parsed_patterns(text: str) -> tuple[str, ...]:
 def _patterns(text: str) -> list[str]:
     """Subscriptions are read on every write: parse each distinct JSON text once."""
     return list(_parsed_patterns(text))
+
+
+@dataclass(frozen=True, slots=True)
+class Keying:
+    """An endpoint's per-contact options: order kept, and which types' bursts collapse."""
+
+    ordered: bool
+    collapse_types: frozenset[str]
+    window: float
+    """Seconds a collapsing burst's first delivery is held for later ones to merge into it."""
+
+
+Subscription = tuple[int, list[str], bool, str | None, IgnoreRules, Keying | None]
+"""(id, event types, batched, filter, ignore_origins, keying) of an enabled endpoint."""
 
 
 class EndpointStore:
@@ -166,9 +202,8 @@ class EndpointStore:
             query = query.where(endpoints.c.id > after_id)
         return [row_to_endpoint(row) for row in self.conn.execute(query)]
 
-    def subscriptions(self) -> list[tuple[int, list[str], bool, str | None, IgnoreRules]]:
-        """(id, event types, batched, filter, ignore_origins) of every enabled endpoint: what
-        fan-out needs."""
+    def subscriptions(self) -> list[Subscription]:
+        """What fan-out needs of every enabled endpoint (see :class:`Subscription`)."""
         return [
             (
                 row.id,
@@ -176,6 +211,7 @@ class EndpointStore:
                 bool(row.batched),
                 row.filter,
                 _ignore_rules(row.ignore_origins),
+                _keying(row.ordering, row.collapse),
             )
             for row in self.conn.execute(_SUBSCRIPTIONS)
         ]

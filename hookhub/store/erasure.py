@@ -31,8 +31,8 @@ from hookhub.store.schema import custom_events, deliveries, inbound_requests, me
 from hookhub.store.schema_automation import automation_enrollments as enrollments
 from hookhub.store.schema_email import emails
 
-NOT_SENT = ("pending", "failed")
-"""Delivery statuses that would still be attempted."""
+NOT_SENT = ("pending", "failed", "waiting")
+"""Delivery statuses that would still be attempted (waiting: behind the contact's earlier one)."""
 CANCELLED = "cancelled"
 
 
@@ -92,12 +92,17 @@ class ErasureStore:
         cancelled = self.conn.execute(
             update(deliveries)
             .where(deliveries.c.message_id.in_(ids), deliveries.c.status.in_(NOT_SENT))
-            .values(status=CANCELLED, next_attempt_at=None, lease_owner=None, body=None)
+            .values(
+                status=CANCELLED, next_attempt_at=None, lease_owner=None, body=None, payload=None
+            )
         ).rowcount
         self.conn.execute(
             update(deliveries)
-            .where(deliveries.c.message_id.in_(ids), deliveries.c.body.is_not(None))
-            .values(body=None)
+            .where(
+                deliveries.c.message_id.in_(ids),
+                or_(deliveries.c.body.is_not(None), deliveries.c.payload.is_not(None)),
+            )
+            .values(body=None, payload=None)
         )
         return len(rows), int(cancelled or 0)
 

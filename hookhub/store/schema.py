@@ -187,6 +187,8 @@ endpoints = Table(
     sqlite_autoincrement=True,
 )
 
+_CONTACT_UNFINISHED = "contact_id IS NOT NULL AND status IN ('pending', 'failed', 'waiting')"
+
 deliveries = Table(
     "deliveries",
     metadata,
@@ -195,7 +197,9 @@ deliveries = Table(
     Column(
         "endpoint_id", BigInteger, ForeignKey("endpoints.id", ondelete="CASCADE"), nullable=False
     ),
-    Column("status", String(16), nullable=False),  # pending, succeeded, failed, exhausted
+    # pending, succeeded, failed, exhausted; cancelled (erasure); waiting (behind an earlier
+    # delivery about the same contact); collapsed (merged into an earlier one of its burst)
+    Column("status", String(16), nullable=False),
     Column("attempt_count", Integer, nullable=False, default=0),
     # When the next attempt is due; while leased, when the lease expires.
     Column("next_attempt_at", Double, nullable=True),
@@ -206,6 +210,12 @@ deliveries = Table(
     Column("last_status_code", Integer, nullable=True),
     Column("created_at", Double, nullable=False),
     Column("updated_at", Double, nullable=False),
+    # Endpoints with ordering or collapse: the contact the message is about (the key its order
+    # and bursts are kept by); NULL otherwise, and for messages about no contact.
+    Column("contact_id", BigInteger, nullable=True),
+    # A collapsed burst: the merged message this delivery sends instead of its message's
+    # payload (docs/DESIGN.md, "Ordering and collapse"); NULL: the message's payload.
+    Column("payload", Text, nullable=True),
     Index(
         "ix_deliveries_due",
         "next_attempt_at",
@@ -222,6 +232,15 @@ deliveries = Table(
     ),
     Index(None, "endpoint_id", "id"),
     Index(None, "message_id"),
+    # Ordered and collapsing endpoints: a contact's unfinished deliveries, oldest first.
+    Index(
+        "ix_deliveries_contact",
+        "endpoint_id",
+        "contact_id",
+        "id",
+        sqlite_where=text(_CONTACT_UNFINISHED),
+        postgresql_where=text(_CONTACT_UNFINISHED),
+    ),
     sqlite_autoincrement=True,
 )
 

@@ -16,22 +16,24 @@ from hookhub.api.schemas import (
     PageOut,
     Recover,
     Recovered,
-    RotateSecret,
-    SecretOut,
     TestSend,
     TestSent,
+    WebhookPreview,
+    WebhookPreviewOut,
+)
+from hookhub.api.webhook_schemas import (
+    RotateSecret,
+    SecretOut,
     WebhookCreate,
     WebhookOut,
     WebhookPatch,
-    WebhookPreview,
-    WebhookPreviewOut,
 )
 from hookhub.core.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(tags=["webhooks"])
 WebhookId = Annotated[int, Path(ge=1, le=MAX_ID)]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID)]
-Status = Literal["pending", "succeeded", "failed", "exhausted"]
+Status = Literal["pending", "succeeded", "failed", "exhausted", "waiting", "collapsed", "cancelled"]
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookOut)
@@ -70,6 +72,9 @@ def patch_webhook(webhook_id: WebhookId, body: WebhookPatch, services: ServicesD
     if changes.get("transform") is not None:
         assert body.transform is not None
         changes["transform"] = body.transform.model_dump(exclude_none=True)
+    if changes.get("collapse") is not None:
+        assert body.collapse is not None
+        changes["collapse"] = body.collapse.model_dump()
     return JSON(services.endpoints.update(webhook_id, changes).to_api())
 
 
