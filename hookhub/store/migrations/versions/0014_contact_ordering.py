@@ -1,7 +1,7 @@
 """per-contact ordering and collapsed bursts: a delivery's contact and merged body
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-03 17:00:00
 
 An endpoint with ``ordering: "contact"`` or ``collapse`` keeps, on each delivery of a message
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
