@@ -35,14 +35,21 @@ from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
 from hookhub.inbound.rules import Rule, RuleError, RuleTooCostly, resolve
 from hookhub.inbound.start_automation import InboundSource
-from hookhub.store.database import Database, is_transient
-from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore
+from hookhub.store.database import Database, is_transient, light_savepoint
+from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore, Outcome
 
 if TYPE_CHECKING:
     from hookhub.automation.registry import AutomationRegistry
 
 log = logging.getLogger("hookhub.inbound")
-PROCESS_BATCH = 10  # short write transactions: the receiver's commits never wait long
+PROCESS_BATCH = 100
+"""Requests read per batch transaction: each transaction's fixed cost (lock, backlog read,
+commit: ~2 ms) is shared by up to this many requests (it was 10: ~200 us a request)."""
+MIN_BATCH = 10
+BATCH_SECONDS = 0.02
+"""...but past MIN_BATCH requests, a batch starts no further request after this long, so the
+write transaction stays short and the receiver's commits never wait long behind it (SQLite:
+one writer)."""
 MAX_ERROR_LENGTH = 2000
 
 
@@ -131,12 +138,18 @@ class RuleRunner:
                 if row is None:
                     return 0  # deleted, or another process is working through it
                 webhook = self._load(row)
-                requests = InboundRequestStore(conn).backlog(webhook_id, PROCESS_BATCH)
+                store = InboundRequestStore(conn)
+                requests = store.backlog(webhook_id, PROCESS_BATCH)
                 now = datetime.now(UTC)
                 facts: dict[str, Any] = {}  # e.g. the endpoints' subscriptions, read once
+                outcomes: list[Outcome] = []
+                deadline = time.monotonic() + BATCH_SECONDS
                 for request in requests:
-                    self.run(conn, now, webhook, request, facts)
-            return len(requests)
+                    outcomes.append(self._run(conn, now, webhook, request, facts))
+                    if len(outcomes) >= MIN_BATCH and time.monotonic() > deadline:
+                        break  # the rest wait for the next batch, still in order
+                store.finish_many(outcomes)
+            return len(outcomes)
         except Exception as exc:
             if is_database_outage(exc):
                 raise
@@ -150,7 +163,7 @@ class RuleRunner:
     def _process_one_by_one(self, webhook_id: int) -> int:
         """The batch transaction failed: each request in a transaction of its own."""
         done = 0
-        for _ in range(PROCESS_BATCH):
+        for _ in range(MIN_BATCH):
             request_id: int | None = None
             try:
                 with self.db.write() as conn:
@@ -179,15 +192,8 @@ class RuleRunner:
     def _mark_failed(self, webhook_id: int, request_id: int, message: str) -> None:
         """The last resort: record the failure alone (no event: emitting it is what failed)."""
         with self.db.write() as conn:
-            InboundRequestStore(conn).finish(
-                request_id,
-                {
-                    "status": "failed",
-                    "error": _clean(message),
-                    "error_expression": None,
-                    "actions": None,
-                    "processed_at": time.time(),
-                },
+            InboundRequestStore(conn).finish_many(
+                [Outcome(request_id, "failed", _clean(message), None, None, time.time())]
             )
         log.info(
             "inbound.failed", extra={"inbound_webhook_id": webhook_id, "request_id": request_id}
@@ -202,18 +208,31 @@ class RuleRunner:
         webhook: RunnableWebhook,
         request: Row[Any],
         facts: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """Apply one request's rules in a savepoint; record processed or failed.
+    ) -> Outcome:
+        """Apply one request's rules in a savepoint; record processed or failed."""
+        outcome = self._run(conn, now, webhook, request, facts)
+        InboundRequestStore(conn).finish_many([outcome])
+        return outcome
 
-        Each request gets its own :class:`CrmTx`: what one caches (attribute types it defined,
-        the outbox writer's per-transaction state) would otherwise outlive the savepoint of a
-        failed request and mislead the next one.
+    def _run(
+        self,
+        conn: Connection,
+        now: datetime,
+        webhook: RunnableWebhook,
+        request: Row[Any],
+        facts: dict[str, Any] | None = None,
+    ) -> Outcome:
+        """Apply one request's rules in a savepoint; answers the outcome to record.
+
+        The caller records it in the same transaction (a batch records all its outcomes in
+        one statement). Each request gets its own :class:`CrmTx`: what one caches (attribute
+        types it defined, the outbox writer's per-transaction state) would otherwise outlive
+        the savepoint of a failed request and mislead the next one.
         """
-        store = InboundRequestStore(conn)
         finished = time.time()
         origin = Origin("inbound", webhook.id, webhook.name)
         try:
-            with conn.begin_nested():
+            with light_savepoint(conn, "hookhub_request"):
                 actions = self._actions(
                     self._crm(conn, now, facts, origin),
                     webhook,
@@ -238,14 +257,6 @@ class RuleRunner:
             expression = exc.expression if isinstance(exc, RuleError) else None
             rule = exc.rule if isinstance(exc, RuleError) else None
             message = _clean(exc.message)
-            values = {
-                "status": "failed",
-                "error": message,
-                "error_expression": expression,
-                "actions": None,
-                "processed_at": finished,
-            }
-            store.finish(request.id, values)
             self._crm(conn, now, facts, origin).outbox.emit(
                 "inbound.failed",
                 {
@@ -260,16 +271,8 @@ class RuleRunner:
             log.info(
                 "inbound.failed", extra={"inbound_webhook_id": webhook.id, "request_id": request.id}
             )
-            return values
-        values = {
-            "status": "processed",
-            "error": None,
-            "error_expression": None,
-            "actions": actions_json,
-            "processed_at": finished,
-        }
-        store.finish(request.id, values)
-        return values
+            return Outcome(request.id, "failed", message, expression, None, finished)
+        return Outcome(request.id, "processed", None, None, actions_json, finished)
 
     def _actions(
         self,

@@ -213,6 +213,41 @@ def after_commit(conn: Connection, callback: Callable[[], Any]) -> None:
     callbacks.append(callback)
 
 
+@contextlib.contextmanager
+def light_savepoint(conn: Connection, name: str = "hookhub_step") -> Iterator[None]:
+    """A savepoint spoken to the driver directly, for per-item savepoints on hot paths.
+
+    What ``conn.begin_nested()`` does, after-commit callbacks included (those registered
+    inside are dropped when it rolls back), at a tenth of its cost: SQLAlchemy's nested
+    transaction objects and events cost ~100 us a savepoint, which processing paid for
+    every inbound request. Not nestable with itself under the same ``name``. Should the
+    savepoint itself be lost (the connection broke), that is the database's failure.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    callbacks: list[Callable[[], Any]] | None = conn.info.get(_AFTER_COMMIT)
+    mark = len(callbacks) if callbacks is not None else 0
+    try:
+        driver.execute(f"SAVEPOINT {name}")
+    except Exception as exc:
+        raise Unavailable("The database is unreachable.") from exc
+    try:
+        yield
+    except BaseException:
+        try:
+            driver.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            driver.execute(f"RELEASE SAVEPOINT {name}")
+        except Exception as exc:
+            raise Unavailable("The database is unreachable.") from exc
+        if callbacks is not None:
+            del callbacks[mark:]
+        raise
+    try:
+        driver.execute(f"RELEASE SAVEPOINT {name}")
+    except Exception as exc:
+        raise Unavailable("The database is unreachable.") from exc
+
+
 def _scope_callbacks_to_savepoints(engine: Engine) -> None:
     """Forget the after-commit callbacks a rolled-back savepoint registered.
 
