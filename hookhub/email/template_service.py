@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hookhub.core.contacts import normalize_email
+from hookhub.crm.operations import CrmTx
 from hookhub.crm.service import CrmService
 from hookhub.email.headers import ascii_address
 from hookhub.email.templates import EmailTemplate, RenderedEmail
@@ -97,20 +98,41 @@ class TemplateService:
         """The template rendered for ``contact`` (none: every contact value renders empty)."""
         with self.crm.reader() as crm:
             stored = _require(EmailTemplateStore(crm.conn), template_id)
-            data: dict[str, Any] = {}
-            if contact is not None:
-                try:
-                    data = crm.find_contact(contact).to_api()
-                except NotFound as exc:
-                    raise ValidationFailed(
-                        f"No contact {contact!r} to preview with: give an existing contact's"
-                        " id or email.",
-                        details={"field": "contact", "contact": contact},
-                    ) from exc
+            data = _contact_data(crm, contact) if contact is not None else {}
         compiled = EmailTemplate.compile(stored.subject, stored.html, stored.text)
         return compiled.render(
             contact=data, params=params, unsubscribe_url=self.unsubscribe_preview
         )
+
+    def preview_draft(
+        self,
+        source: Mapping[str, Any],
+        *,
+        contact: str | int | None,
+        sample: Mapping[str, Any],
+        params: Mapping[str, Any],
+    ) -> RenderedEmail:
+        """A draft (``subject``, ``html``, ``text``) rendered as :meth:`preview` renders a saved
+        template, for ``contact`` or else the ``sample`` contact data (the dashboard's editor
+        previews what it has not saved yet)."""
+        compiled = _compile(source)
+        data: Mapping[str, Any] = sample
+        if contact is not None:
+            with self.crm.reader() as crm:
+                data = _contact_data(crm, contact)
+        return compiled.render(
+            contact=data, params=params, unsubscribe_url=self.unsubscribe_preview
+        )
+
+
+def _contact_data(crm: CrmTx, contact: str | int) -> dict[str, Any]:
+    try:
+        return crm.find_contact(contact).to_api()
+    except NotFound as exc:
+        raise ValidationFailed(
+            f"No contact {contact!r} to preview with: give an existing contact's id or email.",
+            details={"field": "contact", "contact": contact},
+        ) from exc
 
 
 def _missing(template_id: int) -> NotFound:
