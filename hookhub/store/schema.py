@@ -381,3 +381,8 @@ __all__ = [
     "metadata",
     "tracking_hits",
 ]
+
+# The dashboard's overview reads these by time window (store/dashboard_stats.py).
+Index("ix_delivery_attempts_attempted_at", delivery_attempts.c.attempted_at)
+Index("ix_inbound_requests_received_at", inbound_requests.c.received_at)
+Index("ix_emails_created_at", emails.c.created_at)

@@ -34,6 +34,13 @@ def test_overview_shows_counts_and_passes_axe(admin_page: Any) -> None:
     admin_page.goto("/")
     assert admin_page.get_by_role("link", name="Overview").get_attribute("aria-current") == "page"
     assert admin_page.locator("#overview-counts dt").count() == 5
+    # The activity is counted after the page (htmx loads it): three charts, each with a table.
+    admin_page.locator("#overview-activity svg").first.wait_for()
+    assert admin_page.locator("#overview-activity svg[role=img]").count() == 3
+    axe_check(admin_page)
+    admin_page.get_by_role("link", name="Last hour").click()
+    admin_page.locator("#overview-activity svg").first.wait_for()
+    assert "window=hour" in admin_page.url
     axe_check(admin_page)
 
 
