@@ -6,7 +6,8 @@ Fixtures (registered in tests/acceptance/conftest.py):
 - ``dashboard_server`` (one per test module): ``hookhub serve`` on a free loopback port with a
   temporary SQLite database; an admin and a viewer created with ``hookhub users create
   --password-stdin``. Its ``url``, ``db_url``, ``admin_email``, ``viewer_email``, ``password``,
-  ``env`` (for more CLI calls: :func:`hookhub_cli`) and ``log()``.
+  ``env`` (for more CLI calls: :func:`hookhub_cli`), ``api()`` (an httpx client of the REST API
+  with an admin key, to set things up) and ``log()``.
 - ``browser`` (one per session): chromium at /usr/bin/chromium. Without it the tests are skipped
   with the reason, except under ``CI=true``, where they fail.
 - ``admin_page`` / ``viewer_page``: a fresh page already signed in as that user (cookies of one
@@ -29,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import API_KEY
 from tests.support.processes import free_port, hookhub_env, start, stop, wait_http
 
 CHROMIUM = "/usr/bin/chromium"
@@ -51,6 +53,7 @@ class DashboardServer:
     db_url: str
     env: dict[str, str]
     log_path: Path
+    api_key: str = API_KEY
     admin_email: str = "admin@example.com"
     viewer_email: str = "viewer@example.com"
     password: str = PASSWORD
@@ -58,6 +61,16 @@ class DashboardServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def api(self) -> Any:
+        """An HTTP client for the REST API (``/api/v1``) with an admin key, to set things up."""
+        import httpx2
+
+        return httpx2.Client(
+            base_url=f"{self.url}/api/v1",
+            headers={"Authorization": f"Bearer {self.api_key}"},
+            timeout=30,
+        )
 
 
 def hookhub_cli(
@@ -92,7 +105,7 @@ def dashboard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashb
     chromium_or_skip()
     tmp = tmp_path_factory.mktemp("dashboard")
     db_url = f"sqlite:///{tmp / 'hookhub.db'}"
-    env = hookhub_env(db_url)
+    env = hookhub_env(db_url, HOOKHUB_API_KEY=API_KEY)
     server = DashboardServer(url="", db_url=db_url, env=env, log_path=tmp / "serve.log")
     hookhub_cli(env, "users", "create", server.admin_email, "--role", "admin",
                 "--password-stdin", stdin=PASSWORD + "\n")

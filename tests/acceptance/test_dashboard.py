@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from hookhub.web.render import SECTIONS
 from tests.acceptance.browser_support import DashboardServer, axe_check, sign_in
 
 pytestmark = pytest.mark.browser
@@ -67,3 +68,66 @@ def test_sign_out_ends_the_session(
     viewer_page.wait_for_url(dashboard_server.url + "/login")
     viewer_page.goto("/")
     assert "/login" in viewer_page.url
+
+
+def test_repeated_failed_sign_ins_are_rate_limited(anonymous_page: Any) -> None:
+    page = anonymous_page
+    page.goto("/login")
+    for _ in range(5):
+        page.get_by_label("Email").fill("nobody@example.com")
+        page.get_by_label("Password").fill("guessing again")
+        page.get_by_role("button", name="Sign in").click()
+        assert page.get_by_role("alert").inner_text() == "Wrong email or password."
+    page.get_by_label("Email").fill("nobody@example.com")
+    page.get_by_label("Password").fill("guessing again")
+    with page.expect_response("**/login") as answer:
+        page.get_by_role("button", name="Sign in").click()
+    assert answer.value.status == 429
+    assert "Too many sign-in attempts" in page.get_by_role("alert").inner_text()
+
+
+def test_a_viewer_is_refused_a_change_even_posted_by_hand(viewer_page: Any) -> None:
+    viewer_page.goto("/settings")
+    assert viewer_page.locator("h1").inner_text() == "Settings"
+    assert viewer_page.get_by_role("button", name="Create key").count() == 0
+    token = viewer_page.locator("form[action='/logout'] input[name=csrf_token]").input_value()
+    refused = viewer_page.request.post(
+        "/settings/keys", form={"name": "by hand", "scope": "admin", "csrf_token": token}
+    )
+    assert refused.status == 403
+    assert "Viewers cannot change anything." in refused.text()
+    viewer_page.reload()
+    assert "by hand" not in viewer_page.locator("main").inner_text()
+
+
+def test_admin_makes_a_key_sees_it_once_and_revokes_it(admin_page: Any) -> None:
+    page = admin_page
+    page.goto("/settings")
+    page.get_by_label("Name").fill("browser test key")
+    page.get_by_label("Scope").select_option("read")
+    page.get_by_role("button", name="Create key").click()
+    key = page.get_by_label("New API key").input_value()
+    assert key.startswith("hh_")
+    axe_check(page)
+    page.goto("/settings")
+    assert key not in page.content()
+    row = page.get_by_role("row").filter(has_text="browser test key")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Revoke").click()
+    assert "The key was revoked" in page.get_by_role("status").inner_text()
+    assert "revoked" in page.get_by_role("row").filter(has_text="browser test key").inner_text()
+
+
+NAV = [(section, path) for section, path, _label in SECTIONS]
+
+
+@pytest.mark.parametrize(("section", "path"), NAV, ids=[s for s, _ in NAV])
+def test_every_page_in_the_nav_passes_axe(admin_page: Any, section: str, path: str) -> None:
+    response = admin_page.goto(path)
+    if response is not None and response.status == 404:
+        pytest.skip(f"{path} is not built yet (404)")
+    assert response is not None
+    assert response.status == 200, f"{path}: {response.status}"
+    admin_page.wait_for_load_state("networkidle")
+    assert admin_page.locator("h1").count() == 1, f"{path} needs exactly one <h1>"
+    axe_check(admin_page)
