@@ -301,3 +301,45 @@ def test_the_timeline_pages_through_many_entries(admin: Client, services: Servic
         path = more.group(1).replace("&amp;", "&")
     assert sorted(seen, reverse=True) == [f"step_{n:02d}" for n in reversed(range(70))]
     assert len(seen) == len(set(seen)) == 70
+
+
+def test_every_form_carries_the_sessions_csrf_token(
+    admin: Client, client: Any, services: Services
+) -> None:
+    """The forms as the pages render them (not the test client's token) pass the CSRF check."""
+    contact_id = make_contact(services, "forms@example.com")
+    list_id = make_list(services, "Forms")
+    template = client.post(
+        "/api/v1/email-templates", json={"name": "F", "subject": "S", "html": "<p>H</p>"}
+    ).json()
+    campaign = client.post(
+        "/api/v1/campaigns",
+        json={"name": "F", "template_id": template["id"], "list_ids": [list_id]},
+    ).json()
+    flow = automation(client, [{"wait": "1h"}], name="Forms")
+    pages = [
+        "/contacts",
+        f"/contacts/{contact_id}",
+        "/lists",
+        f"/lists/{list_id}",
+        "/templates/new",
+        f"/templates/{template['id']}",
+        "/campaigns/new",
+        f"/campaigns/{campaign['id']}",
+        "/automations/new",
+        f"/automations/{flow['id']}",
+    ]
+    for path in pages:
+        html = admin.get(path).text
+        forms = re.findall(r"<form method=\"post\"", html)
+        tokens = re.findall(r'name="csrf_token" value="([^"]*)"', html)
+        assert forms, path
+        assert len(tokens) >= len(forms), path
+        assert set(tokens) == {admin.csrf_token}, path
+    # posted exactly as the page has it
+    page = admin.get("/lists").text
+    token = re.findall(r'name="csrf_token" value="([^"]*)"', page)[-1]
+    created = admin.post(
+        "/lists", data={"name": "From the form", "csrf_token": token}, follow_redirects=False
+    )
+    assert created.status_code == 303
