@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     """Least delay before retrying after a timeout or a 429."""
     endpoint_disable_after: float = Field(default=5 * 24 * 3600, gt=0)
     allow_private_destinations: Annotated[tuple[str, ...], NoDecode] = ()
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = ()
+    """CIDRs of reverse proxies whose X-Forwarded-Proto/-For the dashboard believes (its
+    Secure cookie, its sign-in limits per client address)."""
     delivery_timeout: float = Field(default=15.0, gt=0)
     delivery_client: Literal["http11", "aiohttp"] = "http11"
     """The HTTP client deliveries are sent with: the lean one, or aiohttp's ClientSession."""
@@ -162,7 +165,7 @@ class Settings(BaseSettings):
             raise ValueError("retry delays must be >= 0 seconds")
         return value
 
-    @field_validator("allow_private_destinations", mode="before")
+    @field_validator("allow_private_destinations", "trusted_proxies", mode="before")
     @classmethod
     def _parse_cidrs(cls, value: Any) -> Any:
         value = _split_csv(value)

@@ -15,6 +15,7 @@ import inspect
 import json
 import pkgutil
 from collections.abc import Awaitable, Callable
+from ipaddress import ip_network
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -75,6 +76,9 @@ def page_routers() -> list[APIRouter]:
 def install_dashboard(app: FastAPI, services: Any) -> None:
     app.state.dashboard_users = DashboardUsers(services.db)
     app.state.sign_in_limiter = SignInLimiter()
+    app.state.trusted_proxies = tuple(
+        ip_network(cidr, strict=False) for cidr in services.settings.trusted_proxies
+    )
     app.include_router(auth.router, include_in_schema=False)
     for router in page_routers():
         app.include_router(

@@ -12,6 +12,7 @@ The cookie holds a random token (the database keeps its SHA-256); it is ``HttpOn
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Annotated
 from urllib.parse import quote, urlsplit
 
@@ -42,8 +43,46 @@ def dashboard_users(request: Request) -> DashboardUsers:
     return users
 
 
+def _from_trusted_proxy(request: Request) -> bool:
+    networks: tuple[IPv4Network | IPv6Network, ...] = getattr(
+        request.app.state, "trusted_proxies", ()
+    )
+    if not networks or request.client is None:
+        return False
+    try:
+        peer = ip_address(request.client.host)
+    except ValueError:
+        return False
+    return any(peer in network for network in networks)
+
+
 def is_https(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether the browser's connection is HTTPS: ours, or (from a trusted proxy) the proxy's
+    ``X-Forwarded-Proto``."""
+    if request.url.scheme == "https":
+        return True
+    if _from_trusted_proxy(request):
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return proto == "https"
+    return False
+
+
+def client_address(request: Request) -> str:
+    """The browser's address: the peer, or (from a trusted proxy) the last address in
+    ``X-Forwarded-For`` that is not itself a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    if not _from_trusted_proxy(request):
+        return peer
+    networks = request.app.state.trusted_proxies
+    for hop in reversed(request.headers.get("x-forwarded-for", "").split(",")):
+        hop = hop.strip()
+        try:
+            address = ip_address(hop)
+        except ValueError:
+            continue
+        if not any(address in network for network in networks):
+            return hop
+    return peer
 
 
 def safe_next(value: object) -> str:
@@ -152,7 +191,7 @@ async def login(request: Request) -> Response:
         raise csrf.CsrfRefused()
     assert cookie_token is not None
     limiter: SignInLimiter = request.app.state.sign_in_limiter
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request)
     wait = limiter.refused(email.lower(), client)
     if wait is not None:
         request.state.csrf_token = cookie_token

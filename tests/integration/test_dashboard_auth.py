@@ -7,10 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
+from starlette.requests import Request
 
 from hookhub.api.app import create_app
-from hookhub.services import Services
+from hookhub.services import Services, build_services
+from hookhub.store.migrate import migrate
 from hookhub.users import DashboardUsers
+from hookhub.web.auth import client_address, is_https
+from tests.conftest import make_settings
 from tests.support.dashboard import PASSWORD, DashboardClient, csrf_in, ensure_user
 
 MakeClient = Callable[[str], Any]
@@ -181,3 +185,30 @@ def test_the_last_admin_cannot_be_disabled(services: Services) -> None:
         users.set_disabled(admin.id, True)
     with pytest.raises(Conflict):
         users.set_role(admin.id, "viewer")
+
+
+def test_behind_a_trusted_proxy_the_cookie_follows_x_forwarded_proto(db_url: str) -> None:
+    # TestClient's peer is not an IP address, so trust is checked on requests whose scope is
+    # built as uvicorn builds it.
+    built = build_services(make_settings(db_url, trusted_proxies="10.0.0.0/8"))
+    try:
+        migrate(built.db)
+        app = create_app(built).api
+
+        def request(peer: str, headers: dict[str, str]) -> Request:
+            scope = {
+                "type": "http", "method": "GET", "path": "/", "scheme": "http",
+                "server": ("hookhub", 80), "client": (peer, 5000), "query_string": b"",
+                "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+                "app": app,
+            }
+            return Request(scope)
+
+        forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7, 10.0.0.2"}
+        assert is_https(request("10.0.0.1", forwarded))
+        assert client_address(request("10.0.0.1", forwarded)) == "203.0.113.7"
+        # Anyone else saying so is not believed.
+        assert not is_https(request("198.51.100.9", forwarded))
+        assert client_address(request("198.51.100.9", forwarded)) == "198.51.100.9"
+    finally:
+        built.close()
