@@ -31,9 +31,10 @@ from hookhub.core.origin import Origin
 from hookhub.crm.operations import CrmTx
 from hookhub.errors import Conflict, HookhubError, NotFound, ValidationFailed
 from hookhub.inbound.actions import DEFAULT_EMAIL_FROM, apply_plans
+from hookhub.inbound.bulk import run_batch
 from hookhub.inbound.providers import get_provider
 from hookhub.inbound.providers.base import RawRequest
-from hookhub.inbound.rules import Rule, RuleError, RuleTooCostly, resolve
+from hookhub.inbound.rules import Plan, Rule, RuleError, RuleTooCostly, resolve
 from hookhub.inbound.start_automation import InboundSource
 from hookhub.store.database import Database, is_transient, light_savepoint
 from hookhub.store.inbound import InboundRequestStore, InboundWebhookStore, Outcome
@@ -142,12 +143,16 @@ class RuleRunner:
                 requests = store.backlog(webhook_id, PROCESS_BATCH)
                 now = datetime.now(UTC)
                 facts: dict[str, Any] = {}  # e.g. the endpoints' subscriptions, read once
-                outcomes: list[Outcome] = []
                 deadline = time.monotonic() + BATCH_SECONDS
-                for request in requests:
-                    outcomes.append(self._run(conn, now, webhook, request, facts))
-                    if len(outcomes) >= MIN_BATCH and time.monotonic() > deadline:
-                        break  # the rest wait for the next batch, still in order
+                origin = Origin("inbound", webhook.id, webhook.name)
+                outcomes = run_batch(
+                    conn,
+                    requests,
+                    crm_for=lambda: self._crm(conn, now, facts, origin),
+                    plans_for=lambda request: self._plans(webhook, request)[1],
+                    run_one=lambda request: self._run(conn, now, webhook, request, facts),
+                    keep_going=lambda done: done < MIN_BATCH or time.monotonic() < deadline,
+                )
                 store.finish_many(outcomes)
             return len(outcomes)
         except Exception as exc:
@@ -283,14 +288,23 @@ class RuleRunner:
         event_type: str | None,
         request_id: int,
     ) -> list[dict[str, Any]]:
-        provider = get_provider(webhook.source)
-        request = RawRequest.build([tuple(h) for h in jsoncodec.loads(headers_json)], body)
-        payload = provider.parse(request)
-        plans = resolve(self._rules_for(webhook), payload, event_type)
+        payload, plans = self._resolve(webhook, body, headers_json, event_type)
         source = InboundSource(webhook.id, request_id, payload)
         return apply_plans(
             crm, plans, email_from=self.email_from, source=source, automations=self.automations
         )
+
+    def _plans(self, webhook: RunnableWebhook, request: Row[Any]) -> tuple[Any, list[Plan]]:
+        return self._resolve(webhook, request.body or b"", request.headers, request.event_type)
+
+    def _resolve(
+        self, webhook: RunnableWebhook, body: bytes, headers_json: str, event_type: str | None
+    ) -> tuple[Any, list[Plan]]:
+        """The request's payload and what its rules resolve to (no database involved)."""
+        provider = get_provider(webhook.source)
+        request = RawRequest.build([tuple(h) for h in jsoncodec.loads(headers_json)], body)
+        payload = provider.parse(request)
+        return payload, resolve(self._rules_for(webhook), payload, event_type)
 
     def replay(self, webhook: RunnableWebhook, request_id: int) -> None:
         """Run the current rules on a logged request again (dedupe does not apply)."""
