@@ -297,7 +297,12 @@ class _DeliveryFields(BaseModel):
     id: int
     message_id: str
     webhook_id: int
-    status: Literal["pending", "succeeded", "failed", "exhausted"]
+    status: Literal[
+        "pending", "succeeded", "failed", "exhausted", "waiting", "collapsed", "cancelled"
+    ] = Field(
+        description="waiting: behind the contact's earlier delivery (ordering); collapsed:"
+        " merged into its burst's delivery (collapse); cancelled: the contact was erased."
+    )
     attempt_count: int = Field(description="Attempts since it was last queued (retry resets it).")
     next_attempt_at: str | None
     in_flight: bool = Field(description="A worker is attempting it right now.")
