@@ -31,8 +31,9 @@ from hookhub.store.schema import (
     messages,
 )
 
-FINAL_DELIVERY_STATUSES = ("succeeded", "exhausted")
-"""Delivery states nothing will change again (a retry or recover makes them pending first)."""
+FINAL_DELIVERY_STATUSES = ("succeeded", "exhausted", "collapsed", "cancelled")
+"""Delivery states nothing will change again (a retry or recover makes them pending first):
+collapsed (merged into its burst's delivery) and cancelled (erasure) included."""
 
 PENDING_REQUEST_STATUS = "received"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from hookhub import __version__
 from hookhub.clock import FakeClock
@@ -25,6 +25,7 @@ from hookhub.core.urlguard import DestinationPolicy
 from hookhub.outbound.http11 import Http11Transport
 from hookhub.outbound.outbox import build_message
 from hookhub.outbound.worker import DeliveryWorker
+from hookhub.retention import RetentionService
 from hookhub.services import Services
 from hookhub.store.deliveries import DeliveryStore
 from hookhub.store.schema import deliveries
@@ -202,6 +203,28 @@ def test_ordered_and_collapsing_endpoint_merges_only_into_the_newest(services: S
     rows = _rows(services, endpoint.id)
     assert [r["status"] for r in rows] == ["pending", "waiting", "waiting", "collapsed"]
     assert _merged(rows[2]["payload"])["data"]["changes"] == {"FIRSTNAME": _change("B", "D")}
+
+
+def test_a_delivered_burst_goes_with_retention(services: Services) -> None:
+    """A collapsed row is final: a merged message may go (its content is in the burst's
+    delivery); the burst's first message goes once that delivery is final."""
+    clock = FakeClock(time.time() - 40 * 86400)
+    endpoint = services.endpoints.create(
+        {"url": "http://127.0.0.1:9/hook", "events": ["contact.updated"], "collapse": COLLAPSE}
+    )
+    _update(services, clock, 7, {"FIRSTNAME": _change("A", "B")})
+    _update(services, clock, 7, {"FIRSTNAME": _change("B", "C")})
+    service = RetentionService(services.db, services.settings)
+    assert service.purge(requests=False).messages == 1  # the merged one
+    assert _statuses(services, endpoint.id) == ["pending"]
+    with services.db.write() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.status == "pending")
+            .values(status="succeeded", next_attempt_at=None)
+        )
+    assert service.purge(requests=False).messages == 1
+    assert _rows(services, endpoint.id) == []
 
 
 # -- the API ------------------------------------------------------------------------------------
