@@ -181,3 +181,18 @@ def test_ordering_is_shown_and_cleared(services: Services) -> None:
     assert services.endpoints.get(endpoint.id).to_api()["ordering"] == "contact"
     cleared = services.endpoints.update(endpoint.id, {"ordering": None})
     assert cleared.to_api()["ordering"] is None
+
+
+def test_erasure_cancels_a_contacts_waiting_deliveries(services: Services) -> None:
+    from hookhub.crm.erasure import ContactEraser
+
+    a = create_contact(services, "a@example.com", FIRSTNAME="A1")
+    endpoint = services.endpoints.create(
+        {"url": "http://127.0.0.1:9/hook", "events": ["contact.updated"], "ordering": "contact"}
+    )
+    for name in ("A2", "A3", "A4"):
+        _rename(services, a, name)
+    assert _statuses(services, endpoint.id) == {"pending": 1, "waiting": 2}
+    counts = ContactEraser(services.crm).erase(a)
+    assert counts["deliveries_cancelled"] == 3
+    assert _statuses(services, endpoint.id) == {"cancelled": 3}
