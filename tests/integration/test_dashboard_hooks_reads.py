@@ -5,6 +5,7 @@ request log by time, and the newest requests' and deliveries' statuses. Both bac
 from __future__ import annotations
 
 import json
+import random
 import time
 from typing import Any
 
@@ -13,11 +14,13 @@ import pytest
 from hookhub.errors import ValidationFailed
 from hookhub.services import Services
 from hookhub.store.dashboard_hooks import (
+    ORDER_SLACK,
     RECENT,
     recent_delivery_statuses,
     recent_request_statuses,
     request_page,
 )
+from hookhub.store.inbound import InboundRequestStore, LogEntry
 from tests.support.inbound import NOTHING, create_hook, fixture, raw_client, side_effects
 
 STRIPE_EVENT = fixture("stripe_customer_created")
@@ -123,3 +126,70 @@ def test_recent_delivery_statuses_count_the_newest_only(client: Any, services: S
         recent = recent_delivery_statuses(conn, [endpoint.id])
     assert recent[endpoint.id].counts == {"pending": RECENT}
     assert recent[endpoint.id].share("failed", "exhausted") == 0.0
+
+
+def test_time_windows_match_a_full_scan_of_an_interleaved_log(
+    client: Any, services: Services
+) -> None:
+    """Two webhooks' requests interleaved, received_at rising with the id but jittered by up
+    to a few seconds (a commit's latency): every window answers what scanning the log would."""
+    mine = create_hook(client, "stripe", secret="whsec_demo_secret")
+    other = create_hook(client, "stripe", secret="whsec_demo_secret")
+    rng = random.Random(15)
+    start = 1_800_000_000.0
+    entries = []
+    for number in range(600):
+        webhook = mine if rng.random() < 0.3 else other
+        jitter = rng.uniform(-3, 3) if number % 7 else 0.0
+        entries.append(
+            LogEntry(
+                webhook_id=webhook.id,
+                received_at=start + number * 10 + jitter,
+                status=rng.choice(["processed", "failed"]),
+                http_status=202,
+                headers="[]",
+                body=b"{}",
+            )
+        )
+    with services.db.write() as conn:
+        InboundRequestStore(conn).append(entries)
+    assert ORDER_SLACK > 3
+
+    with services.db.read() as conn:
+        everything = request_page(
+            conn, mine.id, status=None, since=None, until=None, before_id=None, limit=10_000
+        )
+        assert len(everything) > 100
+        windows = [
+            (None, start + 2000),
+            (start + 2000, None),
+            (start + 1500, start + 3500),
+            (start - 100, start + 5),
+            (start + 5990, None),
+            (start + 9000, None),
+            (None, start - 1),
+            (start + 3000, start + 3000),
+        ]
+        for since, until in windows:
+            for status in (None, "failed"):
+                expected = [
+                    r.id
+                    for r in everything
+                    if (since is None or r.received_at >= since)
+                    and (until is None or r.received_at < until)
+                    and (status is None or r.status == status)
+                ]
+                found = request_page(
+                    conn,
+                    mine.id,
+                    status=status,
+                    since=since,
+                    until=until,
+                    before_id=None,
+                    limit=10_000,
+                )
+                assert [r.id for r in found] == expected, (since, until, status)
+                first_page = request_page(
+                    conn, mine.id, status=status, since=since, until=until, before_id=None, limit=7
+                )
+                assert [r.id for r in first_page] == expected[:7]
