@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 STATIC_DIR = resources.files("hookhub.web") / "static"
+_rendering_csrf: ContextVar[str] = ContextVar("hookhub_rendering_csrf", default="")
 
 SECTIONS = (
     ("overview", "/", "Overview"),
@@ -50,6 +52,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static"] = static_url
+    env.globals["current_csrf_token"] = _rendering_csrf.get
     env.filters["epoch"] = lambda seconds: datetime.fromtimestamp(float(seconds), UTC)
     env.globals["sections"] = SECTIONS
     return env
@@ -74,7 +77,13 @@ def template_context(request: Request, context: dict[str, Any] | None = None) ->
 
 
 def render_text(request: Request, name: str, context: dict[str, Any] | None = None) -> str:
-    return environment().get_template(name).render(template_context(request, context))
+    values = template_context(request, context)
+    # Macros imported without the context still find the token (``_macros.html``'s csrf()).
+    token = _rendering_csrf.set(str(values.get("csrf_token") or ""))
+    try:
+        return environment().get_template(name).render(values)
+    finally:
+        _rendering_csrf.reset(token)
 
 
 def render(

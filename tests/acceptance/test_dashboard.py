@@ -3,6 +3,8 @@ sign-in, the overview, CSRF, sign-out, and axe-core on every page."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -131,3 +133,46 @@ def test_every_page_in_the_nav_passes_axe(admin_page: Any, section: str, path: s
     admin_page.wait_for_load_state("networkidle")
     assert admin_page.locator("h1").count() == 1, f"{path} needs exactly one <h1>"
     axe_check(admin_page)
+
+
+SCREENSHOTS = [
+    ("overview", "/"),
+    ("contacts", "/contacts"),
+    ("contact", "/contacts/{contact}"),
+    ("inbound", "/inbound"),
+    ("outbound", "/outbound"),
+    ("templates", "/templates"),
+    ("settings", "/settings"),
+]
+
+
+def test_screenshots_of_the_main_pages(
+    admin_page: Any, dashboard_server: DashboardServer, tmp_path: Path
+) -> None:
+    """Screenshots of the main pages with a little data in them: into tmp_path, or into
+    $HOOKHUB_SCREENSHOTS_DIR (``HOOKHUB_SCREENSHOTS_DIR=docs/screenshots`` refreshes the
+    README's)."""
+    target = Path(os.environ.get("HOOKHUB_SCREENSHOTS_DIR") or tmp_path)
+    target.mkdir(parents=True, exist_ok=True)
+    with dashboard_server.api() as api:
+        customers = api.post("/lists", json={"name": "Customers"}).json()["id"]
+        contact = None
+        for name in ("ada", "grace", "edsger"):
+            made = api.post("/contacts", json={
+                "email": f"{name}@example.com", "attributes": {"FIRSTNAME": name.title()},
+                "list_ids": [customers]})
+            assert made.status_code in (200, 201), made.text
+            contact = contact or made.json()["id"]
+        assert api.post("/inbound-webhooks",
+                        json={"name": "Stripe", "source": "stripe"}).status_code == 201
+        assert api.post("/webhooks", json={"url": "https://crm.example.com/hooks",
+                                           "events": ["contact.created"]}).status_code == 201
+    admin_page.set_viewport_size({"width": 1280, "height": 800})
+    for name, path in SCREENSHOTS:
+        response = admin_page.goto(path.format(contact=contact))
+        assert response is not None
+        if response.status == 404:
+            continue
+        admin_page.wait_for_load_state("networkidle")
+        admin_page.screenshot(path=str(target / f"{name}.png"), full_page=True)
+        assert (target / f"{name}.png").stat().st_size > 1000
