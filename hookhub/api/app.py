@@ -16,6 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from hookhub import __version__
 from hookhub.api import openapi
+from hookhub.api.contact_create import PATH as CREATE_PATH
+from hookhub.api.contact_create import ContactCreateEndpoint
 from hookhub.api.deps import require_api_key
 from hookhub.api.errors import install_error_handlers
 from hookhub.api.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -65,11 +67,16 @@ class HookhubApp:
     framework."""
 
     def __init__(
-        self, api: FastAPI, receiver: InboundReceiver, tracking: TrackingReceiver | None = None
+        self,
+        api: FastAPI,
+        receiver: InboundReceiver,
+        tracking: TrackingReceiver | None = None,
+        contact_create: ContactCreateEndpoint | None = None,
     ) -> None:
         self.api = api
         self.receiver = receiver
         self.tracking = tracking
+        self.contact_create = contact_create
         self.state = api.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -81,6 +88,13 @@ class HookhubApp:
             and scope["path"].startswith(TRACKING_PREFIX)
         ):
             await self.tracking(scope, receive, send)
+        elif (
+            self.contact_create is not None
+            and scope["type"] == "http"
+            and scope["path"] == CREATE_PATH
+            and scope["method"] == "POST"
+        ):
+            await self.contact_create(scope, receive, send)
         else:
             await self.api(scope, receive, send)
 
@@ -151,7 +165,14 @@ def create_app(services: Services, *, run_workers: bool = False) -> HookhubApp:
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=services.metrics)
-    return HookhubApp(app, receiver, tracking)
+    contact_create = ContactCreateEndpoint(
+        app,
+        crm=services.crm,
+        keys=services.keys,
+        metrics=services.metrics,
+        max_body=settings.max_body_bytes,
+    )
+    return HookhubApp(app, receiver, tracking, contact_create)
 
 
 def _lifespan(

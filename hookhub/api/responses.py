@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.responses import JSONResponse
 
 from hookhub.core import jsoncodec
@@ -15,6 +16,15 @@ class JSON(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return jsoncodec.dumps(content)
+
+
+class StoredJSON(JSONResponse):
+    """A JSON response of data read back from the database: it was checked when it was
+    written (:func:`jsoncodec.dumps` refuses NaN and infinities), so it is not walked again
+    (the walk was a third of a 100-contact page's cost)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
 
 
 def error_response(error: HookhubError) -> JSON:

