@@ -31,7 +31,7 @@ from hookhub.store.schema_automation import automation_step_log as step_log
 from hookhub.store.schema_automation import automations
 from hookhub.store.schema_email import email_events, emails
 
-SCAN_WINDOW = 5000
+SCAN_WINDOW = 3000
 """Rows a source without a contact column looks at per page, at most."""
 
 EMAIL_TIMELINE_TYPES = (
@@ -48,10 +48,15 @@ EMAIL_TIMELINE_TYPES = (
 )
 
 
-def _mentions(column: Any, contact_id: int) -> Any:
-    """``column`` (JSON text written compactly) holds ``"contact_id":<id>`` as a whole value."""
-    key = f'%"contact_id":{int(contact_id)}'
-    return or_(column.like(key + ",%"), column.like(key + "}%"), column.like(key + "]%"))
+def _mentions(conn: Connection, column: Any, contact_id: int) -> Any:
+    """``column`` (JSON text written compactly) holds ``"contact_id":<id>`` as a whole value.
+
+    On SQLite one GLOB with a character class (case-sensitive, no escapes to honour) reads the
+    window in half the time of three LIKEs (measured with bench_dashboard_people.py's data)."""
+    key = f'"contact_id":{int(contact_id)}'
+    if conn.dialect.name == "sqlite":
+        return column.op("GLOB")(f"*{key}[],}}]*")
+    return or_(column.like(f"%{key},%"), column.like(f"%{key}}}%"), column.like(f"%{key}]%"))
 
 
 def _dt(epoch: float) -> datetime:
@@ -328,7 +333,7 @@ def inbound_entries(
         .where(
             col.id >= low,
             before.clause(col.received_at, col.id, rank),
-            _mentions(col.actions, contact_id),
+            _mentions(conn, col.actions, contact_id),
         )
         .order_by(col.id.desc())
     )
@@ -379,7 +384,7 @@ def outbound_entries(
         .where(
             col.id >= low,
             before.clause(col.created_at, col.id, rank, moment=True),
-            _mentions(col.payload, contact_id),
+            _mentions(conn, col.payload, contact_id),
         )
         .order_by(col.id.desc())
     )

@@ -20,7 +20,11 @@ from hookhub.crm.erasure import ContactEraser
 from hookhub.errors import HookhubError, ValidationFailed
 from hookhub.records.contacts import Contact, ContactList
 from hookhub.services import Services
-from hookhub.store.dashboard_people import contacts_by_attribute, contacts_by_email_prefix
+from hookhub.store.dashboard_people import (
+    contacts_by_attribute,
+    contacts_by_email_prefix,
+    list_members_page,
+)
 from hookhub.web.auth import require_admin
 from hookhub.web.pages.contacts_timeline import timeline_page
 from hookhub.web.people_common import (
@@ -80,7 +84,11 @@ def _search(services: Services, q: str, list_id: int | None, cursor: str | None)
             )
             more = encode_cursor(items[-1].email) if len(items) == PAGE else None
             return Search("email", q, items, more)
-        items = crm.contacts.page(after_id=decode_cursor(cursor), limit=PAGE, list_id=list_id)
+        after = decode_cursor(cursor)
+        if list_id is not None:
+            items = list_members_page(crm.conn, list_id, after_id=after, limit=PAGE)
+        else:
+            items = crm.contacts.page(after_id=after, limit=PAGE)
         more = encode_cursor(items[-1].id) if len(items) == PAGE else None
         return Search("all", q, items, more)
 

@@ -16,6 +16,7 @@ from hookhub.core.pagination import decode_cursor, encode_cursor
 from hookhub.errors import HookhubError, NotFound, ValidationFailed
 from hookhub.records.contacts import Contact, ContactList
 from hookhub.services import Services
+from hookhub.store.dashboard_people import list_members_page
 from hookhub.web.auth import require_admin
 from hookhub.web.people_common import (
     blocking,
@@ -111,8 +112,8 @@ def _detail(services: Services, list_id: int, cursor: str | None) -> dict[str, A
         found = crm.lists.get(list_id)
         if found is None:
             raise NotFound(f"No list {list_id}.", details={"list_id": list_id})
-        members: list[Contact] = crm.contacts.page(
-            after_id=decode_cursor(cursor), limit=PAGE, list_id=list_id
+        members: list[Contact] = list_members_page(
+            crm.conn, list_id, after_id=decode_cursor(cursor), limit=PAGE
         )
     return {
         "list": found,
