@@ -88,7 +88,24 @@ def install_dashboard(app: FastAPI, services: Any) -> None:
     _install_error_pages(app)
 
 
-def error_page(request: Request, status: int, message: str) -> Response:
+async def _who(request: Request) -> None:
+    """On an error before the sign-in check ran (an unknown path), the page still shows the
+    nav to a signed-in user; if the session cannot be read, the page goes without."""
+    if getattr(request.state, "user", None) is not None:
+        return
+    if auth.SESSION_COOKIE not in request.cookies:
+        return
+    try:
+        session = await auth.current_session(request)
+    except Exception:  # the database away: the error page matters more than the nav
+        return
+    if session is not None:
+        request.state.user = session.user
+        request.state.csrf_token = session.csrf_token
+
+
+async def error_page(request: Request, status: int, message: str) -> Response:
+    await _who(request)
     title = _TITLES.get(status, "Error" if status < 500 else "Something went wrong")
     return render(request, "errors.html", {"status": status, "title": title, "message": message},
                   status=status)
@@ -99,10 +116,10 @@ def _install_error_pages(app: FastAPI) -> None:
         return auth.sign_in_redirect(request)
 
     async def viewer_forbidden(request: Request, _exc: Exception) -> Response:
-        return error_page(request, 403, "Viewers cannot change anything.")
+        return await error_page(request, 403, "Viewers cannot change anything.")
 
     async def csrf_refused(request: Request, _exc: Exception) -> Response:
-        return error_page(
+        return await error_page(
             request, 403,
             "The form was stale or incomplete (its CSRF token did not match). Reload the page"
             " and try again.",
@@ -132,7 +149,7 @@ def _as_page(handler: Handler) -> Handler:
             pass
         if response.status_code >= 500 and response.status_code != 503:
             message = "Something went wrong on our side; it has been logged."
-        page = error_page(request, response.status_code, message)
+        page = await error_page(request, response.status_code, message)
         for name in ("allow", "retry-after"):
             if name in response.headers:
                 page.headers[name] = response.headers[name]

@@ -105,7 +105,8 @@ def dashboard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashb
     chromium_or_skip()
     tmp = tmp_path_factory.mktemp("dashboard")
     db_url = f"sqlite:///{tmp / 'hookhub.db'}"
-    env = hookhub_env(db_url, HOOKHUB_API_KEY=API_KEY)
+    # DEBUG, so that the check that no password or token is ever logged sees everything.
+    env = hookhub_env(db_url, HOOKHUB_API_KEY=API_KEY, HOOKHUB_LOG_LEVEL="DEBUG")
     server = DashboardServer(url="", db_url=db_url, env=env, log_path=tmp / "serve.log")
     hookhub_cli(env, "users", "create", server.admin_email, "--role", "admin",
                 "--password-stdin", stdin=PASSWORD + "\n")

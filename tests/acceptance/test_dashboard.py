@@ -70,6 +70,10 @@ def test_sign_out_ends_the_session(
     viewer_page.wait_for_url(dashboard_server.url + "/login")
     viewer_page.goto("/")
     assert "/login" in viewer_page.url
+    # Neither the password nor the session's token ever reaches the server's output.
+    logged = dashboard_server.log()
+    assert dashboard_server.password not in logged
+    assert session["value"] not in logged
 
 
 def test_repeated_failed_sign_ins_are_rate_limited(anonymous_page: Any) -> None:

@@ -159,6 +159,7 @@ def test_errors_on_dashboard_paths_are_pages_and_api_errors_stay_json(
     assert page.status_code == 404
     assert "text/html" in page.headers["content-type"]
     assert "<h1>Page not found</h1>" in page.text
+    assert 'aria-label="Sections"' in page.text  # the nav, for a signed-in user
     api = client.get("/api/v1/no-such-thing")
     assert api.status_code in (401, 404)
     assert api.headers["content-type"].startswith("application/json")

@@ -18,7 +18,7 @@ from hookhub.store.schema import (
     inbound_requests,
     messages,
 )
-from hookhub.web.stats import WINDOWS, percentile, read_activity
+from hookhub.web.stats import WINDOWS, ActivityCache, percentile, read_activity
 
 MakeClient = Callable[[str], Any]
 
@@ -119,3 +119,27 @@ def test_overview_page_shows_counts_and_activity(
     assert counts.status_code == 200
     assert 'id="overview-counts"' in counts.text
     assert "<html" not in counts.text
+
+
+async def test_the_cache_answers_stale_figures_at_once_and_refreshes_behind(
+    services: Services,
+) -> None:
+    clock = [time.time()]
+    cache = ActivityCache(services.db, clock=lambda: clock[0])
+    hour = WINDOWS["hour"]
+    assert cache.peek(hour) is None  # nothing yet: starts counting, never waits
+    first = await cache.get(hour)
+    assert first.computed_at == clock[0]
+    assert await cache.get(hour) is first  # fresh: no new read
+    clock[0] += hour.fresh + 1
+    stale = await cache.get(hour)
+    assert stale is first  # stale, answered at once, while one refresh runs ...
+    refresh = cache.pending(hour)
+    assert refresh is not None
+    assert cache.peek(hour) is first
+    assert cache.pending(hour) is refresh  # ... and only one
+    await refresh
+    refreshed = await cache.get(hour)  # it lands for the next request
+    assert refreshed is not first
+    assert refreshed.computed_at == clock[0]
+    assert cache.pending(hour) is None
