@@ -243,3 +243,139 @@ def is_truthy(value: Any) -> bool:
     if isinstance(value, str | list | dict):
         return len(value) > 0
     return True
+
+
+Compiled = Callable[[Any, Budget], Any]
+
+
+def compile_tree(node: Any) -> Compiled | None:
+    """``node`` (a parsed tree) as nested Python closures, for the shapes rules use most.
+
+    What the interpreter answers and raises, without its per-node dispatch: field paths,
+    literals, ``@``, ``&&``, ``||``, ``!``, ``==`` and ``!=``, an index or a slice, a
+    projection, and function calls (JMESPath's own argument checks, the same charges to the
+    budget for what functions walk and build). Anything else: None (the interpreter runs it).
+    Each compound node evaluated costs a budget step, each projected element one more, so
+    evaluation stays bounded as with the interpreter.
+    """
+    kind = node.get("type") if isinstance(node, dict) else None
+    children = node.get("children", ()) if kind else ()
+    if kind == "field":
+        key = node["value"]
+        return lambda value, _b: value.get(key) if isinstance(value, dict) else None
+    if kind == "subexpression":
+        steps = [compile_tree(child) for child in children]
+        if any(step is None for step in steps):
+            return None
+        return _chain(steps, stop_at_null=True)  # type: ignore[arg-type]
+    if kind == "literal":
+        constant = node["value"]
+        return lambda _v, _b: constant
+    if kind in ("identity", "current"):
+        return lambda value, _b: value
+    if kind == "index":
+        index = node["value"]
+        return lambda value, _b: _index(value, index)
+    if kind == "slice":
+        piece = slice(*children)
+
+        def sliced(value: Any, budget: Budget) -> Any:
+            if not isinstance(value, list):
+                return None
+            result = value[piece]
+            budget.charge(result)
+            return result
+
+        return sliced
+    parts = [compile_tree(child) for child in children]
+    if any(part is None for part in parts):
+        return None
+    compiled: list[Compiled] = parts  # type: ignore[assignment]
+    if kind == "index_expression":
+        return _chain(compiled)
+    if kind == "and_expression":
+        left, right = compiled
+
+        def both(value: Any, budget: Budget) -> Any:
+            _step(budget)
+            matched = left(value, budget)
+            return right(value, budget) if is_truthy(matched) else matched
+
+        return both
+    if kind == "or_expression":
+        left, right = compiled
+
+        def either(value: Any, budget: Budget) -> Any:
+            _step(budget)
+            matched = left(value, budget)
+            return matched if is_truthy(matched) else right(value, budget)
+
+        return either
+    if kind == "not_expression":
+        (inner,) = compiled
+
+        def negated(value: Any, budget: Budget) -> Any:
+            _step(budget)
+            result = inner(value, budget)
+            if isinstance(result, int | float) and not isinstance(result, bool) and result == 0:
+                return False
+            return not result
+
+        return negated
+    if kind == "projection":
+        base_of, each = compiled
+
+        def projected(value: Any, budget: Budget) -> Any:
+            _step(budget)
+            base = base_of(value, budget)
+            if not isinstance(base, list):
+                return None
+            budget.step(len(base))
+            collected = [item for item in (each(e, budget) for e in base) if item is not None]
+            budget.charge(collected)
+            return collected
+
+        return projected
+    if kind == "function_expression":
+        name = node["value"]
+        builds = name in _BUILDERS
+
+        def called(value: Any, budget: Budget) -> Any:
+            _step(budget)
+            args = [arg(value, budget) for arg in compiled]
+            for arg in args:
+                if isinstance(arg, list | dict):
+                    budget.step(len(arg))
+            result = _FUNCTIONS.call_function(name, args)
+            if builds and result is not None:
+                budget.charge(result)
+            return result
+
+        return called
+    return None
+
+
+def _step(budget: Budget) -> None:
+    budget.steps += 1
+    if budget.steps > budget.max_steps:
+        budget.step(0)  # raises, with the message
+
+
+def _index(value: Any, index: int) -> Any:
+    if not isinstance(value, list):
+        return None
+    try:
+        return value[index]
+    except IndexError:
+        return None
+
+
+def _chain(parts: list[Compiled], *, stop_at_null: bool = False) -> Compiled:
+    def chained(value: Any, budget: Budget) -> Any:
+        for part in parts:
+            value = part(value, budget)
+            if value is None and stop_at_null:
+                return None
+        return value
+
+    return chained

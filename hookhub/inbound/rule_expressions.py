@@ -17,7 +17,7 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
-from hookhub.core.expressions import Budget, ExpressionTooCostly, evaluate
+from hookhub.core.expressions import Budget, Compiled, ExpressionTooCostly, compile_tree, evaluate
 from hookhub.errors import ValidationFailed
 
 MAX_EXPRESSION = 1000
@@ -32,6 +32,8 @@ class Expression:
     parsed: ParsedResult
     fast: Callable[[Any], Any] | None = None
     """The same expression without the interpreter, for the common shapes (see _shortcut)."""
+    compiled: Compiled | None = None
+    """Else the same as closures, for most other shapes (``core.expressions.compile_tree``)."""
 
     def search(self, payload: Any, budget: Budget | None = None) -> Any:
         """The expression's value on ``payload``, charged to ``budget`` (a fresh one if None).
@@ -42,6 +44,8 @@ class Expression:
         if self.fast is not None:
             return self.fast(payload)
         try:
+            if self.compiled is not None:
+                return self.compiled(payload, budget or Budget())
             return evaluate(self.parsed.parsed, payload, budget or Budget())
         except ExpressionTooCostly as exc:
             raise RuleTooCostly(
@@ -91,7 +95,9 @@ def compile_expression(value: Any, where: str) -> Expression:
         ) from exc
     except (RecursionError, ValueError, TypeError) as exc:
         raise _fail(where, f"cannot be parsed ({type(exc).__name__})") from exc
-    return Expression(value, where, parsed, _shortcut(parsed.parsed))
+    fast = _shortcut(parsed.parsed)
+    compiled = None if fast is not None else compile_tree(parsed.parsed)
+    return Expression(value, where, parsed, fast, compiled)
 
 
 def _shortcut(node: Any) -> Callable[[Any], Any] | None:

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hookhub.core.contacts import (
     MAX_STRING_LENGTH,
@@ -222,3 +225,55 @@ def test_coercion_refuses_ambiguous_values_naming_the_attribute(
     with pytest.raises(ValidationFailed) as caught:
         coerce_value("SCORE", kind, value)
     assert caught.value.details["attribute"] == "SCORE"
+
+
+def _by_email_validator(raw: str) -> str | None:
+    try:
+        return validate_email(raw, check_deliverability=False).normalized.lower()
+    except EmailNotValidError:
+        return None
+
+
+_ATEXT = "abcxyz0189!#$%&'*+/=?^_`{|}~-."
+_DOMAINS = st.sampled_from(
+    [
+        "example.com",
+        "bench.example",
+        "sub.domain.co.uk",
+        "localhost",
+        "foo.test",
+        "x.invalid",
+        "a.local",
+        "1.2.3.4",
+        "example.123",
+        "-bad.com",
+        "bad-.com",
+        "xn--bcher-kva.example",
+        "xn--zz.example",
+        "a..b.com",
+        ".example.com",
+        "example.com.",
+        "nodot",
+        "a" * 63 + ".com",
+        "a" * 64 + ".com",
+        ".".join(["a" * 60] * 4) + ".com",
+        "ex_ample.com",
+        "bücher.example",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(local=st.text(alphabet=_ATEXT, min_size=0, max_size=70), domain=_DOMAINS)
+def test_the_plain_address_shortcut_answers_what_email_validator_answers(
+    local: str, domain: str
+) -> None:
+    """normalize_email checks plain ASCII addresses without email_validator (its domain
+    verdicts kept per domain); whatever it answers, email_validator answers the same."""
+    raw = f"{local}@{domain}"
+    expected = _by_email_validator(raw)
+    try:
+        got: str | None = normalize_email(raw)
+    except ValidationFailed:
+        got = None
+    assert got == expected, raw
