@@ -119,3 +119,8 @@ def test_the_last_admin_stays(dashboard_client: MakeClient, services: Services) 
     assert admin.submit(f"/settings/users/{me.id}/role", {"role": "viewer"}).status_code == 409
     assert admin.submit(f"/settings/users/{me.id}/role", {"role": "owner"}).status_code == 422
     assert admin.submit("/settings/users/999999/disable").status_code == 404
+    # Ids beyond what the database can hold are simply not there (never a 500).
+    huge = "99999999999999999999999"
+    assert admin.submit(f"/settings/users/{huge}/disable").status_code == 404
+    assert admin.submit(f"/settings/keys/{huge}/revoke").status_code == 404
+    assert admin.submit("/settings/keys/abc/revoke").status_code == 422

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
+from hookhub.api.schemas import MAX_ID
 from hookhub.errors import Conflict, NotFound, ValidationFailed
 from hookhub.keys import ApiKeys, Scope
 from hookhub.services import Services
@@ -81,6 +82,13 @@ async def _page(
     )
 
 
+def _known(value: int, what: str) -> int:
+    """An id from the path: beyond what ids can be, nothing is there (never a database error)."""
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"No {what} {value}.")
+    return value
+
+
 def _done(what: str) -> Response:
     return RedirectResponse(f"/settings?done={what}", status_code=303)
 
@@ -119,7 +127,7 @@ async def create_key(request: Request) -> Response:
 async def revoke_key(request: Request, key_id: int) -> Response:
     require_admin(request)
     try:
-        await run_in_threadpool(_keys(request).revoke, key_id)
+        await run_in_threadpool(_keys(request).revoke, _known(key_id, "API key"))
     except NotFound as exc:
         return await _page(request, status=404, error=exc.message)
     return _done("key-revoked")
@@ -152,9 +160,10 @@ async def create_user(request: Request) -> Response:
     return _done("user-created")
 
 
-async def _change_user(request: Request, change: Any) -> Response:
+async def _change_user(request: Request, user_id: int, change: Any) -> Response:
     require_admin(request)
     try:
+        _known(user_id, "user")
         await run_in_threadpool(change)
     except NotFound as exc:
         return await _page(request, status=404, error=exc.message)
@@ -168,16 +177,16 @@ async def change_role(request: Request, user_id: int) -> Response:
     require_admin(request)
     role = _field(await request.form(), "role")
     users = dashboard_users(request)
-    return await _change_user(request, lambda: users.set_role(user_id, role))
+    return await _change_user(request, user_id, lambda: users.set_role(user_id, role))
 
 
 @router.post("/settings/users/{user_id}/disable")
 async def disable_user(request: Request, user_id: int) -> Response:
     users = dashboard_users(request)
-    return await _change_user(request, lambda: users.set_disabled(user_id, True))
+    return await _change_user(request, user_id, lambda: users.set_disabled(user_id, True))
 
 
 @router.post("/settings/users/{user_id}/enable")
 async def enable_user(request: Request, user_id: int) -> Response:
     users = dashboard_users(request)
-    return await _change_user(request, lambda: users.set_disabled(user_id, False))
+    return await _change_user(request, user_id, lambda: users.set_disabled(user_id, False))
