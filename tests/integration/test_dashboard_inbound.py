@@ -54,7 +54,7 @@ def test_every_inbound_page_renders(admin: Any, client: Any, services: Services)
             "stripe-signature",
             "Replay with the current rules",
         ],
-        f"/inbound/{hook.id}/rules": ["customer created", "1 rule would match"],
+        f"/inbound/{hook.id}/rules": ["customer created", f"#{request_id} · processed"],
     }
     for path, expected in pages.items():
         page = admin.get(path)
@@ -63,6 +63,15 @@ def test_every_inbound_page_renders(admin: Any, client: Any, services: Services)
         shown = text_of(page)
         for text in expected:
             assert text in shown, (path, text)
+    # The editor's preview loads just after it (htmx), with the saved rules.
+    rules = json.dumps(services.inbound.get(hook.id).rules)
+    preview = form_post(
+        admin,
+        f"/inbound/{hook.id}/rules/preview",
+        {"rules": rules, "request_id": str(request_id)},
+        htmx=True,
+    )
+    assert "1 rule would match" in text_of(preview)
     # The secret is never shown again after creation.
     assert STRIPE_SECRET not in admin.get(f"/inbound/{hook.id}").text
 
@@ -235,3 +244,33 @@ def test_delete_removes_the_webhook(admin: Any, client: Any, services: Services)
     assert gone.status_code == 200
     assert services.inbound.page(after_id=None, limit=10) == []
     assert re.search(r"No inbound webhook yet", gone.text)
+
+
+def test_hostile_bodies_are_shown_escaped_never_a_500(
+    admin: Any, client: Any, services: Services
+) -> None:
+    hook = create_hook(client, "generic", name="Anyone")
+    bodies = [
+        b'{"name": "<script>alert(1)</script>"}',
+        b"[" * 5000 + b"]" * 5000,  # nested past what the JSON parser recurses into
+        b"\xff\xfe not utf-8 <b>",
+    ]
+    with raw_client(client) as sender:
+        for body in bodies:
+            answer = sender.post(hook.path, content=body, headers={"content-type": "text/plain"})
+            assert answer.status_code in (202, 400, 415, 422), answer.text
+    services.inbound.process_backlog()
+    logged = services.inbound.requests(hook.id, status=None, before_id=None, limit=10)
+    assert logged
+    for entry in logged:
+        page = admin.get(f"/inbound/{hook.id}/requests/{entry['id']}")
+        assert page.status_code == 200, page.text[:300]
+        assert "<script>alert(1)</script>" not in page.text
+        assert "<b>" not in page.text.split("<main", 1)[1]
+        preview = form_post(
+            admin,
+            f"/inbound/{hook.id}/rules/preview",
+            {"rules": "[" * 3000 + "]" * 3000, "request_id": str(entry["id"])},
+        )
+        assert preview.status_code == 200
+    assert "&lt;script&gt;" in admin.get(f"/inbound/{hook.id}/requests/{logged[-1]['id']}").text

@@ -68,7 +68,9 @@ def parse_json(text: str, field: str, errors: FormErrors, *, default: Any = None
         return json.loads(text)
     except ValueError as exc:
         errors.add(field, f"Not valid JSON: {exc}")
-        return default
+    except RecursionError:
+        errors.add(field, "Nested too deeply.")
+    return default
 
 
 def parse_local_time(text: str, field: str, errors: FormErrors) -> datetime | None:
@@ -127,7 +129,7 @@ def pretty_body(text: str | None) -> str:
         return ""
     try:
         return pretty_json(json.loads(text))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past what can be indented
         return text
 
 

@@ -6,6 +6,9 @@ The preview posts the draft (htmx, as the text changes) to the same service call
 written, and what each matched rule would do, or the error, is shown. What this module must
 never do: save from the preview, or check a rule itself (the service compiles the draft the
 way a save does).
+
+The page itself runs no preview: a preview's dry run is a write transaction, which waits for the
+process's other writers, so htmx loads it just after the page (and again as the draft changes).
 """
 
 from __future__ import annotations
@@ -79,12 +82,6 @@ async def _editor(
         "active": "inbound",
         "more_cursor": encode_cursor(choices[-1]["id"]) if len(choices) == CHOICES else None,
     }
-    if request_id is not None:
-        draft = (
-            webhook.rules if rules_text is None else parse_json(rules_text, "rules", FormErrors())
-        )
-        if isinstance(draft, list):
-            context["preview"] = await _preview(request, webhook_id, draft, request_id)
     return render(request, "inbound_rules.html", context, status=status)
 
 
