@@ -52,8 +52,9 @@ GIVE_UP_WHEN_STOPPING = 3
 """Flushes tried while stopping with the database away; then the leases are left to expire."""
 
 Pending = tuple[DeliveryUpdate, int, Job, Outcome]
-_FINAL = frozenset({"succeeded", "exhausted"})
 """An outcome waiting to be recorded: the update, its endpoint id, the job, the outcome."""
+_FINAL = frozenset({"succeeded", "exhausted"})
+"""Statuses after which an ordered contact's next delivery may go."""
 
 
 def clean_text(value: str | None) -> str | None:
