@@ -9,7 +9,11 @@ which every CITY differs, then for each repetition times, as subprocesses pinned
   database, three times: the file (all created), the same file again (all unchanged), then the
   modified file (all updated). After each, the contacts and outbox messages stored are counted.
 
-The goal for the contacts core: 100k contacts in under 30 s on SQLite.
+Every Hookhub database gets an endpoint subscribed to ``contact.*`` first (``--no-endpoint``: none),
+so each import message is fanned out to a delivery as it would be in use.
+
+The goal (issue 16): 100k contacts in at most 5 s on SQLite and 10 s on PostgreSQL, and the
+re-import of the same file in at most half a fresh one.
 
 ``--compare-source DIR`` also runs each Hookhub target with the ``hookhub`` package found in DIR
 (e.g. a checkout of an earlier commit), in the same runs, as ``<target>@before``; the summary
@@ -53,7 +57,7 @@ from common import (
 
 CORE = 0
 SEED = 20240601
-GOAL_SECONDS = 30.0
+GOAL_SECONDS = 5.0
 IMPORT_TIMEOUT = 900
 BEFORE = "@before"
 """Suffix of a target run with the --compare-source package."""
@@ -74,7 +78,9 @@ CITIES = (
 )
 # fmt: on
 REPORT_LINE = re.compile(
-    r"created: (\d+)\s+updated: (\d+)\s+unchanged: (\d+)\s+rejected: (\d+)", re.MULTILINE
+    # The CLI's line may wrap at the terminal's width, anywhere between words.
+    r"created:\s*(\d+)\s+updated:\s*(\d+)\s+unchanged:\s*(\d+)\s+rejected:\s*(\d+)",
+    re.MULTILINE,
 )
 
 
@@ -122,6 +128,11 @@ def parse_args() -> argparse.Namespace:
         help="admin URL used to create and drop the throwaway databases",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--no-endpoint",
+        action="store_true",
+        help="import without an endpoint subscribed to contact.* (no deliveries fanned out)",
+    )
     parser.add_argument(
         "--compare-source",
         type=Path,
@@ -288,6 +299,28 @@ def hookhub(*args: str, database_url: str, source: Path | None = None) -> Timed:
     return timed_run(argv, postgres, env)
 
 
+_SUBSCRIBE = """
+import sys
+from hookhub.config import load_settings
+from hookhub.services import build_services
+services = build_services(load_settings(
+    database_url=sys.argv[1], allow_private_destinations="127.0.0.0/8"))
+services.endpoints.create({"url": "http://127.0.0.1:9/import-bench", "events": ["contact.*"]})
+services.close()
+"""
+
+
+def subscribe_endpoint(database_url: str, source: Path | None) -> None:
+    """An endpoint subscribed to contact.*, so that every import message is fanned out to a
+    delivery (nothing delivers during the import: no worker runs)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if source is not None:
+        env["PYTHONPATH"] = str(source)
+    subprocess.run(
+        [sys.executable, "-c", _SUBSCRIBE, database_url], check=True, env=env, timeout=120
+    )
+
+
 def run_hookhub(
     target: str,
     run: int,
@@ -296,10 +329,13 @@ def run_hookhub(
     rows: int,
     count: Callable[[str], int],
     source: Path | None = None,
+    subscribe: bool = True,
 ) -> tuple[list[Step], float]:
     """The three imports on one fresh database; also answers the no-op start-up time."""
     run_it = partial(hookhub, database_url=database_url, source=source)
     run_it("migrate")
+    if subscribe:
+        subscribe_endpoint(database_url, source)
     startup = run_it("migrate").seconds
     steps: list[Step] = []
     messages_before = count("messages")
@@ -396,8 +432,8 @@ def print_summary(steps: list[Step], startups: dict[str, list[float]], rows: int
         )
     fresh = [s.seconds for s in steps if s.target == "hookhub-sqlite" and s.step == "fresh"]
     if fresh and rows == 100_000:
-        verdict = "met" if median(fresh) < GOAL_SECONDS else "NOT met"
-        print(f"\ngoal (100k contacts in under {GOAL_SECONDS:.0f} s on SQLite): {verdict}")
+        verdict = "met" if median(fresh) <= GOAL_SECONDS else "NOT met"
+        print(f"\ngoal (100k contacts in at most {GOAL_SECONDS:.0f} s on SQLite): {verdict}")
 
 
 @contextmanager
@@ -455,6 +491,7 @@ def main() -> None:
                         args.rows,
                         partial(sqlite_count, db_path),
                         source,
+                        subscribe=not args.no_endpoint,
                     )
                     startups.setdefault("hookhub-sqlite" + suffix, []).append(startup)
                     for step in new:
@@ -472,6 +509,7 @@ def main() -> None:
                             args.rows,
                             partial(postgres_count, url),
                             source,
+                            subscribe=not args.no_endpoint,
                         )
                     startups.setdefault("hookhub-postgresql" + suffix, []).append(startup)
                     for step in new:

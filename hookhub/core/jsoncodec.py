@@ -38,16 +38,36 @@ def dumps(obj: Any) -> bytes:
 
 
 def check_finite(obj: Any, *, depth: int = 0) -> None:
-    """Refuse NaN and infinities anywhere in a parsed document (JSON has no such numbers)."""
-    if isinstance(obj, float):
+    """Refuse NaN and infinities anywhere in a parsed document (JSON has no such numbers).
+
+    Leaves are looked at in the loop over their container, by exact type, instead of a call
+    each: in the CSV import's profile the walk was a fifth of the CPU (every message body has
+    a null in it, so every body was walked); 3-5x faster this way.
+    """
+    kind = type(obj)
+    if kind is dict:
+        values: Any = obj.values()
+    elif kind is list or kind is tuple:
+        values = obj
+    elif isinstance(obj, dict):
+        values = obj.values()
+    elif isinstance(obj, list | tuple):
+        values = obj
+    elif isinstance(obj, float):
         if not math.isfinite(obj):
             raise ValidationFailed("Numbers must be finite (NaN and Infinity are not JSON).")
-    elif isinstance(obj, dict):
-        for value in obj.values():
-            check_finite(value, depth=depth + 1)
-    elif isinstance(obj, list | tuple):
-        for value in obj:
-            check_finite(value, depth=depth + 1)
+        return
+    else:
+        return
+    for value in values:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            continue
+        if kind is float:
+            if not math.isfinite(value):
+                raise ValidationFailed("Numbers must be finite (NaN and Infinity are not JSON).")
+            continue
+        check_finite(value, depth=depth + 1)
 
 
 def isoformat(moment: datetime) -> str:

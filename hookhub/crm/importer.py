@@ -28,7 +28,7 @@ from hookhub.core.origin import Origin
 from hookhub.crm.operations import RESERVED_ATTRIBUTES, CrmTx
 from hookhub.crm.service import CrmService
 from hookhub.errors import HookhubError, ValidationFailed
-from hookhub.outbound.outbox import OutboxMessage
+from hookhub.outbound.outbox import OutboxMessage, build_message
 from hookhub.store.imports import ContactImportStore
 
 BATCH_SIZE = 1000
@@ -223,6 +223,12 @@ class ContactImporter:
         list_id: int | None,
         report: ImportReport,
     ) -> None:
+        origin = tx.outbox.origin
+
+        def message(event_type: str, data: dict[str, Any]) -> OutboxMessage:
+            # Built with the import's origin: stamping it afterwards copied every message.
+            return build_message(event_type, data, tx.now, origin=origin)
+
         prepared: list[tuple[_Row, dict[str, Any]]] = []
         for row in rows:
             try:
@@ -275,7 +281,7 @@ class ContactImporter:
                 }
             )
             messages.append(
-                tx.outbox_message(
+                message(
                     "contact.updated",
                     {
                         "contact_id": current.id,
@@ -287,7 +293,9 @@ class ContactImporter:
                 )
             )
         if inserts:
-            new_ids = ContactImportStore(tx.conn).insert_contacts(
+            # One multi-row INSERT ... RETURNING id, email per batch (an INSERT per row before:
+            # RETURNING in parameter order is one statement a row on SQLite).
+            new_ids = tx.contacts.insert_new(
                 [
                     {
                         "email": row.email,
@@ -301,11 +309,15 @@ class ContactImporter:
                 ]
             )
             created_at = jsoncodec.isoformat(tx.now)
-            for (row, attrs), new_id in zip(inserts, new_ids, strict=True):
+            for row, attrs in inserts:
+                new_id = new_ids.get(row.email)
+                if new_id is None:  # another writer took the email or ext_id meanwhile
+                    report.reject(row.line, "the email or ext_id was taken meanwhile; retry")
+                    continue
                 report.created += 1
                 members.append((new_id, row.email))
                 messages.append(
-                    tx.outbox_message(
+                    message(
                         "contact.created",
                         {
                             "contact_id": new_id,
@@ -327,7 +339,7 @@ class ContactImporter:
             )
             list_name = tx.lists.names([list_id]).get(list_id)
             messages.extend(
-                tx.outbox_message(
+                message(
                     "list.contact_added",
                     {"contact_id": cid, "email": email, "list_id": list_id, "list_name": list_name},
                 )
