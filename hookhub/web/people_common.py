@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
-from hookhub.errors import BadRequest, HookhubError, NotFound
+from hookhub.errors import BadRequest, HookhubError, NotFound, ValidationFailed
 
 MAX_ID = 2**53 - 1
 MAX_FIELD = 1024 * 1024
@@ -33,13 +33,35 @@ async def blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
+def storable(value: str, field: str) -> str:
+    """Text both databases can store (PostgreSQL refuses NUL; lone surrogates are not UTF-8),
+    else a 422 naming the field, as the API's ``Text`` fields answer."""
+    if "\x00" in value:
+        raise ValidationFailed(
+            f"{field} must not contain NUL characters.", details={"field": field}
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValidationFailed(
+            f"{field} must be valid Unicode.", details={"field": field}
+        ) from None
+    return value
+
+
+def query_text(request: Request, name: str, limit: int = 320) -> str:
+    """A query parameter as storable text, trimmed and cut to ``limit`` ("" when absent)."""
+    return storable((request.query_params.get(name) or "").strip()[:limit], name)
+
+
 async def read_form(request: Request) -> dict[str, Any]:
-    """The form's fields: a field given once is a string, one given several times a list."""
+    """The form's fields: a field given once is a string, one given several times a list.
+    Every value is storable text (a 422 otherwise)."""
     form = await request.form()
     fields: dict[str, Any] = {}
     for key in form:
         values = [v for v in form.getlist(key) if isinstance(v, str)]
-        values = [v[:MAX_FIELD] for v in values]
+        values = [storable(v[:MAX_FIELD], key) for v in values]
         if not values:
             continue
         fields[key] = values[0] if len(values) == 1 else values

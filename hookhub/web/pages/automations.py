@@ -27,6 +27,7 @@ from hookhub.web.people_common import (
     check_id,
     compact_json,
     pretty_json,
+    query_text,
     read_form,
     redirect,
     text,
@@ -165,7 +166,7 @@ async def _detail_page(
 ) -> Response:
     check_id(automation_id)
     services = _services(request)
-    ref = (request.query_params.get("contact") or "").strip()[:320]
+    ref = query_text(request, "contact")
 
     def load() -> dict[str, Any]:
         shown = services.automations.get(automation_id)

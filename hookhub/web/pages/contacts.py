@@ -33,6 +33,7 @@ from hookhub.web.people_common import (
     compact_json,
     error_field,
     parse_int,
+    query_text,
     read_form,
     redirect,
     text,
@@ -109,7 +110,7 @@ async def _list_page(
 ) -> Response:
     services = _services(request)
     params = request.query_params
-    q = (params.get("q") or "").strip()[:320]
+    q = query_text(request, "q")
     list_id = parse_int(params.get("list_id"), "list_id")
     cursor = params.get("cursor")
     search_error = None

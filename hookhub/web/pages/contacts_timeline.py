@@ -30,6 +30,7 @@ from hookhub.store.dashboard_timeline import (
     outbound_entries,
 )
 from hookhub.web.people_common import (
+    MAX_ID,
     blocking,
     check_id,
     compact_json,
@@ -42,6 +43,8 @@ from hookhub.web.render import render
 
 router = APIRouter(include_in_schema=False)
 PAGE = 30
+MAX_TIME = 32503680000.0
+"""Year 3000: a cursor's time beyond it is not one this page made."""
 CREATED_MARGIN = 60.0
 """Seconds before a contact's creation from which messages about it are looked for."""
 
@@ -64,6 +67,13 @@ def _cursor(raw: str | None) -> tuple[Before | None, str | None, int | None]:
         and (i is None or isinstance(i, int))
         and not any(isinstance(v, bool) for v in (t, s, r, i))
         and (s is None or (t is not None and r is not None))
+    )
+    valid = valid and (
+        (t is None or 0 <= t < MAX_TIME)
+        and (i is None or 1 <= i <= MAX_ID)
+        and (not isinstance(r, int) or 0 <= r <= MAX_ID)
+        and (not isinstance(r, str) or len(r) <= 64)
+        and (m is None or len(m) <= 64)
     )
     if not valid:
         raise BadRequest("The cursor is not one this page made.", details={"field": "cursor"})

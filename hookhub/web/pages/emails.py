@@ -28,6 +28,7 @@ from hookhub.web.people_common import (
     check_id,
     compact_json,
     parse_int,
+    query_text,
     when,
 )
 from hookhub.web.render import render
@@ -60,7 +61,7 @@ async def emails_index(request: Request) -> Response:
     services = _services(request)
     params = request.query_params
     status = params.get("status") or None
-    recipient = (params.get("to") or "").strip()[:320]
+    recipient = query_text(request, "to")
     errors: dict[str, str] = {}
     if status is not None and status not in STATUSES:
         errors["status"] = f"Status is one of {', '.join(STATUSES)}."
