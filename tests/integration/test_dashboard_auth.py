@@ -4,6 +4,7 @@ backends): what a browser would see (redirects, statuses, cookies, pages)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -213,3 +214,21 @@ def test_behind_a_trusted_proxy_the_cookie_follows_x_forwarded_proto(db_url: str
         assert client_address(request("198.51.100.9", forwarded)) == "198.51.100.9"
     finally:
         built.close()
+
+
+def test_a_session_expires_twelve_hours_after_sign_in(
+    dashboard_client: MakeClient, monkeypatch: Any
+) -> None:
+    import hookhub.users
+
+    client = dashboard_client("admin")
+    assert client.get("/", follow_redirects=False).status_code == 200
+    signed_in = hookhub.users._now()
+    later = signed_in + hookhub.users.SESSION_LIFETIME - timedelta(minutes=1)
+    monkeypatch.setattr(hookhub.users, "_now", lambda: later)
+    assert client.get("/", follow_redirects=False).status_code == 200
+    expired = signed_in + hookhub.users.SESSION_LIFETIME + timedelta(minutes=1)
+    monkeypatch.setattr(hookhub.users, "_now", lambda: expired)
+    response = client.get("/", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login")
