@@ -52,12 +52,15 @@ _INSERT = {
     dialect: module.insert(contacts).on_conflict_do_nothing().returning(contacts.c.id)
     for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
 }
-_INSERT_NEW = {
-    dialect: module.insert(contacts)
-    .on_conflict_do_nothing()
-    .returning(contacts.c.id, contacts.c.email)
-    for dialect, module in (("postgresql", postgresql), ("sqlite", sqlite))
-}
+_NEW_COLUMNS = ("email", "ext_id", "attributes", "unsubscribed", "created_at", "updated_at")
+_INSERT_CHUNK = 1000  # 6,000 parameters a statement: within SQLite's and PostgreSQL's limits
+
+
+def _bind_processor(column: str, dialect: Any) -> Any:
+    """The column type's own conversion of a bound value (None when it has none)."""
+    return contacts.c[column].type._cached_bind_processor(dialect)
+
+
 _SAVE = (
     update(contacts)
     .where(contacts.c.id == bindparam("b_id"))
@@ -218,13 +221,44 @@ class ContactStore:
         )
 
     def insert_new(self, rows: list[dict[str, Any]]) -> dict[str, int]:
-        """Insert the contacts whose email and ext_id are free, in one multi-row statement
+        """Insert the contacts whose email and ext_id are free, in multi-row statements
         (rows as :meth:`insert`'s values, attributes as JSON text); answers the new ids by
-        email. A row whose email or ext_id is taken is skipped, not an error."""
+        email. A row whose email or ext_id is taken is skipped, not an error.
+
+        The statement goes to the driver as is, its values bound through the columns' own
+        bind processors, a batch's shared timestamp converted once: SQLAlchemy's per-row
+        parameter processing was most of this insert's cost in the import's profile.
+        """
+        found: dict[str, int] = {}
         if not rows:
-            return {}
-        result = self.conn.execute(_INSERT_NEW[self.conn.dialect.name], rows)
-        return {row.email: row.id for row in result}
+            return found
+        dialect = self.conn.dialect
+        processors = [_bind_processor(name, dialect) for name in _NEW_COLUMNS]
+        marker = "?" if dialect.paramstyle == "qmark" else "%s"
+        row_marks = "(" + ", ".join([marker] * len(_NEW_COLUMNS)) + ")"
+        memo: dict[int, Any] = {}  # id(datetime) -> bound value: a batch shares one "now"
+        for start in range(0, len(rows), _INSERT_CHUNK):
+            chunk = rows[start : start + _INSERT_CHUNK]
+            params: list[Any] = []
+            for row in chunk:
+                for name, process in zip(_NEW_COLUMNS, processors, strict=True):
+                    value = row[name]
+                    if isinstance(value, datetime):
+                        key = id(value)
+                        bound = memo.get(key)
+                        if bound is None:
+                            bound = memo[key] = process(value) if process else value
+                        params.append(bound)
+                    else:
+                        params.append(process(value) if process else value)
+            statement = (
+                f"INSERT INTO {contacts.name} ({', '.join(_NEW_COLUMNS)}) VALUES "
+                + ", ".join([row_marks] * len(chunk))
+                + " ON CONFLICT DO NOTHING RETURNING id, email"
+            )
+            for new_id, email in self.conn.exec_driver_sql(statement, tuple(params)):
+                found[email] = int(new_id)
+        return found
 
     def insert_many(self, rows: list[dict[str, Any]]) -> None:
         """Bulk insert for imports: rows hold email, ext_id, attributes (JSON text), times."""
