@@ -110,6 +110,20 @@ class RunResult:
     others_load_core: float
     """Share of wrk's core used by other processes (PostgreSQL backends included)."""
     durability: Durability | None = field(default=None)
+    rate: FixedRate | None = field(default=None)
+    """Latency at a fixed request rate (open loop), measured after the wrk window."""
+
+
+@dataclass
+class FixedRate:
+    rate: float
+    """Requests per second asked for."""
+    sent: int
+    ok: int
+    """Answers 201."""
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
 
 
 def parse_args() -> argparse.Namespace:
@@ -131,6 +145,14 @@ def parse_args() -> argparse.Namespace:
         help="admin URL used to create and drop the throwaway database",
     )
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=200.0,
+        help="after each wrk window, send this many requests/s at a fixed pace (0: skip)",
+    )
+    parser.add_argument("--rate-duration", type=int, default=10, help="seconds at --rate")
+    parser.add_argument("--rate-client", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     unknown = set(args.targets) - set(TARGETS)
@@ -251,7 +273,98 @@ def measure(
         others_server_core=cpu.others_on_core(SERVER_CORE, cpu.processes),
         others_load_core=cpu.others_on_core(LOAD_CORE, load_cpu),
     )
+    if args.rate > 0:
+        result.rate = fixed_rate(url, api_key, f"rate-{run}-{slug}", args.rate, args.rate_duration)
     return result, tag, ack_prefix
+
+
+def fixed_rate(url: str, api_key: str, tag: str, rate: float, duration: int) -> FixedRate:
+    """Run the open-loop client (this script, ``--rate-client``) pinned to the load core."""
+    argv = [
+        *pinned(LOAD_CORE),
+        sys.executable,
+        __file__,
+        "--rate-client",
+        url,
+        api_key or "-",
+        tag,
+        str(rate),
+        str(duration),
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=True)
+    return FixedRate(**json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def rate_client(url: str, api_key: str, tag: str, rate: float, duration: int) -> None:
+    """Send ``rate`` creates a second for ``duration`` seconds, each at its scheduled time on
+    whichever keep-alive connection is free (a new one if none is), and time each from its
+    scheduled time to its answer, so that a slow answer delays no later request's clock (no
+    coordinated omission). Prints one JSON line."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
+    auth = f"Authorization: Bearer {api_key}\r\n" if api_key != "-" else ""
+
+    async def one(
+        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], seq: int
+    ) -> tuple[float, int]:
+        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+        reader, writer = conn
+        body = (
+            f'{{"email":"{tag}-{seq}@bench.example",'
+            f'"attributes":{{"FIRSTNAME":"Ada","LASTNAME":"Lovelace","AGE":{seq % 90}}}}}'
+        ).encode()
+        writer.write(
+            (
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await reader.readexactly(length)
+        idle.append(conn)
+        return time.perf_counter(), status
+
+    async def main() -> None:
+        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        tasks = []
+        start = time.perf_counter() + 0.2
+        total = int(rate * duration)
+        for seq in range(total):
+            due = start + seq / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append((due, asyncio.ensure_future(one(idle, seq))))
+        latencies: list[float] = []
+        ok = 0
+        for due, task in tasks:
+            finished, status = await task
+            latencies.append((finished - due) * 1000)
+            ok += status == 201
+        latencies.sort()
+        print(
+            json.dumps(
+                {
+                    "rate": rate,
+                    "sent": total,
+                    "ok": ok,
+                    "p50_ms": latencies[len(latencies) // 2],
+                    "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+                    "max_ms": latencies[-1],
+                }
+            )
+        )
+
+    asyncio.run(main())
 
 
 def acknowledged_emails(ack_prefix: Path) -> list[str]:
@@ -383,6 +496,13 @@ def print_run(r: RunResult) -> None:
     if r.non_201 or r.socket_errors:
         line += f" | non-201: {r.non_201} ({r.non_201_codes}) socket errors: {r.socket_errors}"
     print(line, flush=True)
+    if r.rate is not None:
+        print(
+            f"      at a fixed {r.rate.rate:.0f} req/s for {r.rate.sent} requests: p50"
+            f" {r.rate.p50_ms:.2f} ms, p99 {r.rate.p99_ms:.2f} ms, max {r.rate.max_ms:.1f} ms"
+            f" ({r.rate.ok} answered 201)",
+            flush=True,
+        )
     d = r.durability
     if d is not None:
         verdict = "OK" if d.ok else "FAILED"
@@ -444,6 +564,19 @@ def print_summary(results: list[RunResult], targets: list[str]) -> None:
                     + f" (median {median(throughput):.3f});"
                     f" server CPU per request x{median(cost):.1f} the baseline's"
                 )
+    rated = [r for r in results if r.rate is not None]
+    if rated:
+        print("\nat a fixed rate (open loop, after each wrk window; medians of the runs):")
+        for target in targets:
+            rs = [r.rate for r in rated if r.target == target and r.rate is not None]
+            if rs:
+                print(
+                    f"  {target:<19} {rs[0].rate:.0f} req/s: p50"
+                    f" {median([x.p50_ms for x in rs]):.2f} ms, p99"
+                    f" {median([x.p99_ms for x in rs]):.2f} ms (runs: "
+                    + ", ".join(f"{x.p99_ms:.1f}" for x in rs)
+                    + f"), max {max(x.max_ms for x in rs):.1f} ms"
+                )
     checked = [r for r in results if r.durability is not None]
     if checked:
         failed = [r for r in checked if r.durability is not None and not r.durability.ok]
@@ -461,6 +594,10 @@ def work_directory() -> Iterator[Path]:
 
 def main() -> None:
     args = parse_args()
+    if args.rate_client:
+        url, key, tag, rate, duration = args.rate_client
+        rate_client(url, key, tag, float(rate), int(duration))
+        return
     require_tools()
     targets: list[str] = list(args.targets)
     if "hookhub-postgresql" in targets:
