@@ -31,6 +31,7 @@ MAX_BUILT = 4 * 1024 * 1024
 body limit, so that copying a large payload's parts around still fits."""
 
 _SCALAR_SIZE = 8
+_FLAT_LIST = 64
 # Functions whose answer is a new value rather than a part of their arguments (those are
 # charged when they were built or not at all: a payload's own parts cost nothing to read).
 _BUILDERS = frozenset(
@@ -90,6 +91,17 @@ class Budget:
         """
         if not isinstance(value, list | dict):
             return _leaf_size(value)
+        if type(value) is list and len(value) <= _FLAT_LIST:
+            # A short list of strings (what split() builds), measured in one pass.
+            total = 2
+            for item in value:
+                if type(item) is not str:
+                    break
+                total += len(item) + 3
+            else:
+                if total > self.max_built - self.built:
+                    raise self._too_much()
+                return total
         known = self._sizes.get(id(value))
         if known is not None and known[0] is value:
             return known[1]
@@ -346,13 +358,36 @@ def compile_tree(node: Any) -> Compiled | None:
             for arg in args:
                 if isinstance(arg, list | dict):
                     budget.step(len(arg))
-            result = _FUNCTIONS.call_function(name, args)
+            direct = _DIRECT.get(name)
+            if direct is not None and len(args) == direct[0] and direct[1](args):
+                result = direct[2](*args)
+            else:  # JMESPath's own call: its argument checks, and its errors
+                result = _FUNCTIONS.call_function(name, args)
             if builds and result is not None:
                 budget.charge(result)
             return result
 
         return called
     return None
+
+
+def _strings(values: list[Any]) -> bool:
+    return all(type(v) is str for v in values)
+
+
+def _texts_joined(args: list[Any]) -> bool:
+    return type(args[0]) is str and type(args[1]) is list and _strings(args[1])
+
+
+# Functions called without JMESPath's signature machinery when their arguments are plainly
+# of the types it requires (anything else goes through it, which raises its usual error):
+# name -> (number of arguments, the check, the function, as Functions defines it).
+_DIRECT: dict[str, tuple[int, Callable[[list[Any]], bool], Callable[..., Any]]] = {
+    "split": (2, _strings, lambda text, sep: text.split(sep) if sep else list(text)),
+    "join": (2, _texts_joined, lambda sep, items: sep.join(items)),
+    "lower": (1, _strings, str.lower),
+    "upper": (1, _strings, str.upper),
+}
 
 
 def _step(budget: Budget) -> None:
