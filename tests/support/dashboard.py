@@ -62,5 +62,5 @@ def signed_in_client(app: Any, services: Services, role: str) -> DashboardClient
     client.email = ensure_user(services, role)
     response = client.sign_in(client.email)
     assert response.status_code == 303, response.text
-    client.csrf_token = csrf_in(client.get("/").text)
+    client.csrf_token = csrf_in(client.get("/settings").text)
     return client
