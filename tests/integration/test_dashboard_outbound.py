@@ -191,6 +191,7 @@ def test_test_send_recover_and_enable(admin: Any, services: Services) -> None:
     for form, field in (
         ({"since": ""}, "since"),
         ({"since": "soon"}, "since"),
+        ({"since": "0001-01-01T00:00+01:00"}, "since"),
         ({"since": "2030-01-02T00:00", "until": "2030-01-01T00:00"}, "until"),
     ):
         refused = form_post(admin, f"/outbound/{endpoint.id}/recover", form)

@@ -79,12 +79,12 @@ def parse_local_time(text: str, field: str, errors: FormErrors) -> datetime | No
         return None
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         errors.add(field, "Give a date and time such as 2026-12-03T17:30.")
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def cursor_of(request: Request) -> int | None:
