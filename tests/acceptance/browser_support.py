@@ -8,7 +8,7 @@ Fixtures (registered in tests/acceptance/conftest.py):
   --password-stdin``. Its ``url``, ``db_url``, ``admin_email``, ``viewer_email``, ``password``,
   ``env`` (for more CLI calls: :func:`hookhub_cli`), ``api()`` (an httpx client of the REST API
   with an admin key, to set things up) and ``log()``.
-- ``browser`` (one per session): chromium at /usr/bin/chromium. Without it the tests are skipped
+- ``browser`` (one per test module): chromium at /usr/bin/chromium. Without it the tests are skipped
   with the reason, except under ``CI=true``, where they fail.
 - ``admin_page`` / ``viewer_page``: a fresh page already signed in as that user (cookies of one
   sign-in per module, so every test starts clean and quick); ``anonymous_page``: not signed in.
@@ -123,8 +123,12 @@ def dashboard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashb
             stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Per module, not per session: while Playwright's sync API is started, its event loop
+    # counts as running in this thread, and an asyncio test run meanwhile in the same
+    # (xdist) worker fails with "Cannot run the event loop while another loop is running".
+    # Pytest ends module fixtures when a worker moves on to another module.
     chromium_or_skip()
     from playwright.sync_api import sync_playwright
 
