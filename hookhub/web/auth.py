@@ -137,6 +137,8 @@ def require_admin(request: Request) -> User:
 
 def sign_in_redirect(request: Request) -> Response:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":
+        target = "/"  # a form posted after the session ended: its URL is no page to return to
     if request.headers.get("hx-request"):
         current = request.headers.get("hx-current-url")
         if current:

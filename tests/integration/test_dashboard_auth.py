@@ -26,6 +26,9 @@ def test_a_page_without_a_session_redirects_to_sign_in(services: Services) -> No
         response = client.get("/?x=1")
         assert response.status_code == 303
         assert response.headers["location"] == "/login?next=%2F%3Fx%3D1"
+        posted = client.post("/settings/keys", data={"name": "x"})
+        assert posted.status_code == 303
+        assert posted.headers["location"] == "/login?next=%2F"
         htmx = client.get("/overview/counts", headers={"HX-Request": "true"})
         assert htmx.status_code == 401
         assert htmx.headers["HX-Redirect"].startswith("/login?next=")
