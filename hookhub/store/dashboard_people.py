@@ -23,7 +23,7 @@ from hookhub.records.email import Email
 from hookhub.store.contacts import row_to_contact
 from hookhub.store.email_reads import LISTING_COLUMNS
 from hookhub.store.email_rows import row_to_email
-from hookhub.store.schema import contacts, list_members
+from hookhub.store.schema import contacts, list_members, lists
 from hookhub.store.schema_automation import automation_enrollments as enrollments
 from hookhub.store.schema_automation import automation_step_log as step_log
 from hookhub.store.schema_email import emails
@@ -118,6 +118,13 @@ def contacts_by_attribute(
 
 
 # -- automations, emails ----------------------------------------------------------------------
+
+
+def list_choices(conn: Connection, limit: int) -> list[tuple[int, str]]:
+    """(id, name) of the first ``limit`` lists, for a picker: no member counts (counting a list
+    of 50,000 members costs PostgreSQL a scan of them, on every contact page)."""
+    query = select(lists.c.id, lists.c.name).order_by(lists.c.id).limit(limit)
+    return [(int(row.id), str(row.name)) for row in conn.execute(query)]
 
 
 def list_members_page(

@@ -18,11 +18,12 @@ from hookhub.core.contacts import normalize_attribute_name, normalize_email
 from hookhub.core.pagination import decode_cursor, decode_text_cursor, encode_cursor
 from hookhub.crm.erasure import ContactEraser
 from hookhub.errors import HookhubError, ValidationFailed
-from hookhub.records.contacts import Contact, ContactList
+from hookhub.records.contacts import Contact
 from hookhub.services import Services
 from hookhub.store.dashboard_people import (
     contacts_by_attribute,
     contacts_by_email_prefix,
+    list_choices,
     list_members_page,
 )
 from hookhub.web.auth import require_admin
@@ -201,7 +202,7 @@ def _detail(services: Services, contact_id: int, cursor: str | None) -> dict[str
         contact = crm.find_contact(contact_id)
         crm.contacts.attach_list_ids([contact])
         names = crm.lists.names(contact.list_ids)
-        lists: list[ContactList] = crm.lists.page(after_id=None, limit=ALL_LISTS)
+        lists = list_choices(crm.conn, ALL_LISTS)
         types = crm.attribute_types()
     timeline = timeline_page(services, contact, cursor)
     return {
@@ -209,7 +210,7 @@ def _detail(services: Services, contact_id: int, cursor: str | None) -> dict[str
         "created": when(contact.created_at),
         "updated": when(contact.updated_at),
         "memberships": [(lid, names.get(lid, f"list #{lid}")) for lid in contact.list_ids],
-        "other_lists": [lst for lst in lists if lst.id not in set(contact.list_ids)],
+        "other_lists": [(i, name) for i, name in lists if i not in set(contact.list_ids)],
         "attributes": [
             (name, value, getattr(types.get(name), "value", "string"))
             for name, value in sorted(contact.attributes.items())
