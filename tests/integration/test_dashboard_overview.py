@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from hookhub.services import Services
+from hookhub.store.database import Database
 from hookhub.store.schema import (
     deliveries,
     delivery_attempts,
@@ -143,3 +144,19 @@ async def test_the_cache_answers_stale_figures_at_once_and_refreshes_behind(
     assert refreshed is not first
     assert refreshed.computed_at == clock[0]
     assert cache.pending(hour) is None
+
+
+def test_activity_says_so_when_the_database_does_not_answer(
+    dashboard_client: MakeClient,
+) -> None:
+    viewer = dashboard_client("viewer")
+    # Figures counted from a database nobody listens for (connection refused).
+    unreachable = Database("postgresql://postgres@127.0.0.1:1/none")
+    viewer.app.state.activity_cache = ActivityCache(unreachable)
+    try:
+        part = viewer.get("/overview/activity?window=week")
+        assert part.status_code == 200
+        assert "The database did not answer" in part.text
+        assert 'hx-trigger="every 15s"' in part.text  # and it tries again
+    finally:
+        unreachable.dispose()

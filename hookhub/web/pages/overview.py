@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
+from sqlalchemy.exc import OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from hookhub.errors import Unavailable
 from hookhub.services import Services
 from hookhub.store.dashboard_stats import counts
 from hookhub.web.charts import bar_chart
@@ -106,5 +108,12 @@ async def overview_counts(request: Request) -> Response:
 @router.get("/overview/activity")
 async def overview_activity(request: Request) -> Response:
     window = _window(request)
-    found = await _cache(request).get(window)
+    try:
+        found = await _cache(request).get(window)
+    except (Unavailable, OperationalError):
+        # A live part of the page: say so and try again later, rather than an error htmx
+        # would not show (the placeholder would say "Counting..." for ever).
+        context = _activity_context(None, window)
+        context["unavailable"] = True
+        return render(request, "_overview_activity.html", context)
     return render(request, "_overview_activity.html", _activity_context(found, window))
