@@ -275,3 +275,17 @@ def test_hostile_bodies_are_shown_escaped_never_a_500(
         )
         assert preview.status_code == 200
     assert "&lt;script&gt;" in admin.get(f"/inbound/{hook.id}/requests/{logged[-1]['id']}").text
+
+
+def test_a_nul_character_is_refused_on_both_backends(admin: Any, services: Services) -> None:
+    """PostgreSQL cannot store one (the API's schemas refuse it too): a 422, never a 500."""
+    hook, _ = services.inbound.create({"source": "stripe", "secret": "whsec_x", "name": "Shop"})
+    for path, form in (
+        ("/inbound", {"source": "stripe", "name": "a\x00b"}),
+        (f"/inbound/{hook.id}/settings", {"name": "a\x00b"}),
+        (f"/inbound/{hook.id}/rules", {"rules": '[{"name": "\x00"}]'}),
+    ):
+        refused = form_post(admin, path, form)
+        assert refused.status_code == 422, path
+        assert "NUL character" in text_of(refused)
+    assert [w.name for w in services.inbound.page(after_id=None, limit=5)] == ["Shop"]

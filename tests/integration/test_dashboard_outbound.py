@@ -287,3 +287,18 @@ def test_delete_removes_the_endpoint(admin: Any, services: Services) -> None:
     assert gone.status_code == 200
     assert services.endpoints.page(after_id=None, limit=10) == []
     assert "No endpoint yet" in gone.text
+
+
+def test_a_nul_character_is_refused_on_both_backends(admin: Any, services: Services) -> None:
+    """PostgreSQL cannot store one (the API's schemas refuse it too): a 422, never a 500."""
+    endpoint = _endpoint(services)
+    form = {"url": URL, "events": ["*"], "transform_kind": "none"}
+    for path, extra in (
+        ("/outbound", {"description": "d\x00"}),
+        (f"/outbound/{endpoint.id}/edit", {"filter": "'\x00'"}),
+        ("/outbound", {"transform_kind": "template", "transform_template": '{"a": "\x00"}'}),
+    ):
+        refused = form_post(admin, path, {**form, **extra})
+        assert refused.status_code == 422, path
+        assert "NUL character" in text_of(refused)
+    assert [e.id for e in services.endpoints.page(after_id=None, limit=5)] == [endpoint.id]

@@ -36,6 +36,7 @@ from hookhub.web.pages.inbound_common import (
     pretty_body,
     pretty_json,
     query_string,
+    read_form,
     services_of,
     show_time,
     text_field,
@@ -140,7 +141,7 @@ async def inbound_new(request: Request) -> Response:
 @router.post("/inbound")
 async def inbound_create(request: Request) -> Response:
     require_admin(request)
-    form = await request.form()
+    form = await read_form(request)
     values = {name: text_field(form, name) for name in CREATE_FIELDS}
     errors = FormErrors()
     if values["source"] not in PROVIDERS:
@@ -281,7 +282,7 @@ async def inbound_requests_partial(request: Request, webhook_id: int) -> Respons
 @router.post("/inbound/{webhook_id:int}/settings")
 async def inbound_settings(request: Request, webhook_id: int) -> Response:
     require_admin(request)
-    form = await request.form()
+    form = await read_form(request)
     values = {name: text_field(form, name) for name in SETTINGS_FIELDS}
     errors = FormErrors()
     if not values["name"]:

@@ -29,6 +29,7 @@ from hookhub.web.pages.inbound_common import (
     call,
     parse_json,
     pretty_json,
+    read_form,
     services_of,
     show_time,
     text_field,
@@ -124,7 +125,7 @@ async def rules_preview(request: Request, webhook_id: int) -> Response:
     Answers 200 with the problem shown when the draft is not valid JSON or not valid rules:
     the editor is mid-edit, which is not an error of the page.
     """
-    form = await request.form()
+    form = await read_form(request)
     webhook_id_in_range(webhook_id)
     errors = FormErrors()
     rules = parse_json(text_field(form, "rules"), "rules", errors, default=[])
@@ -144,7 +145,7 @@ async def rules_preview(request: Request, webhook_id: int) -> Response:
 @router.post("/inbound/{webhook_id:int}/rules")
 async def rules_save(request: Request, webhook_id: int) -> Response:
     require_admin(request)
-    form = await request.form()
+    form = await read_form(request)
     webhook_id_in_range(webhook_id)
     text = text_field(form, "rules")
     request_id = _request_id(text_field(form, "request_id"))

@@ -42,6 +42,7 @@ from hookhub.web.pages.inbound_common import (
     field_of,
     parse_json,
     pretty_json,
+    read_form,
     services_of,
     show_time,
     text_field,
@@ -217,7 +218,7 @@ async def outbound_new(request: Request) -> Response:
 @router.post("/outbound")
 async def outbound_create(request: Request) -> Response:
     require_admin(request)
-    values = form_values(await request.form())
+    values = form_values(await read_form(request))
     errors = FormErrors()
     spec = form_spec(values, errors)
     _check_url(request, values["url"], errors)
@@ -234,7 +235,7 @@ async def outbound_create(request: Request) -> Response:
 @router.post("/outbound/preview")
 async def outbound_preview_draft(request: Request) -> Response:
     """The create form's preview: what a draft endpoint would be sent for an event's example."""
-    values = form_values(await request.form())
+    values = form_values(await read_form(request))
     return render(
         request, "_outbound_preview.html", {"preview": await _draft_preview(request, values, None)}
     )
@@ -318,7 +319,7 @@ async def outbound_update(request: Request, endpoint_id: int) -> Response:
     require_admin(request)
     services = services_of(request)
     endpoint = await call(services.endpoints.get, endpoint_id_in_range(endpoint_id))
-    values = form_values(await request.form())
+    values = form_values(await read_form(request))
     errors = FormErrors()
     spec = form_spec(values, errors)
     _check_url(request, values["url"], errors)
@@ -337,7 +338,7 @@ async def outbound_preview(request: Request, endpoint_id: int) -> Response:
     """An endpoint's preview: with the edit form's draft, or (no draft fields) as saved."""
     services = services_of(request)
     endpoint = await call(services.endpoints.get, endpoint_id_in_range(endpoint_id))
-    form = await request.form()
+    form = await read_form(request)
     if "transform_kind" in form:
         shown = await _draft_preview(request, form_values(form), endpoint)
     else:

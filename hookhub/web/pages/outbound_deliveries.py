@@ -30,6 +30,7 @@ from hookhub.web.pages.inbound_common import (
     parse_local_time,
     pretty_body,
     query_string,
+    read_form,
     services_of,
     show_time,
     text_field,
@@ -166,7 +167,7 @@ async def outbound_rotate_secret(request: Request, endpoint_id: int) -> Response
 @router.post("/outbound/{endpoint_id:int}/enabled")
 async def outbound_enabled(request: Request, endpoint_id: int) -> Response:
     require_admin(request)
-    form = await request.form()
+    form = await read_form(request)
     enabled = text_field(form, "enabled") == "true"
     await call(
         services_of(request).endpoints.update,
@@ -179,7 +180,7 @@ async def outbound_enabled(request: Request, endpoint_id: int) -> Response:
 @router.post("/outbound/{endpoint_id:int}/test")
 async def outbound_test(request: Request, endpoint_id: int) -> Response:
     require_admin(request)
-    form = await request.form()
+    form = await read_form(request)
     event_type = text_field(form, "event_type", limit=64)
     try:
         _, delivery_id = await call(
@@ -198,7 +199,7 @@ async def outbound_test(request: Request, endpoint_id: int) -> Response:
 async def outbound_recover(request: Request, endpoint_id: int) -> Response:
     """Requeue failed and exhausted deliveries of a window, and backfill missed messages."""
     require_admin(request)
-    form = await request.form()
+    form = await read_form(request)
     values = {"since": text_field(form, "since"), "until": text_field(form, "until")}
     errors = FormErrors()
     since = parse_local_time(values["since"], "since", errors)
