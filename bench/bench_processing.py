@@ -42,11 +42,13 @@ from pathlib import Path
 from common import (
     DEFAULT_POSTGRES_URL,
     Proc,
+    database_name,
     fresh_database,
     hookhub_command,
     machine_info,
     median,
     pinned,
+    postgres_cpu_by_pid,
     postgres_reachable,
     print_machine,
     process_cpu_seconds,
@@ -125,10 +127,18 @@ class Drain:
     """From the first batch committed to the end: start-up left out."""
     steady_seconds: float = 0.0
     steady_cpu_seconds: float = 0.0
+    steady_db_cpu_seconds: float | None = None
+    """PostgreSQL: its backends' CPU over the same span (the benchmark database's only)."""
 
     @property
     def steady_rate(self) -> float:
         return self.steady_requests / self.steady_seconds if self.steady_seconds else 0.0
+
+    @property
+    def steady_db_cpu_us(self) -> float | None:
+        if self.steady_db_cpu_seconds is None or not self.steady_requests:
+            return None
+        return self.steady_db_cpu_seconds / self.steady_requests * 1e6
 
     @property
     def steady_cpu_us(self) -> float:
@@ -162,6 +172,8 @@ def drain(url: str, count: int, workdir: Path, source: Path | None, history: int
     started = time.monotonic()
     with Proc("hookhub worker", argv, log_path=workdir / "worker.log", env=env) as worker:
         first: list[tuple[int, float, float]] = []  # pending, time, CPU at the first progress
+        database = database_name(url) if not url.startswith("sqlite") else None
+        db_first: dict[int, float] = {}
 
         def drained() -> bool:
             if not worker.alive():
@@ -169,12 +181,18 @@ def drain(url: str, count: int, workdir: Path, source: Path | None, history: int
             pending = log.pending()
             if not first and pending < count:
                 first.append((pending, time.monotonic(), process_cpu_seconds(worker.pid)))
+                if database is not None:
+                    db_first.update(postgres_cpu_by_pid(database))
             return pending == 0
 
         if not wait_until(drained, max(300.0, count / 20), interval=0.05):
             raise RuntimeError(f"the backlog did not drain; {log.pending()} left")
         seconds = time.monotonic() - started
         cpu = process_cpu_seconds(worker.pid)
+        db_cpu = None
+        if database is not None:
+            db_end = postgres_cpu_by_pid(database)
+            db_cpu = sum(end - db_first.get(pid, 0.0) for pid, end in db_end.items())
         worker.stop(signal.SIGTERM)
     check(log, count, history)
     pending, at, cpu_at = first[0]
@@ -186,6 +204,7 @@ def drain(url: str, count: int, workdir: Path, source: Path | None, history: int
         steady_requests=pending,
         steady_seconds=started + seconds - at,
         steady_cpu_seconds=cpu - cpu_at,
+        steady_db_cpu_seconds=db_cpu,
     )
 
 
@@ -279,7 +298,13 @@ def main() -> None:
                         f" ({result.requests:,} in {result.seconds:.1f} s,"
                         f" {result.cpu_us:,.0f} us CPU a request); after start-up:"
                         f" {result.steady_rate:7,.0f} req/s, {result.steady_cpu_us:,.0f} us CPU"
-                        " a request; every request processed"
+                        " a request"
+                        + (
+                            f" (+ {result.steady_db_cpu_us:,.0f} us in PostgreSQL)"
+                            if result.steady_db_cpu_us is not None
+                            else ""
+                        )
+                        + "; every request processed"
                     )
     print(f"\nsummary ({args.backend}, medians of {args.runs} runs; 'steady': start-up left out):")
     for who, drains in results.items():
@@ -290,6 +315,13 @@ def main() -> None:
             f" {median([d.steady_cpu_us for d in drains]):7,.0f} us CPU a request"
             f" (one core's worth: {1e6 / median([d.steady_cpu_us for d in drains]):7,.0f}/s)"
         )
+        db = [d.steady_db_cpu_us for d in drains if d.steady_db_cpu_us is not None]
+        if db:
+            both = median([d.steady_cpu_us + (d.steady_db_cpu_us or 0.0) for d in drains])
+            print(
+                f"  {'':<46} + {median(db):,.0f} us CPU a request in PostgreSQL"
+                f" (worker and PostgreSQL on one core's worth: {1e6 / both:7,.0f}/s)"
+            )
     bare_runs = {who: d for who, d in results.items() if who.startswith("bare")}
     for who, drains in results.items():
         if who.startswith("bare"):
