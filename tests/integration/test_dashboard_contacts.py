@@ -343,3 +343,46 @@ def test_every_form_carries_the_sessions_csrf_token(
         "/lists", data={"name": "From the form", "csrf_token": token}, follow_redirects=False
     )
     assert created.status_code == 303
+
+
+def test_the_timeline_goes_on_through_scan_windows(
+    admin: Client, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages have no contact column: each page scans a window of them. With windows of 7
+    messages, paging on finds every message about the contact once, in order, among many
+    about others, and its events in between."""
+    from hookhub.web.pages import contacts_timeline
+
+    monkeypatch.setattr(contacts_timeline, "WINDOW", 7)
+    me = make_contact(services, "me@example.com")
+    others = [make_contact(services, f"other{n}@example.com") for n in range(3)]
+    for n in range(12):
+        with services.crm.transaction() as crm:
+            crm.update_contact(crm.find_contact(me), attributes={"STEP": str(n)})
+            for other in others:
+                crm.update_contact(crm.find_contact(other), attributes={"STEP": str(n)})
+        if n % 4 == 0:
+            with services.crm.transaction() as crm:
+                crm.track_event(f"milestone_{n}", identifiers={"contact_id": me})
+    titles: list[str] = []
+    path = f"/contacts/{me}/timeline"
+    for _ in range(40):
+        part = admin.get(path)
+        assert part.status_code == 200
+        titles += re.findall(r'class="timeline-title">([^<]+)<', part.text)
+        more = re.search(r'hx-get="([^"]+)"', part.text)
+        if more is None:
+            break
+        path = more.group(1).replace("&amp;", "&")
+    else:
+        pytest.fail("the timeline never ended")
+    # contact.created, 12 contact.updated (one per step, its own), 3 events and their messages
+    assert titles.count("contact.updated") == 12
+    assert titles.count("contact.created") == 1
+    assert titles.count("event.tracked") == 3
+    assert [t for t in titles if t.startswith("milestone_")] == [
+        "milestone_8",
+        "milestone_4",
+        "milestone_0",
+    ]
+    assert titles[-1] == "contact.created"

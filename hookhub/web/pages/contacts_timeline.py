@@ -21,6 +21,7 @@ from hookhub.records.contacts import Contact
 from hookhub.services import Services
 from hookhub.store.dashboard_timeline import (
     RANKS,
+    SCAN_WINDOW,
     Before,
     TimelineEntry,
     automation_entries,
@@ -45,6 +46,8 @@ router = APIRouter(include_in_schema=False)
 PAGE = 30
 MAX_TIME = 32503680000.0
 """Year 3000: a cursor's time beyond it is not one this page made."""
+WINDOW = SCAN_WINDOW
+"""Rows the message and inbound-request scans look at per page."""
 CREATED_MARGIN = 60.0
 """Seconds before a contact's creation from which messages about it are looked for."""
 
@@ -94,13 +97,14 @@ def timeline_page(services: Services, contact: Contact, cursor: str | None) -> T
             email_entries(conn, cid, before=before, limit=PAGE),
             *automation_entries(conn, cid, before=before, limit=PAGE),
         ]
-        inbound = inbound_entries(conn, cid, before=before, below_id=below_request)
+        inbound = inbound_entries(conn, cid, before=before, below_id=below_request, window=WINDOW)
         outbound = outbound_entries(
             conn,
             cid,
             before=before,
             below_id=below_message,
             since=contact.created_at.timestamp() - CREATED_MARGIN,
+            window=WINDOW,
         )
     sources += [inbound, outbound]
     floors = [s.floor for s in sources if s.floor is not None]
