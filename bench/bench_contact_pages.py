@@ -6,8 +6,10 @@ members are neither the first nor the last contacts: a page query that walks the
 table rather than the list's own rows shows it). A ``hookhub serve`` pinned to core 0 then
 answers; one client on core 1 walks every page of 100 (following ``next_cursor``), and then
 asks the first, middle and last pages ``--repeat`` times each, one request at a time on a
-keep-alive connection. Printed: the walk's per-page latency by depth decile (p50 and max) and,
-for each of the three pages, p50/p90/max in ms. The goal: p50 <= 5 ms at any depth.
+keep-alive connection, each followed by a ``GET /healthz`` as the floor (on a busy machine any
+request waits for a core). Printed: the walk's per-page latency by depth decile (p50 and max)
+and, for each of the three pages, p50/p90/max in ms beside /healthz's, and the server's CPU
+time per request. The goal: p50 <= 5 ms at any depth.
 
     .venv/bin/python bench/bench_contact_pages.py [--rows 100000] [--others 50000]
         [--targets sqlite,postgresql] [--repeat 200]
@@ -43,6 +45,7 @@ from common import (
     pinned,
     postgres_reachable,
     print_machine,
+    process_cpu_seconds,
 )
 
 SERVER_CORE = 0
@@ -58,7 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--targets", default="sqlite,postgresql")
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES_URL)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--client", nargs=3, help=argparse.SUPPRESS)  # internal: PORT KEY LIST
+    parser.add_argument("--client", nargs=4, help=argparse.SUPPRESS)  # PORT KEY LIST MODE
     return parser.parse_args()
 
 
@@ -78,6 +81,13 @@ class Client:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.headers = {"Authorization": f"Bearer {key}"}
 
+    def healthz(self) -> float:
+        started = time.perf_counter()
+        self.conn.request("GET", "/healthz")
+        answer = self.conn.getresponse()
+        answer.read()
+        return (time.perf_counter() - started) * 1000
+
     def page(self, list_id: int, cursor: str | None) -> tuple[float, dict[str, Any]]:
         query: dict[str, Any] = {"list_id": list_id, "limit": PAGE}
         if cursor is not None:
@@ -92,30 +102,37 @@ class Client:
         return elapsed, json.loads(body)
 
 
-def client_main(port: int, key: str, list_id: int, repeat: int) -> None:
+def client_main(port: int, key: str, list_id: int, repeat: int, mode: str) -> None:
+    """``walk``: every page, then the cursors of the first, middle and last full pages;
+    a cursor (``-`` for none): that page ``repeat`` times, each followed by a GET /healthz
+    (the floor: what any request costs on this machine at this moment)."""
     client = Client(port, key)
-    cursors: list[str | None] = [None]
-    sizes: list[int] = []
-    walk: list[float] = []
-    seen = 0
-    cursor: str | None = None
-    while True:
-        ms, body = client.page(list_id, cursor)
-        walk.append(ms)
-        seen += len(body["data"])
-        sizes.append(len(body["data"]))
-        cursor = body["next_cursor"]
-        if cursor is None:
-            break
-        cursors.append(cursor)
-    full = [c for c, n in zip(cursors, sizes, strict=True) if n]  # a last page may be empty
-    picks = {"first": full[0], "middle": full[len(full) // 2], "last": full[-1]}
-    pages: dict[str, list[float]] = {}
-    for name, at in picks.items():
-        for _ in range(5):  # warm
-            client.page(list_id, at)
-        pages[name] = [client.page(list_id, at)[0] for _ in range(repeat)]
-    print(json.dumps({"walk": walk, "seen": seen, "pages": pages}))
+    if mode == "walk":
+        cursors: list[str | None] = [None]
+        sizes: list[int] = []
+        walk: list[float] = []
+        cursor: str | None = None
+        while True:
+            ms, body = client.page(list_id, cursor)
+            walk.append(ms)
+            sizes.append(len(body["data"]))
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+            cursors.append(cursor)
+        full = [c for c, n in zip(cursors, sizes, strict=True) if n]  # a last page may be empty
+        picks = {"first": full[0], "middle": full[len(full) // 2], "last": full[-1]}
+        print(json.dumps({"walk": walk, "seen": sum(sizes), "picks": picks}))
+        return
+    at = None if mode == "-" else mode
+    for _ in range(5):  # warm
+        client.page(list_id, at)
+    pages: list[float] = []
+    floor: list[float] = []
+    for _ in range(repeat):
+        pages.append(client.page(list_id, at)[0])
+        floor.append(client.healthz())
+    print(json.dumps({"page": pages, "healthz": floor}))
 
 
 # -- orchestration --------------------------------------------------------------------------------
@@ -124,6 +141,14 @@ def client_main(port: int, key: str, list_id: int, repeat: int) -> None:
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def client(port: int, key: str, list_id: int, mode: str, repeat: int) -> dict[str, Any]:
+    argv = [*pinned(CLIENT_CORE), sys.executable, __file__, "--client", str(port), key]
+    argv += [str(list_id), mode, "--repeat", str(repeat)]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=1800)
+    answer: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return answer
 
 
 def run_target(backend: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -168,24 +193,14 @@ def run_target(backend: str, args: argparse.Namespace, work: Path) -> dict[str, 
                     argv += ["--list", str(list_id)]
                 subprocess.run(argv, check=True, capture_output=True, timeout=1800)
             print(f"  {backend}: filled in {time.monotonic() - started:.0f} s", flush=True)
-            done = subprocess.run(
-                [
-                    *pinned(CLIENT_CORE),
-                    sys.executable,
-                    __file__,
-                    "--client",
-                    str(port),
-                    key,
-                    str(list_id),
-                    "--repeat",
-                    str(args.repeat),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=1800,
-            )
-            result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+            result: dict[str, Any] = client(port, key, list_id, "walk", args.repeat)
+            result["pages"] = {}
+            for name, cursor in result["picks"].items():
+                cpu_before = process_cpu_seconds(server.pid)
+                measured = client(port, key, list_id, cursor or "-", args.repeat)
+                cpu = process_cpu_seconds(server.pid) - cpu_before
+                measured["server_cpu_ms"] = cpu * 1000 / (2 * args.repeat + 5)
+                result["pages"][name] = measured
     if result["seen"] != args.rows:
         raise RuntimeError(f"{backend}: the walk saw {result['seen']} contacts, not {args.rows}")
     return result
@@ -201,19 +216,25 @@ def report(backend: str, result: dict[str, Any]) -> None:
             f"  pages {start + 1:>5}-{start + len(part):<5} p50 {statistics.median(part):6.2f}"
             f"  max {max(part):7.2f}"
         )
-    print(f"  the {len(result['pages']['first'])} requests of each page, ms:")
-    for name, values in result["pages"].items():
+    print(
+        "  each page asked again and again, one request at a time, each followed by a GET"
+        " /healthz (the floor); ms, and the server's CPU ms per request (pages and healthz"
+        " together):"
+    )
+    for name, got in result["pages"].items():
+        values, floor = got["page"], got["healthz"]
         print(
             f"  {name:<7} p50 {statistics.median(values):6.2f}  p90 {pct(values, 0.9):6.2f}"
-            f"  max {max(values):7.2f}"
+            f"  max {max(values):7.2f} | healthz p50 {statistics.median(floor):6.2f}"
+            f" p90 {pct(floor, 0.9):6.2f} | server CPU {got['server_cpu_ms']:.2f} ms/request"
         )
 
 
 def main() -> None:
     args = parse_args()
     if args.client:
-        port, key, list_id = args.client
-        client_main(int(port), key, int(list_id), args.repeat)
+        port, key, list_id, mode = args.client
+        client_main(int(port), key, int(list_id), args.repeat, mode)
         return
     targets = [t.strip() for t in args.targets.split(",") if t.strip()]
     if "postgresql" in targets and (problem := postgres_reachable(args.postgres_url)):

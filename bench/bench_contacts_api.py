@@ -307,22 +307,11 @@ def rate_client(url: str, api_key: str, tag: str, rate: float, duration: int) ->
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
     auth = f"Authorization: Bearer {api_key}\r\n" if api_key != "-" else ""
 
-    async def one(
-        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], seq: int
-    ) -> tuple[float, int]:
-        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+    async def exchange(
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
+    ) -> int:
         reader, writer = conn
-        body = (
-            f'{{"email":"{tag}-{seq}@bench.example",'
-            f'"attributes":{{"FIRSTNAME":"Ada","LASTNAME":"Lovelace","AGE":{seq % 90}}}}}'
-        ).encode()
-        writer.write(
-            (
-                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode()
-            + body
-        )
+        writer.write(request)
         head = await reader.readuntil(b"\r\n\r\n")
         status = int(head.split(b" ", 2)[1])
         length = 0
@@ -330,6 +319,28 @@ def rate_client(url: str, api_key: str, tag: str, rate: float, duration: int) ->
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
         await reader.readexactly(length)
+        return status
+
+    async def one(
+        idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], seq: int
+    ) -> tuple[float, int]:
+        body = (
+            f'{{"email":"{tag}-{seq}@bench.example",'
+            f'"attributes":{{"FIRSTNAME":"Ada","LASTNAME":"Lovelace","AGE":{seq % 90}}}}}'
+        ).encode()
+        request = (
+            f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        conn = idle.pop() if idle else await asyncio.open_connection(host, port)
+        try:
+            status = await exchange(conn, request)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # The server closed a connection that sat idle past its keep-alive: the request
+            # was not read (no answer began); send it on a new one, its clock still running.
+            conn[1].close()
+            conn = await asyncio.open_connection(host, port)
+            status = await exchange(conn, request)
         idle.append(conn)
         return time.perf_counter(), status
 
@@ -568,14 +579,14 @@ def print_summary(results: list[RunResult], targets: list[str]) -> None:
     if rated:
         print("\nat a fixed rate (open loop, after each wrk window; medians of the runs):")
         for target in targets:
-            rs = [r.rate for r in rated if r.target == target and r.rate is not None]
-            if rs:
+            fixed = [r.rate for r in rated if r.target == target and r.rate is not None]
+            if fixed:
                 print(
-                    f"  {target:<19} {rs[0].rate:.0f} req/s: p50"
-                    f" {median([x.p50_ms for x in rs]):.2f} ms, p99"
-                    f" {median([x.p99_ms for x in rs]):.2f} ms (runs: "
-                    + ", ".join(f"{x.p99_ms:.1f}" for x in rs)
-                    + f"), max {max(x.max_ms for x in rs):.1f} ms"
+                    f"  {target:<19} {fixed[0].rate:.0f} req/s: p50"
+                    f" {median([x.p50_ms for x in fixed]):.2f} ms, p99"
+                    f" {median([x.p99_ms for x in fixed]):.2f} ms (runs: "
+                    + ", ".join(f"{x.p99_ms:.1f}" for x in fixed)
+                    + f"), max {max(x.max_ms for x in fixed):.1f} ms"
                 )
     checked = [r for r in results if r.durability is not None]
     if checked:
