@@ -50,11 +50,6 @@ class Endpoint:
     collapse: dict[str, Any] | None = None
     """``{"event_types": [...], "window_ms": n}``: a contact's bursts become one delivery."""
 
-    @property
-    def keyed(self) -> bool:
-        """Whether its deliveries keep the contact they are about (ordering or collapse)."""
-        return self.ordering is not None or self.collapse is not None
-
     def subscribes_to(self, event_type: str) -> bool:
         return subscription_matches(self.event_types, event_type)
 
