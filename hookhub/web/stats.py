@@ -165,10 +165,12 @@ class ActivityCache:
         self._refreshing: dict[str, asyncio.Task[Activity]] = {}
 
     def peek(self, window: Window) -> Activity | None:
-        """The figures at hand (maybe stale), starting a refresh when they are not fresh;
-        never waits."""
+        """The figures at hand (maybe stale), starting a refresh when they are stale; never
+        waits. With none at hand it starts nothing: the page's placeholder asks :meth:`get`,
+        so a page that nobody looks at further (a test, a link checker) leaves no work
+        running behind it."""
         found = self._found.get(window.name)
-        if found is None or self.clock() - found.computed_at >= self._fresh(window):
+        if found is not None and self.clock() - found.computed_at >= self._fresh(window):
             self._start(window)
         return found
 

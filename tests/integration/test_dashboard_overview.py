@@ -128,7 +128,8 @@ async def test_the_cache_answers_stale_figures_at_once_and_refreshes_behind(
     clock = [time.time()]
     cache = ActivityCache(services.db, clock=lambda: clock[0])
     hour = WINDOWS["hour"]
-    assert cache.peek(hour) is None  # nothing yet: starts counting, never waits
+    assert cache.peek(hour) is None  # nothing yet, and nothing started behind the page
+    assert cache.pending(hour) is None
     first = await cache.get(hour)
     assert first.computed_at == clock[0]
     assert await cache.get(hour) is first  # fresh: no new read
