@@ -45,41 +45,35 @@ def recent_request_statuses(
     conn: Connection, webhook_ids: Sequence[int]
 ) -> dict[int, RecentStatuses]:
     """Per inbound webhook, the statuses of its newest requests and when the last arrived."""
-    answer: dict[int, RecentStatuses] = {}
-    for webhook_id in webhook_ids:
-        newest = (
-            select(inbound_requests.c.status, inbound_requests.c.received_at)
-            .where(inbound_requests.c.webhook_id == webhook_id)
-            .order_by(inbound_requests.c.id.desc())
-            .limit(RECENT)
-        )
-        recent = RecentStatuses()
-        for row in conn.execute(newest):
-            if recent.last_at is None:
-                recent.last_at = float(row.received_at)
-            recent.counts[row.status] = recent.counts.get(row.status, 0) + 1
-        answer[webhook_id] = recent
-    return answer
+    return _recent(conn, webhook_ids, inbound_requests.c.webhook_id, inbound_requests.c.received_at)
 
 
 def recent_delivery_statuses(
     conn: Connection, endpoint_ids: Sequence[int]
 ) -> dict[int, RecentStatuses]:
     """Per outbound endpoint, the statuses of its newest deliveries and when the last changed."""
+    return _recent(conn, endpoint_ids, deliveries.c.endpoint_id, deliveries.c.updated_at)
+
+
+def _recent(
+    conn: Connection, owner_ids: Sequence[int], owner: Any, when: Any
+) -> dict[int, RecentStatuses]:
+    """The statuses of each owner's newest RECENT rows (by id), and the newest row's time."""
+    table = owner.table
     answer: dict[int, RecentStatuses] = {}
-    for endpoint_id in endpoint_ids:
+    for owner_id in owner_ids:
         newest = (
-            select(deliveries.c.status, deliveries.c.updated_at)
-            .where(deliveries.c.endpoint_id == endpoint_id)
-            .order_by(deliveries.c.id.desc())
+            select(table.c.status, when)
+            .where(owner == owner_id)
+            .order_by(table.c.id.desc())
             .limit(RECENT)
         )
         recent = RecentStatuses()
-        for row in conn.execute(newest):
+        for status, at in conn.execute(newest):
             if recent.last_at is None:
-                recent.last_at = float(row.updated_at)
-            recent.counts[row.status] = recent.counts.get(row.status, 0) + 1
-        answer[endpoint_id] = recent
+                recent.last_at = float(at)
+            recent.counts[status] = recent.counts.get(status, 0) + 1
+        answer[owner_id] = recent
     return answer
 
 
